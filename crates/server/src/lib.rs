@@ -1,1 +1,91 @@
-//! placeholder
+//! Tandem's server: listeners, connections and per-client state, pipelining, the config
+//! registry, the client registry, `INFO`, client pause, the active expiry cycle, shutdown.
+//!
+//! Main types: [`Shared`] (everything connections share; it is the `commands::Host`),
+//! [`Server`] (start and run), [`config::Config`].
+//!
+//! This crate must not know how values are stored: it reaches keys only through
+//! `commands::execute` and the engine's expiry step.
+
+pub mod clients;
+pub mod config;
+pub mod connection;
+pub mod expiry;
+pub mod host;
+pub mod info;
+pub mod listener;
+pub mod memory;
+pub mod pause;
+
+use clients::Clients;
+use commands::Stats;
+use config::Config;
+use engine::Keyspace;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// State shared by every connection and background task.
+pub struct Shared {
+    /// The keyspace.
+    pub ks: Keyspace,
+    /// Configuration.
+    pub config: Config,
+    /// Connected clients.
+    pub clients: Clients,
+    /// Counters.
+    pub stats: Stats,
+    /// Client pause state.
+    pub pause: pause::Pause,
+    /// Start time, Unix ms.
+    pub start_ms: i64,
+    /// 40-hex-digit run id.
+    pub run_id: String,
+    /// The port actually bound.
+    pub port: AtomicU64,
+    /// Path of the configuration file, if any.
+    pub config_file: String,
+    /// Bytes read from clients.
+    pub net_input_bytes: AtomicU64,
+    /// Bytes written to clients.
+    pub net_output_bytes: AtomicU64,
+    /// Set when shutdown was requested.
+    pub shutting_down: AtomicBool,
+    /// Wakes the main task for shutdown.
+    pub shutdown_notify: Notify,
+}
+
+impl Shared {
+    /// Shared state for a configuration.
+    pub fn new(config: Config, config_file: String) -> Arc<Shared> {
+        let databases = config.get_i64("databases") as usize;
+        let shards = config.get_i64("keyspace-shards") as usize;
+        let seed = random_seed();
+        let run_id: String = (0..40).map(|i| format!("{:x}", (seed.rotate_left(i * 7) ^ (i as u64 * 0x9e37)) % 16)).collect();
+        Arc::new(Shared {
+            ks: Keyspace::new(databases, shards, seed),
+            config,
+            clients: Clients::default(),
+            stats: Stats::default(),
+            pause: pause::Pause::default(),
+            start_ms: connection::unix_ms(),
+            run_id,
+            port: AtomicU64::new(0),
+            config_file,
+            net_input_bytes: AtomicU64::new(0),
+            net_output_bytes: AtomicU64::new(0),
+            shutting_down: AtomicBool::new(false),
+            shutdown_notify: Notify::new(),
+        })
+    }
+}
+
+/// A seed from the OS's randomness (hash seeds, run id); never used by commands.
+pub fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.finish()
+}
+
+pub use listener::Server;

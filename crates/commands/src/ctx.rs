@@ -1,0 +1,318 @@
+//! The context a command handler runs in: the locked part of the keyspace, the reply writer,
+//! the session, the host and the environment.
+//!
+//! [`Store`] is the only way handlers touch keys. It hides expired keys from every command
+//! (removing them and recording a `DEL` effect where this node may delete), counts hits and
+//! misses, refreshes access times, and counts changes so that the executor knows whether the
+//! command must be logged.
+
+use crate::effects::Effects;
+use crate::errors::CmdError;
+use crate::host::Host;
+use crate::session::Session;
+use crate::stats::Stats;
+use engine::keyspace::lru_clock;
+use engine::sync::MutexGuard;
+use engine::{Db, Entry, Keyspace, Rng, Shard, Str, Value};
+use protocol::ReplyWriter;
+use smallvec::SmallVec;
+
+/// Shards locked for one command, in ascending order.
+pub struct Locks<'a> {
+    guards: SmallVec<[(usize, MutexGuard<'a, Shard>); 2]>,
+    all: Vec<MutexGuard<'a, Shard>>,
+}
+
+impl<'a> Locks<'a> {
+    /// No shard locked.
+    pub fn none() -> Locks<'a> {
+        Locks { guards: SmallVec::new(), all: Vec::new() }
+    }
+
+    /// Locks the shards of the given hashes, in ascending shard order.
+    pub fn for_hashes(ks: &'a Keyspace, hashes: impl Iterator<Item = u64>) -> Locks<'a> {
+        let mut idx: SmallVec<[usize; 4]> = hashes.map(|h| ks.shard_of(h)).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        let guards = idx.into_iter().map(|i| (i, ks.lock(i))).collect();
+        Locks { guards, all: Vec::new() }
+    }
+
+    /// Locks every shard.
+    pub fn all(ks: &'a Keyspace) -> Locks<'a> {
+        Locks { guards: SmallVec::new(), all: ks.lock_all() }
+    }
+
+    /// True if every shard is locked.
+    pub fn is_all(&self) -> bool {
+        !self.all.is_empty()
+    }
+
+    /// The locked shard with index `i`; panics if the command did not lock it, which is a bug
+    /// in the command's key spec or lock mode.
+    #[inline]
+    pub fn shard(&mut self, i: usize) -> &mut Shard {
+        if !self.all.is_empty() {
+            return &mut self.all[i];
+        }
+        for (idx, g) in self.guards.iter_mut() {
+            if *idx == i {
+                return g;
+            }
+        }
+        panic!("shard {i} touched without being locked");
+    }
+
+    /// Every locked shard.
+    pub fn shards(&mut self) -> impl Iterator<Item = &mut Shard> + use<'_, 'a> {
+        self.all.iter_mut().map(|g| &mut **g).chain(self.guards.iter_mut().map(|(_, g)| &mut **g))
+    }
+}
+
+/// Key access for one command.
+pub struct Store<'a> {
+    /// The keyspace.
+    pub ks: &'a Keyspace,
+    /// The shards this command holds.
+    pub locks: Locks<'a>,
+    /// The selected database.
+    pub db: usize,
+    /// The command's time.
+    pub now_ms: i64,
+    /// Where effects go.
+    pub effects: &'a mut Effects,
+    /// Counters.
+    pub stats: &'a Stats,
+    /// Reads leave access times alone (`CLIENT NO-TOUCH`).
+    pub no_touch: bool,
+    /// When false (a follower serving a local read) expired keys are hidden but not removed.
+    pub may_expire: bool,
+    /// Number of changes made so far.
+    pub dirty: u64,
+}
+
+impl<'a> Store<'a> {
+    /// The database share holding `key` in database `db`, and the key's hash.
+    #[inline]
+    pub fn db_for(&mut self, db: usize, key: &[u8]) -> (&mut Db, u64) {
+        let h = self.ks.hash(key);
+        let s = self.ks.shard_of(h);
+        (&mut self.locks.shard(s).dbs[db], h)
+    }
+
+    /// Removes `key` of database `db` if its time has run out; true if it is (logically) gone.
+    fn expire_if_needed(&mut self, db: usize, key: &[u8]) -> bool {
+        let now = self.now_ms;
+        let may_expire = self.may_expire;
+        let (d, h) = self.db_for(db, key);
+        if !d.is_expired(h, key, now) {
+            return false;
+        }
+        if may_expire {
+            d.remove(h, key);
+            Stats::add(&self.stats.expired_keys, 1);
+            self.effects.push(db, vec![b"DEL".to_vec(), key.to_vec()]);
+        }
+        true
+    }
+
+    /// Looks a key up in database `db` for a read: expired keys are absent; hits and misses
+    /// are counted; the access time is refreshed unless `no_touch`.
+    pub fn lookup_read_in(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        if self.expire_if_needed(db, key) {
+            Stats::add(&self.stats.keyspace_misses, 1);
+            return None;
+        }
+        let lru = lru_clock(self.now_ms);
+        let touch = !self.no_touch;
+        let stats = self.stats;
+        let (d, h) = self.db_for(db, key);
+        match d.entry_mut(h, key) {
+            Some(e) => {
+                Stats::add(&stats.keyspace_hits, 1);
+                if touch {
+                    e.lru = lru;
+                }
+                Some(e)
+            }
+            None => {
+                Stats::add(&stats.keyspace_misses, 1);
+                None
+            }
+        }
+    }
+
+    /// Looks a key up in the selected database for a read.
+    #[inline]
+    pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.lookup_read_in(self.db, key)
+    }
+
+    /// Looks a key up in database `db` for a write: expired keys are absent; no stats.
+    pub fn lookup_write_in(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        if self.expire_if_needed(db, key) {
+            return None;
+        }
+        let lru = lru_clock(self.now_ms);
+        let (d, h) = self.db_for(db, key);
+        let e = d.entry_mut(h, key)?;
+        e.lru = lru;
+        Some(e)
+    }
+
+    /// Looks a key up in the selected database for a write.
+    #[inline]
+    pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.lookup_write_in(self.db, key)
+    }
+
+    /// True if the key exists (not expired) in database `db`, without touching it.
+    pub fn exists_in(&mut self, db: usize, key: &[u8]) -> bool {
+        if self.expire_if_needed(db, key) {
+            return false;
+        }
+        let (d, h) = self.db_for(db, key);
+        d.entry(h, key).is_some()
+    }
+
+    /// True if the key exists in the selected database, without touching it.
+    pub fn exists(&mut self, key: &[u8]) -> bool {
+        self.exists_in(self.db, key)
+    }
+
+    /// The string under a key for a read; `WRONGTYPE` for other types.
+    pub fn get_str(&mut self, key: &[u8]) -> Result<Option<&mut Str>, CmdError> {
+        match self.lookup_read(key) {
+            None => Ok(None),
+            Some(e) => match &mut e.value {
+                Value::Str(s) => Ok(Some(s)),
+                #[allow(unreachable_patterns)]
+                _ => Err(CmdError::WrongType),
+            },
+        }
+    }
+
+    /// The string under a key for a write; `WRONGTYPE` for other types.
+    pub fn get_str_for_write(&mut self, key: &[u8]) -> Result<Option<&mut Str>, CmdError> {
+        match self.lookup_write(key) {
+            None => Ok(None),
+            Some(e) => match &mut e.value {
+                Value::Str(s) => Ok(Some(s)),
+                #[allow(unreachable_patterns)]
+                _ => Err(CmdError::WrongType),
+            },
+        }
+    }
+
+    /// Stores a value in database `db`, clearing any time to live unless `keep_ttl`. Counts
+    /// one change. Returns true if the key was new.
+    pub fn set_in(&mut self, db: usize, key: &[u8], value: Value, keep_ttl: bool) -> bool {
+        let lru = lru_clock(self.now_ms);
+        self.dirty += 1;
+        let (d, h) = self.db_for(db, key);
+        if keep_ttl {
+            d.set_keep_ttl(h, key, value, lru)
+        } else {
+            d.set(h, key, value, lru)
+        }
+    }
+
+    /// Stores a value in the selected database (see [`Store::set_in`]).
+    pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) -> bool {
+        self.set_in(self.db, key, value, keep_ttl)
+    }
+
+    /// Deletes a key of database `db`; true if it existed (expired keys do not count).
+    pub fn delete_in(&mut self, db: usize, key: &[u8]) -> bool {
+        if self.expire_if_needed(db, key) {
+            return false;
+        }
+        let (d, h) = self.db_for(db, key);
+        let removed = d.remove(h, key).is_some();
+        if removed {
+            self.dirty += 1;
+        }
+        removed
+    }
+
+    /// Deletes a key of the selected database.
+    pub fn delete(&mut self, key: &[u8]) -> bool {
+        self.delete_in(self.db, key)
+    }
+
+    /// Removes and returns an entry and its expiry from database `db` (for `RENAME`, `MOVE`).
+    pub fn take_in(&mut self, db: usize, key: &[u8]) -> Option<(Entry, Option<i64>)> {
+        if self.expire_if_needed(db, key) {
+            return None;
+        }
+        let (d, h) = self.db_for(db, key);
+        let when = d.expire_of(h, key);
+        let e = d.remove(h, key)?;
+        self.dirty += 1;
+        Some((e, when))
+    }
+
+    /// The absolute expiry of an existing key of database `db`.
+    pub fn expire_of_in(&mut self, db: usize, key: &[u8]) -> Option<i64> {
+        let (d, h) = self.db_for(db, key);
+        d.expire_of(h, key)
+    }
+
+    /// The absolute expiry of an existing key of the selected database.
+    pub fn expire_of(&mut self, key: &[u8]) -> Option<i64> {
+        self.expire_of_in(self.db, key)
+    }
+
+    /// Sets the absolute expiry of an existing key of database `db`; counts one change.
+    pub fn set_expire_in(&mut self, db: usize, key: &[u8], when_ms: i64) {
+        self.dirty += 1;
+        let (d, h) = self.db_for(db, key);
+        d.set_expire(h, key, when_ms);
+    }
+
+    /// Sets the absolute expiry of an existing key of the selected database.
+    pub fn set_expire(&mut self, key: &[u8], when_ms: i64) {
+        self.set_expire_in(self.db, key, when_ms)
+    }
+
+    /// Removes a key's time to live; true (and one change) if it had one.
+    pub fn persist(&mut self, key: &[u8]) -> bool {
+        let db = self.db;
+        let (d, h) = self.db_for(db, key);
+        let had = d.persist(h, key);
+        if had {
+            self.dirty += 1;
+        }
+        had
+    }
+}
+
+/// Everything a handler gets.
+pub struct Ctx<'a> {
+    /// Keys.
+    pub store: Store<'a>,
+    /// Where the reply goes.
+    pub out: &'a mut ReplyWriter,
+    /// The calling connection's state.
+    pub session: &'a mut Session,
+    /// The server around.
+    pub host: &'a dyn Host,
+    /// Randomness for this command.
+    pub rng: &'a mut Rng,
+    /// A rewritten form to log instead of the request (one or more commands).
+    pub rewrite: Option<Vec<Vec<Vec<u8>>>>,
+}
+
+impl Ctx<'_> {
+    /// Logs `argv` instead of the request when the command changed something (Redis's
+    /// `rewriteClientCommandVector`, e.g. `SET ... EX` → `SET ... PXAT`).
+    pub fn propagate_as(&mut self, argv: Vec<Vec<u8>>) {
+        self.rewrite.get_or_insert_with(Vec::new).push(argv);
+    }
+
+    /// The command's time in milliseconds.
+    #[inline]
+    pub fn now_ms(&self) -> i64 {
+        self.store.now_ms
+    }
+}

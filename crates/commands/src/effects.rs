@@ -1,0 +1,38 @@
+//! Effects: the normalised write commands a command execution produced, which persistence
+//! (AOF) and replication (Raft) log instead of the original request.
+//!
+//! Relative times are made absolute (`EXPIRE k 10` → `PEXPIREAT k <abs>`), keys removed by
+//! expiry appear as `DEL`, and commands that changed nothing produce nothing, as in Redis's
+//! propagation.
+
+/// One logged write: a database and an argument vector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Effect {
+    /// Database the command runs in.
+    pub db: usize,
+    /// The normalised command.
+    pub argv: Vec<Vec<u8>>,
+}
+
+/// Effects collected while executing commands.
+#[derive(Clone, Debug, Default)]
+pub struct Effects {
+    /// When false nothing is recorded (nobody consumes effects), saving the copies.
+    pub enabled: bool,
+    /// Recorded effects, in order.
+    pub list: Vec<Effect>,
+}
+
+impl Effects {
+    /// A recorder that keeps effects.
+    pub fn recording() -> Effects {
+        Effects { enabled: true, list: Vec::new() }
+    }
+
+    /// Records an effect if recording is enabled.
+    pub fn push(&mut self, db: usize, argv: Vec<Vec<u8>>) {
+        if self.enabled {
+            self.list.push(Effect { db, argv });
+        }
+    }
+}

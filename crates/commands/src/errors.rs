@@ -1,0 +1,126 @@
+//! Command errors as types, and the one place that turns them into Redis's exact texts.
+//!
+//! Differential tests pin every text against a real redis-server, so a text lives here once and
+//! nowhere else.
+
+use std::fmt;
+
+/// An error reply of a command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CmdError {
+    /// `WRONGTYPE Operation against a key holding the wrong kind of value`
+    WrongType,
+    /// `ERR syntax error`
+    Syntax,
+    /// `ERR value is not an integer or out of range`
+    NotInteger,
+    /// `ERR value is not a valid float`
+    NotFloat,
+    /// `ERR increment or decrement would overflow`
+    Overflow,
+    /// `ERR increment would produce NaN or Infinity`
+    NanOrInfinity,
+    /// `ERR no such key`
+    NoSuchKey,
+    /// `ERR index out of range`
+    OutOfRange,
+    /// `ERR invalid expire time in '<cmd>' command`
+    InvalidExpire(String),
+    /// `ERR wrong number of arguments for '<cmd>' command`
+    WrongArity(String),
+    /// `ERR unknown command '<name>', with args beginning with: '<a>' ...`
+    UnknownCommand {
+        /// The name as sent.
+        name: Vec<u8>,
+        /// The first arguments as sent.
+        args: Vec<Vec<u8>>,
+    },
+    /// `ERR unknown subcommand '<sub>'. Try <CMD> HELP.`
+    UnknownSubcommand {
+        /// The subcommand as sent.
+        sub: Vec<u8>,
+        /// The container command, upper-case.
+        cmd: String,
+    },
+    /// `NOAUTH Authentication required.`
+    NoAuth,
+    /// `WRONGPASS invalid username-password pair or user is disabled.`
+    WrongPass,
+    /// `ERR DB index is out of range`
+    DbIndexOutOfRange,
+    /// `ERR string exceeds maximum allowed size (proto-max-bulk-len)`
+    StringTooLong,
+    /// `ERR bit offset is not an integer or out of range`
+    BitOffset,
+    /// `ERR bit is not an integer or out of range`
+    BitValue,
+    /// `ERR value is out of range, must be positive`
+    NotPositive,
+    /// Any other error; the text is complete (it starts with its code, e.g. `ERR ...`).
+    Other(String),
+}
+
+impl CmdError {
+    /// An error with the generic `ERR` code.
+    pub fn err(msg: impl fmt::Display) -> CmdError {
+        CmdError::Other(format!("ERR {msg}"))
+    }
+}
+
+fn quoted_args(args: &[Vec<u8>]) -> String {
+    // Redis adds arguments while the text is shorter than 128 bytes, each cut to what is left.
+    let mut s: Vec<u8> = Vec::new();
+    for a in args {
+        if s.len() >= 128 {
+            break;
+        }
+        let room = 128 - s.len();
+        s.push(b'\'');
+        s.extend_from_slice(&a[..a.len().min(room)]);
+        s.extend_from_slice(b"' ");
+    }
+    String::from_utf8_lossy(&s).into_owned()
+}
+
+impl fmt::Display for CmdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CmdError::WrongType => f.write_str("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            CmdError::Syntax => f.write_str("ERR syntax error"),
+            CmdError::NotInteger => f.write_str("ERR value is not an integer or out of range"),
+            CmdError::NotFloat => f.write_str("ERR value is not a valid float"),
+            CmdError::Overflow => f.write_str("ERR increment or decrement would overflow"),
+            CmdError::NanOrInfinity => f.write_str("ERR increment would produce NaN or Infinity"),
+            CmdError::NoSuchKey => f.write_str("ERR no such key"),
+            CmdError::OutOfRange => f.write_str("ERR index out of range"),
+            CmdError::InvalidExpire(cmd) => write!(f, "ERR invalid expire time in '{cmd}' command"),
+            CmdError::WrongArity(cmd) => write!(f, "ERR wrong number of arguments for '{cmd}' command"),
+            CmdError::UnknownCommand { name, args } => {
+                let name = &name[..name.len().min(128)];
+                write!(
+                    f,
+                    "ERR unknown command '{}', with args beginning with: {}",
+                    String::from_utf8_lossy(name),
+                    quoted_args(args)
+                )
+            }
+            CmdError::UnknownSubcommand { sub, cmd } => {
+                let sub = &sub[..sub.len().min(128)];
+                write!(f, "ERR unknown subcommand '{}'. Try {cmd} HELP.", String::from_utf8_lossy(sub))
+            }
+            CmdError::NoAuth => f.write_str("NOAUTH Authentication required."),
+            CmdError::WrongPass => f.write_str("WRONGPASS invalid username-password pair or user is disabled."),
+            CmdError::DbIndexOutOfRange => f.write_str("ERR DB index is out of range"),
+            CmdError::StringTooLong => f.write_str("ERR string exceeds maximum allowed size (proto-max-bulk-len)"),
+            CmdError::BitOffset => f.write_str("ERR bit offset is not an integer or out of range"),
+            CmdError::BitValue => f.write_str("ERR bit is not an integer or out of range"),
+            CmdError::NotPositive => f.write_str("ERR value is out of range, must be positive"),
+            CmdError::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for CmdError {}
+
+/// The result of a command handler: the reply was written, or this error is the reply.
+pub type CmdResult = Result<(), CmdError>;

@@ -1,0 +1,174 @@
+//! The one execution path: name lookup, the checks the table can answer (existence, arity,
+//! authentication), shard locking, the handler, and effects. Client connections, AOF replay,
+//! Raft apply and scripts all come through [`execute`].
+
+use crate::ctx::{Ctx, Locks, Store};
+use crate::effects::Effects;
+use crate::errors::CmdError;
+use crate::host::Host;
+use crate::keys::key_positions;
+use crate::session::Session;
+use crate::stats::Stats;
+use crate::table::{table, Command, LockMode};
+use engine::{Env, Keyspace};
+use protocol::ReplyWriter;
+
+/// How a command ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// It ran and replied normally.
+    Ok,
+    /// It ran and replied with an error.
+    Failed,
+    /// It was refused before running.
+    Rejected,
+}
+
+/// What the caller learns about an execution.
+pub struct Outcome {
+    /// The command that ran or was refused (None for unknown commands).
+    pub command: Option<&'static Command>,
+    /// How it ended.
+    pub status: Status,
+    /// True if it changed the dataset.
+    pub dirty: bool,
+}
+
+/// Options of an execution that differ between callers.
+#[derive(Clone, Copy, Debug)]
+pub struct ExecOptions {
+    /// When false, expired keys are hidden but not removed (a follower's local read).
+    pub may_expire: bool,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions { may_expire: true }
+    }
+}
+
+fn reject(out: &mut ReplyWriter, e: CmdError, command: Option<&'static Command>) -> Outcome {
+    if let Some(c) = command {
+        Stats::add(&c.stats.rejected_calls, 1);
+    }
+    out.error(e.to_string().as_bytes());
+    Outcome { command, status: Status::Rejected, dirty: false }
+}
+
+/// Resolves a request to its command (or subcommand) and checks arity, writing the error
+/// Redis writes when that fails.
+pub fn resolve(argv: &[&[u8]]) -> Result<&'static Command, (CmdError, Option<&'static Command>)> {
+    let t = table();
+    let Some(cmd) = t.lookup(argv[0]) else {
+        return Err((
+            CmdError::UnknownCommand { name: argv[0].to_vec(), args: argv[1..].iter().map(|a| a.to_vec()).collect() },
+            None,
+        ));
+    };
+    let cmd = if cmd.subcommands.is_empty() {
+        cmd
+    } else {
+        if argv.len() < 2 {
+            return Err((CmdError::WrongArity(cmd.spec.name.clone()), Some(cmd)));
+        }
+        match cmd.subcommand(argv[1]) {
+            Some(sub) => sub,
+            None => {
+                return Err((
+                    CmdError::UnknownSubcommand { sub: argv[1].to_vec(), cmd: cmd.spec.name.to_ascii_uppercase() },
+                    Some(cmd),
+                ))
+            }
+        }
+    };
+    let arity = cmd.spec.arity;
+    let argc = argv.len() as i64;
+    if (arity > 0 && argc != arity) || argc < -arity {
+        return Err((CmdError::WrongArity(cmd.spec.name.clone()), Some(cmd)));
+    }
+    Ok(cmd)
+}
+
+/// Executes one command. The reply (or error) is appended to `out`; effects to `effects`.
+#[allow(clippy::too_many_arguments)]
+pub fn execute(
+    ks: &Keyspace,
+    host: &dyn Host,
+    session: &mut Session,
+    env: &mut Env,
+    argv: &[&[u8]],
+    out: &mut ReplyWriter,
+    effects: &mut Effects,
+    opts: ExecOptions,
+) -> Outcome {
+    debug_assert!(!argv.is_empty());
+    let cmd = match resolve(argv) {
+        Ok(c) => c,
+        Err((e, c)) => return reject(out, e, c),
+    };
+    if session.last_cmd != cmd.spec.name {
+        session.last_cmd.clone_from(&cmd.spec.name);
+    }
+    if !session.authenticated && !cmd.spec.flags.has(crate::spec::Flags::NO_AUTH) {
+        return reject(out, CmdError::NoAuth, Some(cmd));
+    }
+    let handler = cmd.handler.expect("resolve returns implemented commands");
+    let locks = match cmd.lock {
+        LockMode::None => Locks::none(),
+        LockMode::All => Locks::all(ks),
+        LockMode::Keys => match key_positions(&cmd.spec, argv) {
+            Ok(pos) => Locks::for_hashes(ks, pos.iter().map(|(i, _)| ks.hash(argv[*i]))),
+            // Arguments that do not fit the key spec: lock everything and let the handler
+            // report the precise error.
+            Err(_) => Locks::all(ks),
+        },
+    };
+    let mut ctx = Ctx {
+        store: Store {
+            ks,
+            locks,
+            db: session.db,
+            now_ms: env.now_ms,
+            effects,
+            stats: host.stats(),
+            no_touch: session.no_touch,
+            may_expire: opts.may_expire,
+            dirty: 0,
+        },
+        out,
+        session,
+        host,
+        rng: &mut env.rng,
+        rewrite: None,
+    };
+    let result = handler(&mut ctx, argv);
+    let status = match result {
+        Ok(()) => Status::Ok,
+        Err(e) => {
+            ctx.out.error(e.to_string().as_bytes());
+            Status::Failed
+        }
+    };
+    let dirty = ctx.store.dirty;
+    let db = ctx.store.db;
+    let rewrite = ctx.rewrite.take();
+    // Release the shards before logging.
+    drop(ctx);
+    if dirty > 0 {
+        Stats::add(&host.stats().dirty, dirty);
+        if effects.enabled {
+            match rewrite {
+                Some(cmds) => {
+                    for c in cmds {
+                        effects.push(db, c);
+                    }
+                }
+                None => effects.push(db, argv.iter().map(|a| a.to_vec()).collect()),
+            }
+        }
+    }
+    if status == Status::Failed {
+        Stats::add(&cmd.stats.failed_calls, 1);
+    }
+    Outcome { command: Some(cmd), status, dirty: dirty > 0 }
+}

@@ -1,0 +1,6 @@
+//! The bitmaps family.
+
+use crate::table::Binding;
+
+/// Bindings of this family.
+pub const BINDINGS: &[Binding] = &[];

@@ -1,0 +1,6 @@
+//! The keys family.
+
+use crate::table::Binding;
+
+/// Bindings of this family.
+pub const BINDINGS: &[Binding] = &[];

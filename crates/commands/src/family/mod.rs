@@ -1,0 +1,20 @@
+//! Command families, one file per family as in Redis's `t_string.c` and friends. Each family
+//! exports `BINDINGS`: names to handlers; facts come from the table.
+
+pub mod bitmaps;
+pub mod connection;
+pub mod keys;
+pub mod server;
+pub mod strings;
+
+use crate::table::Binding;
+
+/// Every binding of every family.
+pub fn all_bindings() -> impl Iterator<Item = &'static Binding> {
+    strings::BINDINGS
+        .iter()
+        .chain(bitmaps::BINDINGS)
+        .chain(keys::BINDINGS)
+        .chain(connection::BINDINGS)
+        .chain(server::BINDINGS)
+}

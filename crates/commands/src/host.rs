@@ -1,0 +1,63 @@
+//! What commands need from the server around them (configuration, clients, INFO, shutdown),
+//! as a trait so that `commands` knows no sockets and tests can run it in-process.
+
+use crate::session::Session;
+use crate::stats::Stats;
+
+/// Filters of `CLIENT KILL`.
+#[derive(Clone, Debug, Default)]
+pub struct KillFilter {
+    /// `ID`
+    pub id: Option<u64>,
+    /// `ADDR` (ip:port) or the old single-argument form.
+    pub addr: Option<String>,
+    /// `LADDR`
+    pub laddr: Option<String>,
+    /// `TYPE` (normal, master, replica, pubsub).
+    pub client_type: Option<String>,
+    /// `USER`
+    pub user: Option<String>,
+    /// `SKIPME` (default yes).
+    pub skip_me: bool,
+    /// `MAXAGE` seconds.
+    pub max_age: Option<i64>,
+}
+
+/// Services of the hosting server.
+pub trait Host: Send + Sync {
+    /// Shared counters.
+    fn stats(&self) -> &Stats;
+    /// The configured password (`requirepass`), if any.
+    fn requirepass(&self) -> Option<Vec<u8>>;
+    /// `proto-max-bulk-len`: the longest string a command may build.
+    fn max_bulk_len(&self) -> u64;
+    /// True if the eviction policy is an LFU one (`OBJECT FREQ` needs it).
+    fn lfu_policy(&self) -> bool;
+    /// `CONFIG GET` for one glob pattern: matching (name, value) pairs.
+    fn config_get(&self, pattern: &[u8]) -> Vec<(String, String)>;
+    /// `CONFIG SET` of several pairs, all or nothing; the error is the complete reply text.
+    fn config_set(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), String>;
+    /// `CONFIG RESETSTAT`.
+    fn config_resetstat(&self);
+    /// `CONFIG REWRITE`; the error is the complete reply text.
+    fn config_rewrite(&self) -> Result<(), String>;
+    /// The text of `INFO` for the requested sections (lower-case; empty = default).
+    fn info(&self, sections: &[String], me: &Session) -> String;
+    /// `CLIENT LIST` lines (all clients, or the given ids, or one type).
+    fn client_list(&self, me: &Session, ids: Option<&[u64]>, client_type: Option<&str>) -> String;
+    /// `CLIENT INFO` line of the calling client.
+    fn client_info(&self, me: &Session) -> String;
+    /// `CLIENT KILL`: number of clients closed.
+    fn client_kill(&self, me: &Session, filter: &KillFilter) -> usize;
+    /// `CLIENT PAUSE` until the given absolute time; `write_only` for `WRITE` mode.
+    fn client_pause(&self, until_ms: i64, write_only: bool);
+    /// `CLIENT UNPAUSE`.
+    fn client_unpause(&self);
+    /// `SHUTDOWN`: `save` = Some(true) SAVE, Some(false) NOSAVE, None default. The error is the
+    /// complete reply text; on success the process exits soon after.
+    fn shutdown(&self, save: Option<bool>, now: bool, force: bool, abort: bool) -> Result<(), String>;
+    /// Turns the active expiry cycle on or off (`DEBUG SET-ACTIVE-EXPIRE`).
+    fn set_active_expire(&self, on: bool);
+    /// Unix time in microseconds (for `TIME`, which is not a write and may read the clock).
+    fn unix_time_us(&self) -> i64;
+}

@@ -1,0 +1,72 @@
+//! Per-connection state that commands read and change (selected database, protocol version,
+//! name, authentication, reply mode). Plain data: the server owns the socket.
+
+use protocol::Resp;
+
+/// `CLIENT REPLY` mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    /// Replies are sent.
+    On,
+    /// No replies are sent.
+    Off,
+    /// The reply of the next command is dropped.
+    SkipNext,
+    /// The reply of the current command is dropped (set from `SkipNext` when it starts).
+    Skip,
+}
+
+/// The state of one client connection.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// Unique, increasing client id.
+    pub id: u64,
+    /// Selected database.
+    pub db: usize,
+    /// Protocol version.
+    pub resp: Resp,
+    /// Connection name (`CLIENT SETNAME`).
+    pub name: Vec<u8>,
+    /// True once authenticated (or when no password is required).
+    pub authenticated: bool,
+    /// Reply mode.
+    pub reply_mode: ReplyMode,
+    /// `CLIENT NO-EVICT`.
+    pub no_evict: bool,
+    /// `CLIENT NO-TOUCH`: reads do not change a key's access time.
+    pub no_touch: bool,
+    /// `CLIENT SETINFO LIB-NAME`.
+    pub lib_name: Vec<u8>,
+    /// `CLIENT SETINFO LIB-VER`.
+    pub lib_ver: Vec<u8>,
+    /// Set by `QUIT` (and protocol errors): close once the pending replies are written.
+    pub close_after_reply: bool,
+    /// Set by `RESET`: the server resets its own per-connection state too.
+    pub reset_requested: bool,
+    /// Name of the last command run (for `CLIENT LIST`'s `cmd=`).
+    pub last_cmd: String,
+    /// Set by `WAIT` asking for replicas: hold the reply this many milliseconds (0 = forever).
+    pub wait_ms: Option<i64>,
+}
+
+impl Session {
+    /// A fresh session; `authenticated` is true when no password is configured.
+    pub fn new(id: u64, authenticated: bool) -> Session {
+        Session {
+            id,
+            db: 0,
+            resp: Resp::V2,
+            name: Vec::new(),
+            authenticated,
+            reply_mode: ReplyMode::On,
+            no_evict: false,
+            no_touch: false,
+            lib_name: Vec::new(),
+            lib_ver: Vec::new(),
+            close_after_reply: false,
+            reset_requested: false,
+            last_cmd: "NULL".to_string(),
+            wait_ms: None,
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! The active expiry cycle's sampling step, as in Redis's `activeExpireCycle`: pick random
+//! keys among those with a time to live and remove the ones that have run out. The server
+//! decides how often and for how long to run it; the keys removed are reported so the caller
+//! can log them as `DEL` (followers never expire keys on their own).
+
+use crate::env::Rng;
+use crate::keyspace::Db;
+
+/// Keys Redis samples per database per loop (`ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP`).
+pub const KEYS_PER_LOOP: usize = 20;
+
+/// Outcome of one sampling round.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sampled {
+    /// Keys looked at.
+    pub sampled: usize,
+    /// Keys removed because their time had run out.
+    pub expired: usize,
+}
+
+/// Samples up to `samples` volatile keys of `db` and removes those expired at `now_ms`,
+/// calling `on_expired` with each removed key.
+pub fn sample_and_expire(
+    db: &mut Db,
+    now_ms: i64,
+    rng: &mut Rng,
+    samples: usize,
+    mut on_expired: impl FnMut(&[u8]),
+) -> Sampled {
+    let mut out = Sampled::default();
+    let n = samples.min(db.expires.len());
+    let mut doomed: Vec<Box<[u8]>> = Vec::new();
+    for _ in 0..n {
+        let Some((key, when)) = db.expires.random_entry(|| rng.next_u64()) else {
+            break;
+        };
+        out.sampled += 1;
+        if *when <= now_ms && !doomed.iter().any(|k| **k == *key) {
+            doomed.push(key.into());
+        }
+    }
+    for key in doomed {
+        let h = db.main.hasher().hash(&key);
+        if db.remove(h, &key).is_some() {
+            out.expired += 1;
+            on_expired(&key);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::Keyspace;
+    use crate::value::{Str, Value};
+
+    #[test]
+    fn removes_only_expired_keys() {
+        let ks = Keyspace::new(1, 1, 3);
+        let mut shard = ks.lock(0);
+        let db = &mut shard.dbs[0];
+        for i in 0..100 {
+            let k = format!("k{i}");
+            let h = ks.hash(k.as_bytes());
+            db.set(h, k.as_bytes(), Value::Str(Str::from_bytes(b"v")), 0);
+            db.set_expire(h, k.as_bytes(), if i < 50 { 10 } else { 1000 });
+        }
+        let mut rng = Rng::new(5);
+        let mut removed = Vec::new();
+        for _ in 0..200 {
+            sample_and_expire(db, 500, &mut rng, KEYS_PER_LOOP, |k| removed.push(k.to_vec()));
+        }
+        assert_eq!(removed.len(), 50);
+        assert_eq!(db.len(), 50);
+        assert_eq!(db.expires.len(), 50);
+    }
+}

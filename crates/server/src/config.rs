@@ -1,0 +1,394 @@
+//! The configuration registry: every setting Tandem has, with Redis's names, types, defaults
+//! and mutability, read from a redis.conf-style file and `--name value` flags, and served by
+//! `CONFIG GET/SET`.
+//!
+//! Values are kept as the canonical text `CONFIG GET` prints (memory in bytes, booleans as
+//! yes/no). The few values read on hot paths are mirrored into typed fields on every change.
+
+use engine::glob::glob_match;
+use parking_lot::RwLock;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// The type of a setting, which decides parsing and printing.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// yes / no
+    Bool,
+    /// An integer in a range.
+    Int(i64, i64),
+    /// A byte count with optional unit (`512mb`, `1gb`, `100k`).
+    Memory,
+    /// Free text.
+    Str,
+    /// One word of a fixed set.
+    Enum(&'static [&'static str]),
+    /// Space-separated list of text (`bind`).
+    List,
+    /// `save` points: pairs of integers, or the empty string.
+    Save,
+}
+
+/// One setting.
+#[derive(Clone, Copy, Debug)]
+pub struct Def {
+    /// Name (lower-case).
+    pub name: &'static str,
+    /// Type.
+    pub kind: Kind,
+    /// Default, in file syntax.
+    pub default: &'static str,
+    /// True if `CONFIG SET` may change it at run time.
+    pub mutable: bool,
+}
+
+const fn def(name: &'static str, kind: Kind, default: &'static str, mutable: bool) -> Def {
+    Def { name, kind, default, mutable }
+}
+
+/// Every setting, as data.
+pub const DEFS: &[Def] = &[
+    def("port", Kind::Int(0, 65535), "6379", false),
+    def("bind", Kind::List, "127.0.0.1 -::1", false),
+    def("protected-mode", Kind::Bool, "yes", true),
+    def("requirepass", Kind::Str, "", true),
+    def("databases", Kind::Int(1, i32::MAX as i64), "16", false),
+    def("loglevel", Kind::Enum(&["debug", "verbose", "notice", "warning", "nothing"]), "notice", true),
+    def("logfile", Kind::Str, "", false),
+    def("dir", Kind::Str, ".", true),
+    def("maxclients", Kind::Int(1, i32::MAX as i64), "10000", true),
+    def("timeout", Kind::Int(0, i32::MAX as i64), "0", true),
+    def("tcp-keepalive", Kind::Int(0, i32::MAX as i64), "300", true),
+    def("tcp-backlog", Kind::Int(0, i32::MAX as i64), "511", false),
+    def("proto-max-bulk-len", Kind::Memory, "512mb", true),
+    def("hz", Kind::Int(1, 500), "10", true),
+    def("daemonize", Kind::Enum(&["no"]), "no", false),
+    def("pidfile", Kind::Str, "", false),
+    def("maxmemory-policy", Kind::Enum(&["noeviction"]), "noeviction", true),
+    def("active-expire-enabled", Kind::Bool, "yes", true),
+    def("keyspace-shards", Kind::Int(1, 65536), "256", false),
+    def("io-threads", Kind::Int(1, 128), "1", false),
+];
+
+/// Canonical text of a value for `CONFIG GET`, or the error text Redis gives for bad input.
+fn normalise(d: &Def, raw: &str) -> Result<String, String> {
+    match d.kind {
+        Kind::Bool => match raw.to_ascii_lowercase().as_str() {
+            "yes" => Ok("yes".into()),
+            "no" => Ok("no".into()),
+            _ => Err("argument must be 'yes' or 'no'".into()),
+        },
+        Kind::Int(min, max) => {
+            let v: i64 = raw.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            if v < min || v > max {
+                return Err(format!("argument must be between {min} and {max} inclusive"));
+            }
+            Ok(v.to_string())
+        }
+        Kind::Memory => parse_memory(raw).map(|v| v.to_string()).ok_or_else(|| "argument must be a memory value".to_string()),
+        Kind::Str => Ok(raw.to_string()),
+        Kind::Enum(words) => {
+            let l = raw.to_ascii_lowercase();
+            if words.contains(&l.as_str()) {
+                Ok(l)
+            } else {
+                Err(format!("argument(s) must be one of the following: {}", words.join(", ")))
+            }
+        }
+        Kind::List => Ok(raw.split_whitespace().collect::<Vec<_>>().join(" ")),
+        Kind::Save => {
+            let parts: Vec<&str> = raw.split_whitespace().collect();
+            if parts.len() % 2 != 0 || parts.iter().any(|p| p.parse::<u64>().is_err()) {
+                return Err("Invalid save parameters".into());
+            }
+            Ok(parts.join(" "))
+        }
+    }
+}
+
+/// Parses Redis's memory syntax: a number with an optional k/kb/m/mb/g/gb unit.
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let l = s.to_ascii_lowercase();
+    let (digits, mul) = [("gb", 1u64 << 30), ("g", 1_000_000_000), ("mb", 1 << 20), ("m", 1_000_000), ("kb", 1 << 10), ("k", 1000), ("b", 1)]
+        .iter()
+        .find_map(|(suffix, mul)| l.strip_suffix(suffix).map(|d| (d.to_string(), *mul)))
+        .unwrap_or((l.clone(), 1));
+    let v: u64 = digits.parse().ok()?;
+    v.checked_mul(mul)
+}
+
+/// The live configuration.
+pub struct Config {
+    values: RwLock<BTreeMap<&'static str, String>>,
+    /// `requirepass`, mirrored.
+    pub requirepass: RwLock<Option<Vec<u8>>>,
+    /// `proto-max-bulk-len`, mirrored.
+    pub max_bulk_len: AtomicU64,
+    /// `protected-mode`, mirrored.
+    pub protected_mode: AtomicBool,
+    /// `maxclients`, mirrored.
+    pub maxclients: AtomicU64,
+    /// `timeout` (seconds), mirrored.
+    pub timeout: AtomicU64,
+    /// `active-expire-enabled` (also `DEBUG SET-ACTIVE-EXPIRE`), mirrored.
+    pub active_expire: AtomicBool,
+    /// `hz`, mirrored.
+    pub hz: AtomicU64,
+}
+
+/// An error in the configuration file or flags, naming where it is.
+#[derive(Debug)]
+pub struct ConfigError {
+    /// Line number in the combined text (1-based).
+    pub line: usize,
+    /// The offending line.
+    pub text: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "\n*** FATAL CONFIG FILE ERROR (Redis 7.2.4) ***\nReading the configuration file, at line {}\n>>> '{}'\n{}",
+            self.line, self.text, self.reason
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn find(name: &str) -> Option<&'static Def> {
+    DEFS.iter().find(|d| d.name == name)
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::new()
+    }
+}
+
+impl Config {
+    /// All defaults.
+    pub fn new() -> Config {
+        let mut values = BTreeMap::new();
+        for d in DEFS {
+            values.insert(d.name, normalise(d, d.default).expect("defaults are valid"));
+        }
+        let c = Config {
+            values: RwLock::new(values),
+            requirepass: RwLock::new(None),
+            max_bulk_len: AtomicU64::new(0),
+            protected_mode: AtomicBool::new(true),
+            maxclients: AtomicU64::new(0),
+            timeout: AtomicU64::new(0),
+            active_expire: AtomicBool::new(true),
+            hz: AtomicU64::new(10),
+        };
+        c.mirror();
+        c
+    }
+
+    /// Applies a redis.conf-style text (a file's contents followed by the command-line
+    /// options turned into lines, as redis-server does). Unknown names and bad values stop
+    /// with an error naming the line.
+    pub fn load_text(&self, text: &str) -> Result<(), ConfigError> {
+        for (i, line) in text.lines().enumerate() {
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let err = |reason: String| ConfigError { line: i + 1, text: trimmed.to_string(), reason };
+            let words = split_args(trimmed).ok_or_else(|| err("Unbalanced quotes in configuration line".into()))?;
+            if words.is_empty() {
+                continue;
+            }
+            let name = words[0].to_ascii_lowercase();
+            let Some(d) = find(&name) else {
+                return Err(err("Bad directive or wrong number of arguments".into()));
+            };
+            let value = words[1..].join(" ");
+            if words.len() < 2 && !matches!(d.kind, Kind::List | Kind::Save | Kind::Str) {
+                return Err(err("wrong number of arguments".into()));
+            }
+            let v = normalise(d, &value).map_err(err)?;
+            self.values.write().insert(d.name, v);
+        }
+        self.mirror();
+        Ok(())
+    }
+
+    fn mirror(&self) {
+        let v = self.values.read();
+        let pass = &v["requirepass"];
+        *self.requirepass.write() = if pass.is_empty() { None } else { Some(pass.as_bytes().to_vec()) };
+        self.max_bulk_len.store(v["proto-max-bulk-len"].parse().unwrap_or(512 << 20), Ordering::Relaxed);
+        self.protected_mode.store(v["protected-mode"] == "yes", Ordering::Relaxed);
+        self.maxclients.store(v["maxclients"].parse().unwrap_or(10000), Ordering::Relaxed);
+        self.timeout.store(v["timeout"].parse().unwrap_or(0), Ordering::Relaxed);
+        self.active_expire.store(v["active-expire-enabled"] == "yes", Ordering::Relaxed);
+        self.hz.store(v["hz"].parse().unwrap_or(10), Ordering::Relaxed);
+    }
+
+    /// The current text of a setting.
+    pub fn get(&self, name: &str) -> String {
+        self.values.read().get(name).cloned().unwrap_or_default()
+    }
+
+    /// A setting parsed as an integer.
+    pub fn get_i64(&self, name: &str) -> i64 {
+        self.get(name).parse().unwrap_or(0)
+    }
+
+    /// `CONFIG GET pattern`.
+    pub fn get_matching(&self, pattern: &[u8]) -> Vec<(String, String)> {
+        self.values
+            .read()
+            .iter()
+            .filter(|(k, _)| glob_match(pattern, k.as_bytes(), true))
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    /// `CONFIG SET` of several pairs: all are validated before any is applied. The error is
+    /// the complete reply text.
+    pub fn set_many(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), String> {
+        let mut staged: Vec<(&'static str, String)> = Vec::new();
+        for (name, value) in pairs {
+            let n = String::from_utf8_lossy(name).to_ascii_lowercase();
+            let v = String::from_utf8_lossy(value).into_owned();
+            let Some(d) = find(&n) else {
+                return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{n}'"));
+            };
+            if !d.mutable {
+                return Err(format!("ERR CONFIG SET failed (possibly related to argument '{n}') - can't set immutable config"));
+            }
+            if staged.iter().any(|(s, _)| *s == d.name) {
+                return Err(format!("ERR CONFIG SET failed (possibly related to argument '{n}') - duplicate parameter"));
+            }
+            let v = normalise(d, &v).map_err(|e| format!("ERR CONFIG SET failed (possibly related to argument '{n}') - {e}"))?;
+            staged.push((d.name, v));
+        }
+        {
+            let mut w = self.values.write();
+            for (k, v) in staged {
+                w.insert(k, v);
+            }
+        }
+        self.mirror();
+        Ok(())
+    }
+
+    /// Sets one value internally (no mutability check), e.g. `DEBUG SET-ACTIVE-EXPIRE`.
+    pub fn force_set(&self, name: &'static str, value: String) {
+        self.values.write().insert(name, value);
+        self.mirror();
+    }
+}
+
+/// Splits a configuration line into words like Redis's `sdssplitargs`: whitespace-separated,
+/// double quotes with escapes (`\n`, `\xHH`, ...), single quotes. None for unbalanced quotes.
+pub fn split_args(line: &str) -> Option<Vec<String>> {
+    let b = line.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= b.len() {
+            return Some(out);
+        }
+        let mut cur: Vec<u8> = Vec::new();
+        let mut inq = false;
+        let mut insq = false;
+        loop {
+            if inq {
+                if i >= b.len() {
+                    return None;
+                }
+                if b[i] == b'\\' && i + 3 < b.len() && b[i + 1] == b'x' && b[i + 2].is_ascii_hexdigit() && b[i + 3].is_ascii_hexdigit() {
+                    let h = std::str::from_utf8(&b[i + 2..i + 4]).ok()?;
+                    cur.push(u8::from_str_radix(h, 16).ok()?);
+                    i += 3;
+                } else if b[i] == b'\\' && i + 1 < b.len() {
+                    i += 1;
+                    cur.push(match b[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        c => c,
+                    });
+                } else if b[i] == b'"' {
+                    if i + 1 < b.len() && !b[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(b[i]);
+                }
+            } else if insq {
+                if i >= b.len() {
+                    return None;
+                }
+                if b[i] == b'\\' && i + 1 < b.len() && b[i + 1] == b'\'' {
+                    i += 1;
+                    cur.push(b'\'');
+                } else if b[i] == b'\'' {
+                    if i + 1 < b.len() && !b[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(b[i]);
+                }
+            } else {
+                if i >= b.len() || b[i].is_ascii_whitespace() {
+                    break;
+                }
+                match b[i] {
+                    b'"' => inq = true,
+                    b'\'' => insq = true,
+                    c => cur.push(c),
+                }
+            }
+            i += 1;
+        }
+        out.push(String::from_utf8_lossy(&cur).into_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_and_flags_apply_and_errors_name_the_line() {
+        let c = Config::new();
+        c.load_text("# comment\nport 7000\nrequirepass \"a b\"\nproto-max-bulk-len 1mb\n").unwrap();
+        assert_eq!(c.get("port"), "7000");
+        assert_eq!(c.requirepass.read().as_deref(), Some(&b"a b"[..]));
+        assert_eq!(c.get("proto-max-bulk-len"), "1048576");
+        let e = c.load_text("port 1\nnosuchthing 5\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        let e = c.load_text("port notanumber\n").unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.reason.contains("integer"));
+    }
+
+    #[test]
+    fn config_set_is_all_or_nothing() {
+        let c = Config::new();
+        let err = c.set_many(&[(b"timeout", b"5"), (b"port", b"1")]).unwrap_err();
+        assert!(err.contains("immutable"), "{err}");
+        assert_eq!(c.get("timeout"), "0");
+        c.set_many(&[(b"timeout", b"5")]).unwrap();
+        assert_eq!(c.get("timeout"), "5");
+        assert_eq!(c.get_matching(b"time*"), vec![("timeout".to_string(), "5".to_string())]);
+    }
+}

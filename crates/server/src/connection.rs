@@ -1,0 +1,187 @@
+//! One client connection: read bytes, parse every complete request in the buffer, execute
+//! each through `commands::execute`, and write all their replies with one write per batch
+//! (pipelining). Per-connection state lives in a `commands::Session`; what other clients may
+//! see is published to the registry after each command.
+
+use crate::clients::{Client, Snapshot};
+use crate::Shared;
+use commands::exec::{execute, ExecOptions, Status};
+use commands::session::ReplyMode;
+use commands::{Effects, Session, Stats};
+use engine::{Env, Rng};
+use protocol::{Limits, ReplyWriter, RequestParser, Resp};
+use smallvec::SmallVec;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Flush the output buffer once it grows past this, even in the middle of a pipeline.
+const OUTPUT_FLUSH_THRESHOLD: usize = 64 * 1024;
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr, laddr: SocketAddr, fd: i64) {
+    let id = shared.clients.next_id();
+    let now = unix_ms();
+    let client = Arc::new(Client {
+        id,
+        addr,
+        laddr,
+        fd,
+        created_ms: now,
+        last_ms: (now as u64).into(),
+        snapshot: parking_lot::Mutex::new(Snapshot { flags: "N".into(), resp: 2, cmd: "NULL".into(), ..Snapshot::default() }),
+        killed: false.into(),
+        kill_notify: tokio::sync::Notify::new(),
+    });
+    shared.clients.add(client.clone());
+    let _ = run(&shared, &client, &mut stream).await;
+    let _ = stream.shutdown().await;
+    shared.clients.remove(id);
+}
+
+async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream) -> std::io::Result<()> {
+    let authenticated = shared.config.requirepass.read().is_none();
+    let mut session = Session::new(client.id, authenticated);
+    let mut parser = RequestParser::new();
+    let mut out = ReplyWriter::new(Resp::V2);
+    let mut rbuf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut start = 0usize;
+    let mut effects = Effects::default();
+    let mut rng = Rng::new(client.id ^ (unix_ms() as u64).rotate_left(32));
+    let stats = &shared.stats;
+    loop {
+        if rbuf.capacity() - rbuf.len() < 4096 {
+            rbuf.reserve(16 * 1024);
+        }
+        let timeout_s = shared.config.timeout.load(Ordering::Relaxed);
+        let read = async {
+            if timeout_s > 0 {
+                match tokio::time::timeout(Duration::from_secs(timeout_s), stream.read_buf(&mut rbuf)).await {
+                    Ok(r) => r,
+                    Err(_) => Ok(0),
+                }
+            } else {
+                stream.read_buf(&mut rbuf).await
+            }
+        };
+        let n = tokio::select! {
+            r = read => r?,
+            _ = client.kill_notify.notified() => return Ok(()),
+        };
+        if n == 0 || client.killed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        shared.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        let limits = Limits {
+            max_bulk_len: shared.config.max_bulk_len.load(Ordering::Relaxed) as usize,
+            unauthenticated: !session.authenticated,
+            ..Limits::default()
+        };
+        let mut close = false;
+        loop {
+            let buf = &rbuf[start..];
+            let consumed = match parser.parse(buf, &limits) {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => {
+                    out.error(format!("ERR {e}").as_bytes());
+                    close = true;
+                    break;
+                }
+            };
+            let argv_p = parser.argv(buf);
+            if argv_p.is_empty() {
+                start += consumed;
+                continue;
+            }
+            let argv: SmallVec<[&[u8]; 8]> = argv_p.iter().collect();
+            if shared.pause.is_active() {
+                // Paused clients wait before running anything the pause covers; flush what
+                // earlier commands produced first so their clients are not held too.
+                let covered = shared.pause.covers(&argv);
+                if covered {
+                    write_out(shared, stream, &mut out).await?;
+                    shared.pause.wait().await;
+                }
+            }
+            let mark = out.len();
+            if session.reply_mode == ReplyMode::SkipNext {
+                session.reply_mode = ReplyMode::Skip;
+            }
+            let now = unix_ms();
+            let mut env = Env { now_ms: now, rng: Rng::new(rng.next_u64()) };
+            let t0 = Instant::now();
+            let outcome =
+                execute(&shared.ks, &**shared, &mut session, &mut env, &argv, &mut out, &mut effects, ExecOptions::default());
+            let us = t0.elapsed().as_micros() as u64;
+            Stats::add(&stats.total_commands, 1);
+            if let Some(cmd) = outcome.command {
+                if outcome.status != Status::Rejected {
+                    Stats::add(&cmd.stats.calls, 1);
+                    Stats::add(&cmd.stats.usec, us);
+                }
+            }
+            match session.reply_mode {
+                ReplyMode::Off => out.buf.truncate(mark),
+                ReplyMode::Skip => {
+                    out.buf.truncate(mark);
+                    session.reply_mode = ReplyMode::On;
+                }
+                _ => {}
+            }
+            start += consumed;
+            client.publish(&session, now, rbuf.len() - start);
+            if session.reset_requested {
+                session.reset_requested = false;
+            }
+            if session.close_after_reply {
+                close = true;
+                break;
+            }
+            if let Some(ms) = session.wait_ms.take() {
+                write_out(shared, stream, &mut out).await?;
+                if ms == 0 {
+                    // WAIT for replicas that do not exist, forever: until the client goes away.
+                    client.kill_notify.notified().await;
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(ms as u64)).await;
+            }
+            if out.len() >= OUTPUT_FLUSH_THRESHOLD {
+                write_out(shared, stream, &mut out).await?;
+            }
+        }
+        if start == rbuf.len() {
+            rbuf.clear();
+            start = 0;
+        } else if start > 0 && (start > rbuf.len() / 2 || rbuf.len() - start < 1024) {
+            rbuf.drain(..start);
+            start = 0;
+        }
+        if !effects.list.is_empty() {
+            // Nothing consumes effects yet (persistence and replication will); keep memory flat.
+            effects.list.clear();
+        }
+        write_out(shared, stream, &mut out).await?;
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+async fn write_out(shared: &Shared, stream: &mut TcpStream, out: &mut ReplyWriter) -> std::io::Result<()> {
+    if !out.is_empty() {
+        stream.write_all(&out.buf).await?;
+        shared.net_output_bytes.fetch_add(out.len() as u64, Ordering::Relaxed);
+        out.clear();
+    }
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! `commands::Host` for the server: configuration, clients, INFO, pause, shutdown.
+
+use crate::connection::unix_ms;
+use crate::Shared;
+use commands::host::{Host, KillFilter};
+use commands::{Session, Stats};
+use std::sync::atomic::Ordering;
+
+impl Host for Shared {
+    fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    fn requirepass(&self) -> Option<Vec<u8>> {
+        self.config.requirepass.read().clone()
+    }
+
+    fn max_bulk_len(&self) -> u64 {
+        self.config.max_bulk_len.load(Ordering::Relaxed)
+    }
+
+    fn lfu_policy(&self) -> bool {
+        self.config.get("maxmemory-policy").contains("lfu")
+    }
+
+    fn config_get(&self, pattern: &[u8]) -> Vec<(String, String)> {
+        self.config.get_matching(pattern)
+    }
+
+    fn config_set(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), String> {
+        self.config.set_many(pairs)
+    }
+
+    fn config_resetstat(&self) {
+        let s = &self.stats;
+        for c in [&s.keyspace_hits, &s.keyspace_misses, &s.expired_keys, &s.total_commands] {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.clients.total_connections.store(0, Ordering::Relaxed);
+        self.clients.rejected_connections.store(0, Ordering::Relaxed);
+        self.net_input_bytes.store(0, Ordering::Relaxed);
+        self.net_output_bytes.store(0, Ordering::Relaxed);
+    }
+
+    fn config_rewrite(&self) -> Result<(), String> {
+        if self.config_file.is_empty() {
+            return Err("ERR The server is running without a config file".into());
+        }
+        Err("ERR Rewriting config file: not supported by this version of Tandem".into())
+    }
+
+    fn info(&self, sections: &[String], me: &Session) -> String {
+        crate::info::render(self, sections, me)
+    }
+
+    fn client_list(&self, _me: &Session, ids: Option<&[u64]>, client_type: Option<&str>) -> String {
+        let now = unix_ms();
+        let mut s = String::new();
+        for c in self.clients.all() {
+            if ids.is_some_and(|ids| !ids.contains(&c.id)) {
+                continue;
+            }
+            if client_type.is_some_and(|t| t != "normal") {
+                continue;
+            }
+            s.push_str(&c.line(now));
+            s.push('\n');
+        }
+        s
+    }
+
+    fn client_info(&self, me: &Session) -> String {
+        match self.clients.get(me.id) {
+            Some(c) => {
+                c.publish(me, unix_ms(), 0);
+                format!("{}\n", c.line(unix_ms()))
+            }
+            None => String::new(),
+        }
+    }
+
+    fn client_kill(&self, me: &Session, filter: &KillFilter) -> usize {
+        self.clients.kill(me.id, filter, unix_ms())
+    }
+
+    fn client_pause(&self, until_ms: i64, write_only: bool) {
+        self.pause.set(until_ms, write_only);
+    }
+
+    fn client_unpause(&self) {
+        self.pause.clear();
+    }
+
+    fn shutdown(&self, save: Option<bool>, _now: bool, _force: bool, abort: bool) -> Result<(), String> {
+        if abort {
+            return Err("ERR No shutdown in progress.".into());
+        }
+        if save == Some(true) {
+            // There is no persistence yet, so a requested save cannot happen; refusing is
+            // better than exiting as if the data were saved.
+            tracing::warn!("SHUTDOWN SAVE refused: persistence is not available in this build");
+            return Err("ERR Errors trying to SHUTDOWN. Check logs.".into());
+        }
+        tracing::warn!("User requested shutdown...");
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.shutdown_notify.notify_one();
+        Ok(())
+    }
+
+    fn set_active_expire(&self, on: bool) {
+        self.config.force_set("active-expire-enabled", if on { "yes" } else { "no" }.into());
+    }
+
+    fn unix_time_us(&self) -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+    }
+}

@@ -1,0 +1,67 @@
+//! `CLIENT PAUSE`: holds commands until a deadline or `CLIENT UNPAUSE`, without polling.
+
+use crate::connection::unix_ms;
+use commands::spec::Flags;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Pause state shared by connections.
+#[derive(Default)]
+pub struct Pause {
+    until_ms: AtomicI64,
+    write_only: AtomicBool,
+    changed: Notify,
+}
+
+impl Pause {
+    /// Pauses until `until_ms`; `write_only` pauses only commands that may write.
+    pub fn set(&self, until_ms: i64, write_only: bool) {
+        self.write_only.store(write_only, Ordering::SeqCst);
+        self.until_ms.store(until_ms, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    /// Ends any pause.
+    pub fn clear(&self) {
+        self.until_ms.store(0, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    /// True while a pause is in force.
+    #[inline]
+    pub fn is_active(&self) -> bool {
+        self.until_ms.load(Ordering::Relaxed) > unix_ms()
+    }
+
+    /// True if the pause holds this request (all commands, or writes in WRITE mode).
+    pub fn covers(&self, argv: &[&[u8]]) -> bool {
+        let Ok(cmd) = commands::exec::resolve(argv) else {
+            return false;
+        };
+        // Unpausing must always get through.
+        if cmd.spec.name == "client|unpause" {
+            return false;
+        }
+        if !self.write_only.load(Ordering::Relaxed) {
+            return true;
+        }
+        cmd.spec.flags.has(Flags::WRITE) || cmd.spec.flags.has(Flags::MAY_REPLICATE)
+    }
+
+    /// Waits until the pause ends (deadline or unpause).
+    pub async fn wait(&self) {
+        loop {
+            let until = self.until_ms.load(Ordering::SeqCst);
+            let now = unix_ms();
+            if until <= now {
+                return;
+            }
+            let notified = self.changed.notified();
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(Duration::from_millis((until - now) as u64)) => {}
+            }
+        }
+    }
+}
