@@ -111,7 +111,7 @@ impl<'a> Store<'a> {
         if may_expire {
             d.remove(h, key);
             Stats::add(&self.stats.expired_keys, 1);
-            self.effects.push(db, vec![b"DEL".to_vec(), key.to_vec()]);
+            self.effects.push(db, now, vec![b"DEL".to_vec(), key.to_vec()]);
         }
         true
     }

@@ -5,11 +5,13 @@
 //! expiry appear as `DEL`, and commands that changed nothing produce nothing, as in Redis's
 //! propagation.
 
-/// One logged write: a database and an argument vector.
+/// One logged write: a database, the time it ran at, and an argument vector.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Effect {
     /// Database the command runs in.
     pub db: usize,
+    /// The execution time of the command that produced it (replays run at this time).
+    pub now_ms: i64,
     /// The normalised command.
     pub argv: Vec<Vec<u8>>,
 }
@@ -30,9 +32,9 @@ impl Effects {
     }
 
     /// Records an effect if recording is enabled.
-    pub fn push(&mut self, db: usize, argv: Vec<Vec<u8>>) {
+    pub fn push(&mut self, db: usize, now_ms: i64, argv: Vec<Vec<u8>>) {
         if self.enabled {
-            self.list.push(Effect { db, argv });
+            self.list.push(Effect { db, now_ms, argv });
         }
     }
 }

@@ -56,6 +56,24 @@ pub enum CmdError {
     BitValue,
     /// `ERR value is out of range, must be positive`
     NotPositive,
+    /// `ERR The bit argument must be 1 or 0.` (`BITPOS`)
+    BitArgument,
+    /// `ERR BITOP NOT must be called with a single source key.`
+    BitopNotSingleSource,
+    /// `ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.`
+    BitfieldType,
+    /// `ERR Invalid OVERFLOW type specified` (`BITFIELD`)
+    BitfieldOverflowType,
+    /// `ERR BITFIELD_RO only supports the GET subcommand`
+    BitfieldRoGetOnly,
+    /// `ERR source and destination objects are the same` (`MOVE`, `COPY`)
+    SameObject,
+    /// `BUSYKEY Target key name already exists.` (`RESTORE`)
+    BusyKey,
+    /// `ERR invalid cursor` (`SCAN`)
+    InvalidCursor,
+    /// `ERR value is out of range, value must between <min> and <max>`
+    OutOfRangeBetween(i64, i64),
     /// Any other error; the text is complete (it starts with its code, e.g. `ERR ...`).
     Other(String),
 }
@@ -115,6 +133,19 @@ impl fmt::Display for CmdError {
             CmdError::BitOffset => f.write_str("ERR bit offset is not an integer or out of range"),
             CmdError::BitValue => f.write_str("ERR bit is not an integer or out of range"),
             CmdError::NotPositive => f.write_str("ERR value is out of range, must be positive"),
+            CmdError::BitArgument => f.write_str("ERR The bit argument must be 1 or 0."),
+            CmdError::BitopNotSingleSource => f.write_str("ERR BITOP NOT must be called with a single source key."),
+            CmdError::BitfieldType => f.write_str(
+                "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.",
+            ),
+            CmdError::BitfieldOverflowType => f.write_str("ERR Invalid OVERFLOW type specified"),
+            CmdError::BitfieldRoGetOnly => f.write_str("ERR BITFIELD_RO only supports the GET subcommand"),
+            CmdError::SameObject => f.write_str("ERR source and destination objects are the same"),
+            CmdError::BusyKey => f.write_str("BUSYKEY Target key name already exists."),
+            CmdError::InvalidCursor => f.write_str("ERR invalid cursor"),
+            CmdError::OutOfRangeBetween(min, max) => {
+                write!(f, "ERR value is out of range, value must between {min} and {max}")
+            }
             CmdError::Other(s) => f.write_str(s),
         }
     }

@@ -160,10 +160,10 @@ pub fn execute(
             match rewrite {
                 Some(cmds) => {
                     for c in cmds {
-                        effects.push(db, c);
+                        effects.push(db, env.now_ms, c);
                     }
                 }
-                None => effects.push(db, argv.iter().map(|a| a.to_vec()).collect()),
+                None => effects.push(db, env.now_ms, argv.iter().map(|a| a.to_vec()).collect()),
             }
         }
     }

@@ -19,6 +19,7 @@ pub mod session;
 pub mod spec;
 pub mod stats;
 pub mod table;
+pub mod testing;
 
 pub use ctx::Ctx;
 pub use effects::{Effect, Effects};

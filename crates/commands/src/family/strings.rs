@@ -1,13 +1,38 @@
-//! The string family: `GET`, `SET` and the rest of Redis's string group.
+//! The string family: `GET`, `SET` and the rest of Redis's string group (`t_string.c`).
 
 use crate::args::{self, is};
 use crate::ctx::Ctx;
 use crate::errors::{CmdError, CmdResult};
 use crate::table::{bind, Binding, LockMode::Keys};
+use engine::num;
+use engine::value::EMBSTR_MAX;
 use engine::{Str, Value};
 
 /// Bindings of this family.
-pub const BINDINGS: &[Binding] = &[bind("get", get, Keys), bind("set", set, Keys)];
+pub const BINDINGS: &[Binding] = &[
+    bind("get", get, Keys),
+    bind("set", set, Keys),
+    bind("append", append, Keys),
+    bind("decr", decr, Keys),
+    bind("decrby", decrby, Keys),
+    bind("getdel", getdel, Keys),
+    bind("getex", getex, Keys),
+    bind("getrange", getrange, Keys),
+    bind("substr", getrange, Keys),
+    bind("getset", getset, Keys),
+    bind("incr", incr, Keys),
+    bind("incrby", incrby, Keys),
+    bind("incrbyfloat", incrbyfloat, Keys),
+    bind("lcs", lcs, Keys),
+    bind("mget", mget, Keys),
+    bind("mset", mset, Keys),
+    bind("msetnx", msetnx, Keys),
+    bind("psetex", psetex, Keys),
+    bind("setex", setex, Keys),
+    bind("setnx", setnx, Keys),
+    bind("setrange", setrange, Keys),
+    bind("strlen", strlen, Keys),
+];
 
 /// Writes a string value as a bulk reply.
 #[inline]
@@ -44,6 +69,11 @@ pub(crate) enum Expiry {
 /// Converts a relative or absolute expiry argument to absolute milliseconds, with Redis's
 /// checks: the value must be positive and the result must not overflow.
 pub(crate) fn expiry_ms(ctx: &Ctx, unit_ms: i64, absolute: bool, arg: &[u8], cmd: &str) -> Result<i64, CmdError> {
+    expiry_at(ctx.now_ms(), unit_ms, absolute, arg, cmd)
+}
+
+/// [`expiry_ms`] with the command's time passed in (for callers holding a key borrow).
+fn expiry_at(now_ms: i64, unit_ms: i64, absolute: bool, arg: &[u8], cmd: &str) -> Result<i64, CmdError> {
     let v = args::int(arg)?;
     if v <= 0 {
         return Err(CmdError::InvalidExpire(cmd.to_string()));
@@ -52,8 +82,16 @@ pub(crate) fn expiry_ms(ctx: &Ctx, unit_ms: i64, absolute: bool, arg: &[u8], cmd
     if absolute {
         Ok(ms)
     } else {
-        ms.checked_add(ctx.now_ms()).ok_or_else(|| CmdError::InvalidExpire(cmd.to_string()))
+        ms.checked_add(now_ms).ok_or_else(|| CmdError::InvalidExpire(cmd.to_string()))
     }
+}
+
+/// Sets the expiry of a key the command has just stored, without counting a second change
+/// (Redis counts `SET ... EX` and `SETEX` as one change).
+fn set_expire_same_change(ctx: &mut Ctx, key: &[u8], when_ms: i64) {
+    let db = ctx.store.db;
+    let (d, h) = ctx.store.db_for(db, key);
+    d.set_expire(h, key, when_ms);
 }
 
 /// `SET key value [NX | XX] [GET] [EX s | PX ms | EXAT ts | PXAT ts-ms | KEEPTTL]`
@@ -116,7 +154,7 @@ fn set(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let keep = expiry == Expiry::Keep;
     ctx.store.set(key, Value::Str(Str::from_bytes(val)), keep);
     if let Expiry::At(when) = expiry {
-        ctx.store.set_expire(key, when);
+        set_expire_same_change(ctx, key, when);
         if when <= ctx.now_ms() {
             // Already in the past: Redis stores then deletes, logging a DEL.
             ctx.store.delete(key);
@@ -137,5 +175,506 @@ fn set(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         Some(None) => ctx.out.null(),
         None => ctx.out.ok(),
     }
+    Ok(())
+}
+
+/// `SETNX key value`: 1 if the key was set, 0 if it existed.
+fn setnx(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let (key, val) = (argv[1], argv[2]);
+    if ctx.store.exists(key) {
+        ctx.out.int(0);
+        return Ok(());
+    }
+    ctx.store.set(key, Value::Str(Str::from_bytes(val)), false);
+    ctx.out.int(1);
+    Ok(())
+}
+
+/// `SETEX key seconds value` and `PSETEX key milliseconds value`, logged as `SET ... PXAT`.
+fn set_with_ttl(ctx: &mut Ctx, argv: &[&[u8]], unit_ms: i64, cmd: &str) -> CmdResult {
+    let (key, val) = (argv[1], argv[3]);
+    let when = expiry_ms(ctx, unit_ms, false, argv[2], cmd)?;
+    ctx.store.set(key, Value::Str(Str::from_bytes(val)), false);
+    set_expire_same_change(ctx, key, when);
+    ctx.propagate_as(vec![b"SET".to_vec(), key.to_vec(), val.to_vec(), b"PXAT".to_vec(), args::int_bytes(when)]);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// `SETEX key seconds value`
+fn setex(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    set_with_ttl(ctx, argv, 1000, "setex")
+}
+
+/// `PSETEX key milliseconds value`
+fn psetex(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    set_with_ttl(ctx, argv, 1, "psetex")
+}
+
+/// `GETSET key value`: the old value (or nil); logged as `SET key value`.
+fn getset(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let (key, val) = (argv[1], argv[2]);
+    match ctx.store.get_str(key)? {
+        Some(s) => reply_str(ctx.out, s),
+        None => ctx.out.null(),
+    }
+    ctx.store.set(key, Value::Str(Str::from_bytes(val)), false);
+    ctx.propagate_as(vec![b"SET".to_vec(), key.to_vec(), val.to_vec()]);
+    Ok(())
+}
+
+/// `GETDEL key`: the value (or nil), then the key is deleted; logged as `DEL key`.
+fn getdel(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let key = argv[1];
+    match ctx.store.get_str(key)? {
+        Some(s) => reply_str(ctx.out, s),
+        None => {
+            ctx.out.null();
+            return Ok(());
+        }
+    }
+    if ctx.store.delete(key) {
+        ctx.propagate_as(vec![b"DEL".to_vec(), key.to_vec()]);
+    }
+    Ok(())
+}
+
+/// `GETEX key [EX s | PX ms | EXAT ts | PXAT ts-ms | PERSIST]`
+fn getex(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let key = argv[1];
+    // Options as Redis's parser takes them: a later EX/PX/EXAT/PXAT must be the same word as
+    // an earlier one (the last value wins), and PERSIST excludes all four.
+    let mut word: Option<&str> = None;
+    let mut expiry_arg: Option<(i64, bool, &[u8])> = None;
+    let mut persist = false;
+    let mut i = 2;
+    while i < argv.len() {
+        let a = argv[i];
+        let next = argv.get(i + 1);
+        let w = ["EX", "PX", "EXAT", "PXAT"].into_iter().find(|w| is(a, w));
+        if is(a, "PERSIST") && word.is_none() {
+            persist = true;
+        } else if let (Some(w), Some(next), false) = (w, next, persist) {
+            if word.is_some_and(|e| e != w) {
+                return Err(CmdError::Syntax);
+            }
+            word = Some(w);
+            let unit = if w == "EX" || w == "EXAT" { 1000 } else { 1 };
+            expiry_arg = Some((unit, w.ends_with("AT"), next));
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    let now = ctx.now_ms();
+    // The key is looked up (and its type checked) before the time is validated.
+    let Some(s) = ctx.store.get_str(key)? else {
+        ctx.out.null();
+        return Ok(());
+    };
+    let when = match expiry_arg {
+        Some((unit, absolute, arg)) => Some((expiry_at(now, unit, absolute, arg, "getex")?, absolute)),
+        None => None,
+    };
+    reply_str(ctx.out, s);
+    match when {
+        Some((when, true)) if when <= now => {
+            // An absolute time already past deletes the key.
+            ctx.store.delete(key);
+            ctx.propagate_as(vec![b"DEL".to_vec(), key.to_vec()]);
+        }
+        Some((when, _)) => {
+            ctx.store.set_expire(key, when);
+            ctx.propagate_as(vec![b"PEXPIREAT".to_vec(), key.to_vec(), args::int_bytes(when)]);
+        }
+        None if persist => {
+            if ctx.store.persist(key) {
+                ctx.propagate_as(vec![b"PERSIST".to_vec(), key.to_vec()]);
+            }
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// `GETRANGE key start end` (and its old name `SUBSTR`).
+fn getrange(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let mut start = args::int(argv[2])?;
+    let mut end = args::int(argv[3])?;
+    let Some(s) = ctx.store.get_str(argv[1])? else {
+        ctx.out.bulk(b"");
+        return Ok(());
+    };
+    let out = &mut *ctx.out;
+    s.with_bytes(|b| {
+        let len = b.len() as i64;
+        if start < 0 && end < 0 && start > end {
+            out.bulk(b"");
+            return;
+        }
+        if start < 0 {
+            start += len;
+        }
+        if end < 0 {
+            end += len;
+        }
+        start = start.max(0);
+        end = end.max(0);
+        if end >= len {
+            end = len - 1;
+        }
+        if start > end || len == 0 {
+            out.bulk(b"");
+        } else {
+            out.bulk(&b[start as usize..=end as usize]);
+        }
+    });
+    Ok(())
+}
+
+/// `SETRANGE key offset value`: the length of the string after the write.
+fn setrange(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let (key, val) = (argv[1], argv[3]);
+    let offset = args::int(argv[2])?;
+    if offset < 0 {
+        return Err(CmdError::err("offset is out of range"));
+    }
+    let max = ctx.host.max_bulk_len();
+    // Checked before anything is allocated: the offset comes from the client.
+    let fits = || match (offset as u64).checked_add(val.len() as u64) {
+        Some(total) if total <= max => Ok(total as usize),
+        _ => Err(CmdError::StringTooLong),
+    };
+    match ctx.store.get_str_for_write(key)? {
+        None => {
+            if val.is_empty() {
+                ctx.out.int(0);
+                return Ok(());
+            }
+            let total = fits()?;
+            let mut v = vec![0u8; total];
+            v[offset as usize..].copy_from_slice(val);
+            ctx.store.set(key, Value::Str(Str::Raw(v)), false);
+            ctx.out.int(total as i64);
+        }
+        Some(s) => {
+            if val.is_empty() {
+                ctx.out.int(s.len() as i64);
+                return Ok(());
+            }
+            let total = fits()?;
+            let v = s.make_raw();
+            if v.len() < total {
+                v.resize(total, 0);
+            }
+            v[offset as usize..total].copy_from_slice(val);
+            let len = v.len();
+            ctx.store.dirty += 1;
+            ctx.out.int(len as i64);
+        }
+    }
+    Ok(())
+}
+
+/// `APPEND key value`: the length of the string after the append.
+fn append(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let (key, val) = (argv[1], argv[2]);
+    let max = ctx.host.max_bulk_len();
+    match ctx.store.get_str_for_write(key)? {
+        None => {
+            ctx.store.set(key, Value::Str(Str::from_bytes(val)), false);
+            ctx.out.int(val.len() as i64);
+        }
+        Some(s) => {
+            let total = s.len() as u64 + val.len() as u64;
+            if total > max {
+                return Err(CmdError::StringTooLong);
+            }
+            // Even an empty append turns the value into a `raw` string, as in Redis.
+            let v = s.make_raw();
+            v.extend_from_slice(val);
+            let len = v.len();
+            ctx.store.dirty += 1;
+            ctx.out.int(len as i64);
+        }
+    }
+    Ok(())
+}
+
+/// `STRLEN key`
+fn strlen(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let len = ctx.store.get_str(argv[1])?.map_or(0, |s| s.len());
+    ctx.out.int(len as i64);
+    Ok(())
+}
+
+/// The integer a string holds, as `INCR` reads it (canonical decimal only).
+fn str_to_i64(s: &Str) -> Option<i64> {
+    match s {
+        Str::Int(i) => Some(*i),
+        Str::Emb(b) => num::parse_i64(b),
+        Str::Raw(v) => num::parse_i64(v),
+    }
+}
+
+/// Adds `by` to the integer under a key (missing keys count as 0), keeping its time to live.
+fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64) -> CmdResult {
+    match ctx.store.get_str_for_write(key)? {
+        Some(s) => {
+            let old = str_to_i64(s).ok_or(CmdError::NotInteger)?;
+            let new = old.checked_add(by).ok_or(CmdError::Overflow)?;
+            *s = Str::Int(new);
+            ctx.store.dirty += 1;
+            ctx.out.int(new);
+        }
+        None => {
+            ctx.store.set(key, Value::Str(Str::Int(by)), false);
+            ctx.out.int(by);
+        }
+    }
+    Ok(())
+}
+
+/// `INCR key`
+fn incr(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    incr_decr(ctx, argv[1], 1)
+}
+
+/// `DECR key`
+fn decr(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    incr_decr(ctx, argv[1], -1)
+}
+
+/// `INCRBY key increment`
+fn incrby(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let by = args::int(argv[2])?;
+    incr_decr(ctx, argv[1], by)
+}
+
+/// `DECRBY key decrement`
+fn decrby(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let by = args::int(argv[2])?;
+    if by == i64::MIN {
+        return Err(CmdError::err("decrement would overflow"));
+    }
+    incr_decr(ctx, argv[1], -by)
+}
+
+/// `INCRBYFLOAT key increment`: the new value; logged as `SET key <new> KEEPTTL` so that
+/// replicas and AOF replays do not redo the float arithmetic.
+fn incrbyfloat(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let (key, by) = (argv[1], argv[2]);
+    let result = match ctx.store.get_str_for_write(key)? {
+        Some(s) => s.with_bytes(|cur| num::incr_by_float(cur, by)),
+        None => num::incr_by_float(b"0", by),
+    };
+    let new = result.map_err(|e| match e {
+        num::FloatError::NotFloat => CmdError::NotFloat,
+        num::FloatError::NanOrInf => CmdError::NanOrInfinity,
+    })?;
+    ctx.out.bulk(&new);
+    // Redis builds the result as a plain string object: never `int`.
+    let value = if new.len() <= EMBSTR_MAX { Str::Emb(new.as_slice().into()) } else { Str::Raw(new.clone()) };
+    ctx.store.set(key, Value::Str(value), true);
+    ctx.propagate_as(vec![b"SET".to_vec(), key.to_vec(), new, b"KEEPTTL".to_vec()]);
+    Ok(())
+}
+
+/// `MGET key [key ...]`: nil for missing keys and for keys of other types.
+fn mget(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    ctx.out.array(argv.len() - 1);
+    for key in &argv[1..] {
+        match ctx.store.lookup_read(key).map(|e| &e.value) {
+            Some(Value::Str(s)) => reply_str(ctx.out, s),
+            #[allow(unreachable_patterns)]
+            _ => ctx.out.null(),
+        }
+    }
+    Ok(())
+}
+
+/// Stores every pair of `MSET`/`MSETNX`, clearing times to live.
+fn set_pairs(ctx: &mut Ctx, argv: &[&[u8]]) {
+    for pair in argv[1..].chunks_exact(2) {
+        ctx.store.set(pair[0], Value::Str(Str::from_bytes(pair[1])), false);
+    }
+}
+
+/// `MSET key value [key value ...]`
+fn mset(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    if argv.len() % 2 == 0 {
+        return Err(CmdError::WrongArity("mset".into()));
+    }
+    set_pairs(ctx, argv);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// `MSETNX key value [key value ...]`: 1 if every key was set, 0 (and nothing set) if any
+/// existed.
+fn msetnx(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    if argv.len() % 2 == 0 {
+        return Err(CmdError::WrongArity("msetnx".into()));
+    }
+    for pair in argv[1..].chunks_exact(2) {
+        if ctx.store.exists(pair[0]) {
+            ctx.out.int(0);
+            return Ok(());
+        }
+    }
+    set_pairs(ctx, argv);
+    ctx.out.int(1);
+    Ok(())
+}
+
+/// One run of common bytes found by `LCS ... IDX`: inclusive ranges in each string.
+struct LcsMatch {
+    a: (u32, u32),
+    b: (u32, u32),
+}
+
+/// `LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]`
+fn lcs(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    // Both keys are looked up before the options are parsed, as in Redis; missing keys are
+    // empty strings, and other types get LCS's own error rather than WRONGTYPE.
+    let mut wrong_type = false;
+    let mut fetch = |ctx: &mut Ctx, key: &[u8]| -> Vec<u8> {
+        match ctx.store.lookup_read(key).map(|e| &e.value) {
+            None => Vec::new(),
+            Some(Value::Str(s)) => s.to_vec(),
+            #[allow(unreachable_patterns)]
+            Some(_) => {
+                wrong_type = true;
+                Vec::new()
+            }
+        }
+    };
+    let a = fetch(ctx, argv[1]);
+    let b = fetch(ctx, argv[2]);
+    if wrong_type {
+        return Err(CmdError::err("The specified keys must contain string values"));
+    }
+    let (mut getlen, mut getidx, mut withmatchlen) = (false, false, false);
+    let mut minmatchlen: i64 = 0;
+    let mut i = 3;
+    while i < argv.len() {
+        let opt = argv[i];
+        if is(opt, "IDX") {
+            getidx = true;
+        } else if is(opt, "LEN") {
+            getlen = true;
+        } else if is(opt, "WITHMATCHLEN") {
+            withmatchlen = true;
+        } else if is(opt, "MINMATCHLEN") && i + 1 < argv.len() {
+            minmatchlen = args::int(argv[i + 1])?.max(0);
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    if getidx && getlen {
+        return Err(CmdError::err("If you want both the length and indexes, please just use IDX."));
+    }
+    if a.len() as u64 >= u64::from(u32::MAX - 1) || b.len() as u64 >= u64::from(u32::MAX - 1) {
+        return Err(CmdError::err("String too long for LCS"));
+    }
+    let (alen, blen) = (a.len(), b.len());
+    // The table of LCS lengths of every pair of prefixes, bounded like Redis bounds it.
+    let cells = (alen as u64 + 1) * (blen as u64 + 1);
+    let bytes = cells.checked_mul(4);
+    if bytes.is_some_and(|n| n > ctx.host.max_bulk_len()) {
+        return Err(CmdError::err(
+            "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        ));
+    }
+    let mut table: Vec<u32> = Vec::new();
+    if bytes.is_none() || usize::try_from(cells).map_or(true, |n| table.try_reserve_exact(n).is_err()) {
+        return Err(CmdError::err("Insufficient memory, failed allocating transient memory for LCS"));
+    }
+    let w = blen + 1;
+    table.resize(cells as usize, 0);
+    for i in 1..=alen {
+        for j in 1..=blen {
+            table[i * w + j] = if a[i - 1] == b[j - 1] {
+                table[(i - 1) * w + j - 1] + 1
+            } else {
+                table[(i - 1) * w + j].max(table[i * w + j - 1])
+            };
+        }
+    }
+    let total = table[alen * w + blen];
+
+    if getlen {
+        ctx.out.int(i64::from(total));
+        return Ok(());
+    }
+
+    // Walk back from the end, collecting the common bytes (backwards) and the runs.
+    let mut result = vec![0u8; total as usize];
+    let mut idx = total as usize;
+    let mut matches: Vec<LcsMatch> = Vec::new();
+    let mut cur: Option<LcsMatch> = None;
+    let (mut i, mut j) = (alen, blen);
+    while i > 0 && j > 0 {
+        let mut emit = false;
+        if a[i - 1] == b[j - 1] {
+            result[idx - 1] = a[i - 1];
+            let (ai, bj) = ((i - 1) as u32, (j - 1) as u32);
+            match &mut cur {
+                None => cur = Some(LcsMatch { a: (ai, ai), b: (bj, bj) }),
+                // A match right after a match always extends the current run backwards.
+                Some(m) => {
+                    m.a.0 = ai;
+                    m.b.0 = bj;
+                }
+            }
+            if ai == 0 || bj == 0 {
+                emit = true;
+            }
+            idx -= 1;
+            i -= 1;
+            j -= 1;
+        } else {
+            if table[(i - 1) * w + j] > table[i * w + j - 1] {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            emit = cur.is_some();
+        }
+        if emit {
+            if let Some(m) = cur.take() {
+                let len = i64::from(m.a.1 - m.a.0 + 1);
+                if minmatchlen == 0 || len >= minmatchlen {
+                    matches.push(m);
+                }
+            }
+        }
+    }
+
+    if !getidx {
+        ctx.out.bulk(&result);
+        return Ok(());
+    }
+    let out = &mut *ctx.out;
+    out.map(2);
+    out.bulk(b"matches");
+    out.array(matches.len());
+    for m in &matches {
+        out.array(if withmatchlen { 3 } else { 2 });
+        out.array(2);
+        out.int(i64::from(m.a.0));
+        out.int(i64::from(m.a.1));
+        out.array(2);
+        out.int(i64::from(m.b.0));
+        out.int(i64::from(m.b.1));
+        if withmatchlen {
+            out.int(i64::from(m.a.1 - m.a.0 + 1));
+        }
+    }
+    out.bulk(b"len");
+    out.int(i64::from(total));
     Ok(())
 }

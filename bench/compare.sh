@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: tandem-server vs Debian's redis-server on this machine.
+# Prints throughput and latency (p50, p99) for set,get,incr,mset at pipeline depths 1 and 16,
+# and memory after loading 1,000,000 keys (16-byte keys, 32-byte values), with ratios.
+#
+#   bench/compare.sh            # full run (-n 1000000)
+#   N=200000 bench/compare.sh   # shorter run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-1000000}
+CLIENTS=${CLIENTS:-50}
+TESTS=${TESTS:-set,get,incr,mset}
+KEYS=${KEYS:-1000000}
+
+command -v redis-server >/dev/null || { echo "redis-server missing: apt-get install -y redis-server redis-tools" >&2; exit 1; }
+cargo build --release -q -p tandem-server
+TANDEM=target/release/tandem-server
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+TP=$(free_port); RP=$(free_port)
+WORK=$(mktemp -d)
+cleanup() { kill "$TPID" "$RPID" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+start() {
+  "$TANDEM" --port "$TP" >"$WORK/tandem.log" 2>&1 & TPID=$!
+  redis-server --port "$RP" --save '' --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 & RPID=$!
+  for p in "$TP" "$RP"; do
+    for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+}
+stop() { kill "$TPID" "$RPID" 2>/dev/null || true; wait "$TPID" "$RPID" 2>/dev/null || true; }
+
+start
+echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "redis: $(redis-server --version | awk '{print $3}')  tandem: $($TANDEM --version | awk '{print $3}')"
+echo
+printf "%-6s %-3s | %12s %12s %6s | %8s %8s | %8s %8s\n" test P "tandem rps" "redis rps" ratio "t p50" "r p50" "t p99" "r p99"
+for P in 1 16; do
+  for t in ${TESTS//,/ }; do
+    # CSV columns (redis-benchmark 7): test, rps, avg, min, p50, p95, p99, max
+    tl=$(redis-benchmark -p "$TP" -c "$CLIENTS" -n "$N" -P "$P" -t "$t" -r 1000000 --csv | tail -1 | tr -d '"')
+    rl=$(redis-benchmark -p "$RP" -c "$CLIENTS" -n "$N" -P "$P" -t "$t" -r 1000000 --csv | tail -1 | tr -d '"')
+    IFS=, read -r _ trps _ _ tp50 _ tp99 _ <<<"$tl"
+    IFS=, read -r _ rrps _ _ rp50 _ rp99 _ <<<"$rl"
+    ratio=$(python3 -c "print(f'{$trps/$rrps:.2f}')")
+    printf "%-6s %-3s | %12s %12s %6s | %8s %8s | %8s %8s\n" "$t" "$P" "$trps" "$rrps" "${ratio}x" "$tp50" "$rp50" "$tp99" "$rp99"
+  done
+done
+stop
+
+# Memory: a fresh pair of servers, each loaded with the same KEYS keys through redis-cli --pipe.
+start
+python3 - "$KEYS" >"$WORK/load.resp" <<'PY'
+import sys
+n = int(sys.argv[1])
+out = sys.stdout.buffer
+val = b"v" * 32
+for i in range(n):
+    k = b"key:%012d" % i
+    out.write(b"*3\r\n$3\r\nSET\r\n$16\r\n" + k + b"\r\n$32\r\n" + val + b"\r\n")
+PY
+mem() { redis-cli -p "$1" info memory | tr -d '\r' | awk -F: -v f="$2" '$1==f{print $2}'; }
+for p in "$TP" "$RP"; do
+  redis-cli -p "$p" --pipe <"$WORK/load.resp" >/dev/null
+done
+echo
+for p in "$TP" "$RP"; do [ "$(redis-cli -p "$p" dbsize)" = "$KEYS" ] || { echo "load failed on port $p" >&2; exit 1; }; done
+tu=$(mem "$TP" used_memory); ru=$(mem "$RP" used_memory)
+tr=$(mem "$TP" used_memory_rss); rr=$(mem "$RP" used_memory_rss)
+printf "%-14s | %14s %14s %6s\n" "memory ($KEYS keys)" tandem redis ratio
+printf "%-14s | %14s %14s %6s\n" used_memory "$tu" "$ru" "$(python3 -c "print(f'{$tu/$ru:.2f}x')")"
+printf "%-14s | %14s %14s %6s\n" used_memory_rss "$tr" "$rr" "$(python3 -c "print(f'{$tr/$rr:.2f}x')")"
+printf "%-14s | %14s %14s\n" "bytes/key (rss)" "$(( tr / KEYS ))" "$(( rr / KEYS ))"
