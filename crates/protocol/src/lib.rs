@@ -19,6 +19,6 @@ pub mod frame;
 pub mod reply;
 pub mod request;
 
-pub use frame::{parse_frame, Frame};
+pub use frame::{parse_frame, Frame, FrameError};
 pub use reply::{ReplyWriter, Resp};
 pub use request::{Argv, Limits, ProtocolError, RequestParser};

@@ -173,6 +173,17 @@ enum State {
     },
 }
 
+impl State {
+    /// How many bytes of the request this state has already looked at.
+    fn examined(&self) -> usize {
+        match *self {
+            State::Start => 0,
+            State::Inline { scanned } | State::Count { scanned } => scanned,
+            State::Bulks { pos, scanned, .. } => pos.max(scanned),
+        }
+    }
+}
+
 /// Result of searching for a line end the way C's `strchr` does.
 enum Scan {
     /// The wanted byte is at this offset.
@@ -389,6 +400,15 @@ impl RequestParser {
     /// * `Err(e)`: the client broke the protocol; reply `-ERR <e>` and close.
     ///   The parser is reset.
     pub fn parse(&mut self, buf: &[u8], limits: &Limits) -> Result<Option<usize>, ProtocolError> {
+        // Arguments of an earlier request must not be readable against a
+        // buffer they no longer describe.
+        self.complete = false;
+        // A buffer shorter than what was already examined means the caller
+        // dropped bytes without calling reset; starting over beats indexing
+        // out of bounds.
+        if buf.len() < self.state.examined() {
+            self.reset();
+        }
         let result = self.parse_inner(buf, limits);
         if result.is_err() {
             self.reset();
@@ -1317,6 +1337,14 @@ PING\r\n*0\r\n\r\nECHO \"a b\\x41\" 'c'\n*-1\r\n*2\r\n$3\r\nGET\r\n$0\r\n\r\n";
         );
         assert_eq!(parser.parse(b"*1\r\n$1\r\na\r\n", &d), Ok(Some(11)));
         assert_eq!(parser.parse(b"", &d), Ok(None));
+
+        // A caller that shrinks its buffer without reset gets a fresh start
+        // instead of a panic.
+        assert_eq!(parser.parse(b"*2\r\n$3\r\nGET\r\n$1\r", &d), Ok(None));
+        assert_eq!(parser.parse(b"PING\r\n", &d), Ok(Some(6)));
+        assert_eq!(parser.argv(b"PING\r\n").to_vec(), args(&[b"PING"]));
+        assert_eq!(parser.parse(b"", &d), Ok(None));
+        assert!(parser.argv(b"").is_empty());
     }
 
     /// Quotes an argument for the inline form with `\xHH` escapes, which

@@ -341,7 +341,7 @@ fn ping(addr: SocketAddr) -> Option<Frame> {
 fn info_pid(addr: SocketAddr) -> Option<u32> {
     let mut c = RawClient::connect_once(addr)?;
     c.write_command(&["INFO", "server"]).ok()?;
-    let Frame::Bulk(text) | Frame::Verbatim { text, .. } = c.read_frame_timeout(Duration::from_secs(2)).ok()? else {
+    let (Frame::Bulk(text) | Frame::Verbatim { text, .. }) = c.read_frame_timeout(Duration::from_secs(2)).ok()? else {
         return None;
     };
     let text = String::from_utf8_lossy(&text).into_owned();

@@ -53,7 +53,7 @@ fn get(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// Expiry options shared by `SET` and `GETEX`.
+/// Expiry options of `SET`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Expiry {
     /// No option.
@@ -62,8 +62,6 @@ pub(crate) enum Expiry {
     At(i64),
     /// `KEEPTTL`
     Keep,
-    /// `PERSIST` (GETEX only)
-    Persist,
 }
 
 /// Converts a relative or absolute expiry argument to absolute milliseconds, with Redis's

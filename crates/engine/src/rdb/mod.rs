@@ -139,15 +139,30 @@ mod tests {
             p
         };
         let all_bytes: Vec<u8> = (0..=255u8).cycle().take(768).collect();
-        let text = b"Lorem ipsum dolor sit amet, lorem ipsum dolor sit amet, \
-consectetur adipiscing elit lorem ipsum";
+        let text: &[u8] = &[
+            &b"Lorem ipsum dolor sit amet, lorem ipsum dolor sit amet, "[..],
+            &b"consectetur adipiscing elit lorem ipsum"[..],
+        ]
+        .concat();
+        let text_dump: &[u8] = &[
+            &b"\x00\xc3@D@_\x1bLorem ipsum dolor sit amet,  \x0d\xe0\x10\x1b"[..],
+            &b"\x18consectetur adipiscing el =\xe0\x007\x01um"[..],
+            &b"\x0a\x00\xc4\x1c\xef\x98`d\xbb\x0d"[..],
+        ]
+        .concat();
         let cases: Vec<(&[u8], &[u8])> = vec![
             (b"hello", b"\x00\x05hello\x0a\x00cr\xdfve4 \x0a"),
             (b"12345", b"\x00\xc190\x0a\x00\x9d\x94\xea'\x93\xfc\x08\xb9"),
             (b"-1", b"\x00\xc0\xff\x0a\x00\x0c\x93~$\x85\x08\x9d\xc5"),
             (b"-128", b"\x00\xc0\x80\x0a\x00\x99f2m/\x0c[\xd9"),
-            (b"2147483647", b"\x00\xc2\xff\xff\xff\x7f\x0a\x00,t\xe5\x9e\xe0.\xad\xa1"),
-            (b"12345678901234", b"\x00\x0e12345678901234\x0a\x00\xaf\xcb\x8c{v\xa0\x8bj"),
+            (
+                b"2147483647",
+                b"\x00\xc2\xff\xff\xff\x7f\x0a\x00,t\xe5\x9e\xe0.\xad\xa1",
+            ),
+            (
+                b"12345678901234",
+                b"\x00\x0e12345678901234\x0a\x00\xaf\xcb\x8c{v\xa0\x8bj",
+            ),
             (b"", b"\x00\x00\x0a\x00]\x9b\x5c@\x0f\x7f\xa2\xda"),
             (
                 &[b'a'; 100],
@@ -157,14 +172,12 @@ consectetur adipiscing elit lorem ipsum";
                 b"abcabcabcabcabcabcabc",
                 b"\x00\xc3\x0b\x15\x03abca\xe0\x06\x02\x01bc\x0a\x00\x02\x01q\x0c\x8e\xeb\xf9F",
             ),
-            (
-                text,
-                b"\x00\xc3@D@_\x1bLorem ipsum dolor sit amet,  \x0d\xe0\x10\x1b\x18consectetur \
-adipiscing el =\xe0\x007\x01um\x0a\x00\xc4\x1c\xef\x98`d\xbb\x0d",
-            ),
+            (text, text_dump),
         ];
-        let mut out: Vec<(Vec<u8>, Vec<u8>)> =
-            cases.into_iter().map(|(v, p)| (v.to_vec(), p.to_vec())).collect();
+        let mut out: Vec<(Vec<u8>, Vec<u8>)> = cases
+            .into_iter()
+            .map(|(v, p)| (v.to_vec(), p.to_vec()))
+            .collect();
         out.push((vec![b'x'; 10_000], x10000));
         out.push((all_bytes, pattern));
         out
@@ -205,26 +218,46 @@ adipiscing el =\xe0\x007\x01um\x0a\x00\xc4\x1c\xef\x98`d\xbb\x0d",
     fn restore_quirks_match_redis() {
         let wrap = |body: &[u8]| payload::wrap(body.to_vec());
         let string = |s: &[u8]| Ok(RdbValue::String(s.to_vec()));
-        let bad_data = |r: Result<RdbValue, RestoreError>| {
-            matches!(r, Err(RestoreError::BadData(_)))
-        };
+        let bad_data =
+            |r: Result<RdbValue, RestoreError>| matches!(r, Err(RestoreError::BadData(_)));
         // The value may run into the trailer ("hel" + version bytes) ...
-        assert_eq!(restore_payload(&wrap(b"\x00\x05hel")), string(b"hel\x0a\x00"));
+        assert_eq!(
+            restore_payload(&wrap(b"\x00\x05hel")),
+            string(b"hel\x0a\x00")
+        );
         // ... and bytes left over before the trailer are ignored.
-        assert_eq!(restore_payload(&wrap(b"\x00\x05helloXYZ")), string(b"hello"));
+        assert_eq!(
+            restore_payload(&wrap(b"\x00\x05helloXYZ")),
+            string(b"hello")
+        );
         // Non-minimal length forms are fine.
-        assert_eq!(restore_payload(&wrap(b"\x00\x80\x00\x00\x00\x05hello")), string(b"hello"));
+        assert_eq!(
+            restore_payload(&wrap(b"\x00\x80\x00\x00\x00\x05hello")),
+            string(b"hello")
+        );
         assert_eq!(
             restore_payload(&wrap(b"\x00\x81\x00\x00\x00\x00\x00\x00\x00\x05hello")),
             string(b"hello")
         );
         assert_eq!(restore_payload(&wrap(b"\x00\xc0\x80")), string(b"-128"));
-        assert_eq!(restore_payload(&wrap(b"\x00\xc1\x00\x80")), string(b"-32768"));
-        assert_eq!(restore_payload(&wrap(b"\x00\xc2\x00\x00\x00\x80")), string(b"-2147483648"));
+        assert_eq!(
+            restore_payload(&wrap(b"\x00\xc1\x00\x80")),
+            string(b"-32768")
+        );
+        assert_eq!(
+            restore_payload(&wrap(b"\x00\xc2\x00\x00\x00\x80")),
+            string(b"-2147483648")
+        );
         // LZF: the declared length must be met exactly, except that zero accepts anything.
         assert!(bad_data(restore_payload(&wrap(b"\x00\xc3\x02\x05\x00a"))));
-        assert_eq!(restore_payload(&wrap(b"\x00\xc3\x02\x01\x00a")), string(b"a"));
-        assert_eq!(restore_payload(&wrap(b"\x00\xc3\x02\x00\x00a")), string(b""));
+        assert_eq!(
+            restore_payload(&wrap(b"\x00\xc3\x02\x01\x00a")),
+            string(b"a")
+        );
+        assert_eq!(
+            restore_payload(&wrap(b"\x00\xc3\x02\x00\x00a")),
+            string(b"")
+        );
         assert_eq!(restore_payload(&wrap(b"\x00\xc3\x00\x00")), string(b""));
         // Bad encodings, lengths and types.
         assert!(bad_data(restore_payload(&wrap(b"\x00\xc4"))));
@@ -254,11 +287,17 @@ adipiscing el =\xe0\x007\x01um\x0a\x00\xc4\x1c\xef\x98`d\xbb\x0d",
         let mut r = Reader::new(b"\x05");
         assert_eq!(
             decode_value(encoding::RDB_TYPE_HASH, &mut r),
-            Err(RdbError::UnsupportedType { offset: 0, type_byte: 4 })
+            Err(RdbError::UnsupportedType {
+                offset: 0,
+                type_byte: 4
+            })
         );
         assert_eq!(
             decode_value(8, &mut r),
-            Err(RdbError::UnknownType { offset: 0, type_byte: 8 })
+            Err(RdbError::UnknownType {
+                offset: 0,
+                type_byte: 8
+            })
         );
         assert_eq!(
             RestoreError::BadData(RdbError::BadLzf { offset: 3 }).message(),
