@@ -21,7 +21,10 @@ pub mod split;
 
 pub use cases::{parse_cases, replies_match, Case, CaseLine, Mode};
 pub use client::{encode_command, RawClient, ReadError};
-pub use process::{free_port, redis_bin, tandem_bin, RedisProcess, ServerProcess, TandemProcess};
+pub use process::{
+    free_port, redis_bin, run_to_exit, tandem_bin, temp_dir, tool_bin, Finished, RedisProcess, ServerProcess,
+    TandemProcess,
+};
 pub use protocol::Frame;
 pub use split::split_line;
 

@@ -33,8 +33,9 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// A fresh, unique temporary directory.
-fn temp_dir(name: &str) -> PathBuf {
+/// Creates a fresh, unique temporary directory (the caller removes it; [`ServerProcess`]
+/// removes its own on drop).
+pub fn temp_dir(name: &str) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -73,22 +74,77 @@ pub fn redis_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("REDIS_SERVER_BIN") {
         return PathBuf::from(p);
     }
-    let default = PathBuf::from("/usr/bin/redis-server");
+    tool_bin("redis-server")
+}
+
+/// A Redis tool (`redis-server`, `redis-cli`, `redis-benchmark`): `/usr/bin/<name>`, else the
+/// first on `PATH`. Panics with the install command when it is missing.
+pub fn tool_bin(name: &str) -> PathBuf {
+    let default = Path::new("/usr/bin").join(name);
     if default.exists() {
         return default;
     }
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
-            let p = dir.join("redis-server");
+            let p = dir.join(name);
             if p.exists() {
                 return p;
             }
         }
     }
     panic!(
-        "redis-server not found (looked at $REDIS_SERVER_BIN, /usr/bin/redis-server and $PATH). \
-         The differential and integration tests need it: apt-get install -y redis-server redis-tools"
+        "{name} not found (looked at /usr/bin and $PATH). Tandem's differential and integration tests \
+         need Redis's tools and never skip without them: apt-get install -y redis-server redis-tools"
     );
+}
+
+/// What a finished command printed.
+#[derive(Debug)]
+pub struct Finished {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+/// Runs `cmd` to completion with captured output, killing it and panicking if it runs longer
+/// than `timeout`.
+#[track_caller]
+pub fn run_to_exit(cmd: &mut Command, timeout: Duration) -> Finished {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let collect = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut s);
+            }
+            String::from_utf8_lossy(&s).into_owned()
+        })
+    };
+    let out = collect(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = collect(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let (o, e) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+            panic!("{cmd:?} still running after {timeout:?}; killed.\n--- stdout ---\n{o}\n--- stderr ---\n{e}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Finished { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }
 }
 
 /// A running server process, killed (SIGKILL) and reaped on drop. Its working directory is a
