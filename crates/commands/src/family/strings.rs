@@ -133,11 +133,8 @@ fn set(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         expiry = Expiry::At(expiry_ms(ctx, unit, absolute, arg, "set")?);
     }
     // With GET the old value must be a string, checked before anything changes.
-    let old: Option<Option<Vec<u8>>> = if get {
-        Some(ctx.store.get_str_for_write(key)?.map(|s| s.to_vec()))
-    } else {
-        None
-    };
+    let old: Option<Option<Vec<u8>>> =
+        if get { Some(ctx.store.get_str_for_write(key)?.map(|s| s.to_vec())) } else { None };
     let exists = match &old {
         Some(o) => o.is_some(),
         None => (nx || xx) && ctx.store.exists(key),
@@ -158,7 +155,13 @@ fn set(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             ctx.store.delete(key);
             ctx.propagate_as(vec![b"DEL".to_vec(), key.to_vec()]);
         } else {
-            ctx.propagate_as(vec![b"SET".to_vec(), key.to_vec(), val.to_vec(), b"PXAT".to_vec(), args::int_bytes(when)]);
+            ctx.propagate_as(vec![
+                b"SET".to_vec(),
+                key.to_vec(),
+                val.to_vec(),
+                b"PXAT".to_vec(),
+                args::int_bytes(when),
+            ]);
         }
     } else {
         // NX/XX/GET have done their job; the effect is a plain SET (KEEPTTL kept).
@@ -286,10 +289,8 @@ fn getex(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             ctx.store.set_expire(key, when);
             ctx.propagate_as(vec![b"PEXPIREAT".to_vec(), key.to_vec(), args::int_bytes(when)]);
         }
-        None if persist => {
-            if ctx.store.persist(key) {
-                ctx.propagate_as(vec![b"PERSIST".to_vec(), key.to_vec()]);
-            }
+        None if persist && ctx.store.persist(key) => {
+            ctx.propagate_as(vec![b"PERSIST".to_vec(), key.to_vec()]);
         }
         None => {}
     }
@@ -501,7 +502,7 @@ fn set_pairs(ctx: &mut Ctx, argv: &[&[u8]]) {
 
 /// `MSET key value [key value ...]`
 fn mset(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    if argv.len() % 2 == 0 {
+    if argv.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity("mset".into()));
     }
     set_pairs(ctx, argv);
@@ -512,7 +513,7 @@ fn mset(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 /// `MSETNX key value [key value ...]`: 1 if every key was set, 0 (and nothing set) if any
 /// existed.
 fn msetnx(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    if argv.len() % 2 == 0 {
+    if argv.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity("msetnx".into()));
     }
     for pair in argv[1..].chunks_exact(2) {
@@ -583,9 +584,7 @@ fn lcs(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let cells = (alen as u64 + 1) * (blen as u64 + 1);
     let bytes = cells.checked_mul(4);
     if bytes.is_some_and(|n| n > ctx.host.max_bulk_len()) {
-        return Err(CmdError::err(
-            "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
-        ));
+        return Err(CmdError::err("Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"));
     }
     let mut table: Vec<u32> = Vec::new();
     if bytes.is_none() || usize::try_from(cells).map_or(true, |n| table.try_reserve_exact(n).is_err()) {
@@ -675,4 +674,293 @@ fn lcs(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     out.bulk(b"len");
     out.int(i64::from(total));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{bulk, error, simple, Harness};
+    use proptest::prelude::*;
+    use protocol::Frame;
+    use std::sync::atomic::Ordering;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn int(v: i64) -> Frame {
+        Frame::Integer(v)
+    }
+
+    fn logged(h: &Harness) -> Vec<String> {
+        h.effects
+            .list
+            .iter()
+            .map(|e| e.argv.iter().map(|a| String::from_utf8_lossy(a)).collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+
+    fn dirty(h: &Harness) -> u64 {
+        h.host.stats.dirty.load(Ordering::Relaxed)
+    }
+
+    fn encoding(h: &mut Harness, key: &str) -> Frame {
+        h.run(&["OBJECT", "ENCODING", key])
+    }
+
+    #[test]
+    fn relative_expiries_are_logged_as_absolute_times() {
+        let mut h = Harness::new(NOW);
+        assert_eq!(h.run(&["SETEX", "a", "10", "v"]), simple("OK"));
+        assert_eq!(h.run(&["PSETEX", "b", "1500", "12"]), simple("OK"));
+        assert_eq!(h.run(&["SET", "c", "v"]), simple("OK"));
+        assert_eq!(h.run(&["GETEX", "c"]), bulk("v"));
+        assert_eq!(h.run(&["GETEX", "c", "EX", "5"]), bulk("v"));
+        assert_eq!(h.run(&["GETEX", "c", "PX", "5"]), bulk("v"));
+        assert_eq!(h.run(&["GETEX", "c", "PXAT", &(NOW + 9).to_string()]), bulk("v"));
+        assert_eq!(h.run(&["GETEX", "c", "PERSIST"]), bulk("v"));
+        // Nothing to persist: nothing logged.
+        assert_eq!(h.run(&["GETEX", "c", "PERSIST"]), bulk("v"));
+        assert_eq!(h.run(&["GETEX", "nokey", "EX", "5"]), Frame::Null);
+        assert_eq!(
+            logged(&h),
+            [
+                format!("SET a v PXAT {}", NOW + 10_000),
+                format!("SET b 12 PXAT {}", NOW + 1_500),
+                "SET c v".to_string(),
+                format!("PEXPIREAT c {}", NOW + 5_000),
+                format!("PEXPIREAT c {}", NOW + 5),
+                format!("PEXPIREAT c {}", NOW + 9),
+                "PERSIST c".to_string(),
+            ]
+        );
+        assert_eq!(h.run(&["PTTL", "a"]), int(10_000));
+        h.now_ms += 1_500;
+        assert_eq!(h.run(&["GET", "b"]), Frame::Null);
+        assert_eq!(h.run(&["GET", "a"]), bulk("v"));
+    }
+
+    #[test]
+    fn getex_with_a_past_absolute_time_deletes() {
+        let mut h = Harness::new(NOW);
+        h.run(&["SET", "k", "v"]);
+        assert_eq!(h.run(&["GETEX", "k", "EXAT", "1"]), bulk("v"));
+        assert_eq!(h.run(&["EXISTS", "k"]), int(0));
+        assert_eq!(logged(&h), ["SET k v", "DEL k"]);
+        // The time is only checked when the key exists.
+        assert_eq!(h.run(&["GETEX", "k", "EX", "0"]), Frame::Null);
+        h.run(&["SET", "k", "v"]);
+        assert_eq!(h.run(&["GETEX", "k", "EX", "0"]), error("ERR invalid expire time in 'getex' command"));
+        assert_eq!(
+            h.run(&["GETEX", "k", "EX", "9223372036854775"]),
+            error("ERR invalid expire time in 'getex' command")
+        );
+        assert_eq!(h.run(&["GETEX", "k", "EX", "1", "PX", "1"]), error("ERR syntax error"));
+        assert_eq!(h.run(&["GETEX", "k", "PERSIST", "EX", "1"]), error("ERR syntax error"));
+    }
+
+    #[test]
+    fn rewrites_of_getdel_getset_and_incrbyfloat() {
+        let mut h = Harness::new(NOW);
+        assert_eq!(h.run(&["GETDEL", "k"]), Frame::Null);
+        assert_eq!(h.run(&["GETSET", "k", "1"]), Frame::Null);
+        assert_eq!(h.run(&["GETSET", "k", "2"]), bulk("1"));
+        assert_eq!(h.run(&["PEXPIRE", "k", "100000"]), int(1));
+        assert_eq!(h.run(&["INCRBYFLOAT", "k", "0.5"]), bulk("2.5"));
+        assert_eq!(h.run(&["PTTL", "k"]), int(100_000));
+        assert_eq!(h.run(&["INCRBYFLOAT", "k", "x"]), error("ERR value is not a valid float"));
+        assert_eq!(h.run(&["GETDEL", "k"]), bulk("2.5"));
+        assert_eq!(
+            logged(&h),
+            [
+                "SET k 1".to_string(),
+                "SET k 2".to_string(),
+                format!("PEXPIREAT k {}", NOW + 100_000),
+                "SET k 2.5 KEEPTTL".to_string(),
+                "DEL k".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn writes_that_change_nothing_log_nothing() {
+        let mut h = Harness::new(NOW);
+        h.run(&["SET", "k", "v"]);
+        let before = dirty(&h);
+        assert_eq!(h.run(&["SETNX", "k", "w"]), int(0));
+        assert_eq!(h.run(&["MSETNX", "x", "1", "k", "2"]), int(0));
+        assert_eq!(h.run(&["SETRANGE", "k", "3", ""]), int(1));
+        assert_eq!(h.run(&["SETRANGE", "missing", "3", ""]), int(0));
+        assert_eq!(h.run(&["INCR", "k"]), error("ERR value is not an integer or out of range"));
+        assert_eq!(h.run(&["APPEND", "k", "x".repeat(10).as_str()]), int(11));
+        assert_eq!(h.run(&["EXISTS", "x", "missing"]), int(0));
+        assert_eq!(logged(&h), ["SET k v", "APPEND k xxxxxxxxxx"]);
+        assert_eq!(dirty(&h), before + 1);
+    }
+
+    #[test]
+    fn dirty_counts_like_redis() {
+        let mut h = Harness::new(NOW);
+        let steps: &[(&[&str], u64)] = &[
+            (&["SETEX", "a", "10", "v"], 1),
+            (&["SET", "a", "v", "EX", "10"], 1),
+            (&["MSET", "a", "1", "b", "2", "c", "3"], 3),
+            (&["MSETNX", "d", "1", "e", "2"], 2),
+            (&["INCR", "a"], 1),
+            (&["INCRBYFLOAT", "a", "1"], 1),
+            (&["SETRANGE", "a", "0", "x"], 1),
+            (&["APPEND", "a", ""], 1),
+            (&["GETEX", "a", "EX", "5"], 1),
+            (&["GETEX", "a"], 0),
+            (&["GETDEL", "a"], 1),
+            (&["GETDEL", "a"], 0),
+        ];
+        for (args, n) in steps {
+            let before = dirty(&h);
+            h.run(args);
+            assert_eq!(dirty(&h) - before, *n, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn encodings_follow_redis() {
+        let mut h = Harness::new(NOW);
+        h.run(&["SET", "k", "1"]);
+        h.run(&["INCRBYFLOAT", "k", "1"]);
+        assert_eq!(encoding(&mut h, "k"), bulk("embstr"));
+        h.run(&["INCR", "k"]);
+        assert_eq!(encoding(&mut h, "k"), bulk("int"));
+        h.run(&["INCRBYFLOAT", "big", "1e60"]);
+        assert_eq!(encoding(&mut h, "big"), bulk("raw"));
+        h.run(&["APPEND", "n", "12"]);
+        assert_eq!(encoding(&mut h, "n"), bulk("int"));
+        h.run(&["APPEND", "n", ""]);
+        assert_eq!(encoding(&mut h, "n"), bulk("raw"));
+        h.run(&["SETRANGE", "r", "0", "1"]);
+        assert_eq!(encoding(&mut h, "r"), bulk("raw"));
+        assert_eq!(h.run(&["INCR", "r"]), int(2));
+        assert_eq!(encoding(&mut h, "r"), bulk("int"));
+        h.run(&["MSET", "m1", "x", "m2", "-7"]);
+        assert_eq!(encoding(&mut h, "m1"), bulk("embstr"));
+        assert_eq!(encoding(&mut h, "m2"), bulk("int"));
+    }
+
+    #[test]
+    fn integer_edges() {
+        let mut h = Harness::new(NOW);
+        h.run(&["SET", "k", "9223372036854775806"]);
+        assert_eq!(h.run(&["INCR", "k"]), int(i64::MAX));
+        assert_eq!(h.run(&["INCR", "k"]), error("ERR increment or decrement would overflow"));
+        assert_eq!(h.run(&["DECRBY", "k", "-9223372036854775808"]), error("ERR decrement would overflow"));
+        assert_eq!(h.run(&["INCRBY", "k", "-9223372036854775808"]), int(-1));
+        assert_eq!(h.run(&["DECRBY", "x", "9223372036854775807"]), int(-i64::MAX));
+        assert_eq!(h.run(&["DECR", "x"]), int(i64::MIN));
+        assert_eq!(h.run(&["DECR", "x"]), error("ERR increment or decrement would overflow"));
+        for bad in ["01", "-0", "+1", " 1", "1.0", ""] {
+            h.run_bytes(&[b"SET", b"b", bad.as_bytes()]);
+            assert_eq!(h.run(&["INCR", "b"]), error("ERR value is not an integer or out of range"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn size_limits_are_checked_before_allocating() {
+        let mut h = Harness::new(NOW);
+        let too_long = error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+        assert_eq!(h.run(&["SETRANGE", "k", "9223372036854775807", "x"]), too_long);
+        assert_eq!(h.run(&["SETRANGE", "k", "536870912", "x"]), too_long);
+        assert_eq!(h.run(&["SETRANGE", "k", "-1", "x"]), error("ERR offset is out of range"));
+        h.run(&["SET", "k", "abc"]);
+        assert_eq!(h.run(&["SETRANGE", "k", "9223372036854775807", "x"]), too_long);
+        assert_eq!(h.run(&["SETRANGE", "k", "9223372036854775807", ""]), int(3));
+        assert_eq!(h.run(&["SETRANGE", "k", "5", "de"]), int(7));
+        assert_eq!(h.run(&["GET", "k"]), Frame::Bulk(b"abc\0\0de".to_vec()));
+        assert_eq!(h.run(&["MSET", "a", "1", "b"]), error("ERR wrong number of arguments for 'mset' command"));
+        assert_eq!(h.run(&["MSETNX", "a", "1", "b"]), error("ERR wrong number of arguments for 'msetnx' command"));
+    }
+
+    #[test]
+    fn lcs_replies_in_both_protocols() {
+        let mut h = Harness::new(NOW);
+        h.run(&["MSET", "a", "ohmytext", "b", "mynewtext"]);
+        assert_eq!(h.run(&["LCS", "a", "b"]), bulk("mytext"));
+        assert_eq!(h.run(&["LCS", "a", "b", "LEN"]), int(6));
+        let range = |x: i64, y: i64| Frame::Array(vec![int(x), int(y)]);
+        let m1 = Frame::Array(vec![range(4, 7), range(5, 8), int(4)]);
+        let m2 = Frame::Array(vec![range(2, 3), range(0, 1), int(2)]);
+        let want = vec![bulk("matches"), Frame::Array(vec![m1.clone(), m2]), bulk("len"), int(6)];
+        assert_eq!(h.run(&["LCS", "a", "b", "IDX", "WITHMATCHLEN"]), Frame::Array(want));
+        h.resp3();
+        assert_eq!(
+            h.run(&["LCS", "a", "b", "IDX", "MINMATCHLEN", "3", "WITHMATCHLEN"]),
+            Frame::Map(vec![(bulk("matches"), Frame::Array(vec![m1])), (bulk("len"), int(6))])
+        );
+        assert_eq!(
+            h.run(&["LCS", "a", "b", "IDX", "LEN"]),
+            error("ERR If you want both the length and indexes, please just use IDX.")
+        );
+        assert_eq!(h.run(&["LCS", "a", "b", "MINMATCHLEN"]), error("ERR syntax error"));
+    }
+
+    fn lcs_len(a: &[u8], b: &[u8]) -> usize {
+        let mut prev = vec![0usize; b.len() + 1];
+        for &x in a {
+            let mut cur = vec![0usize; b.len() + 1];
+            for (j, &y) in b.iter().enumerate() {
+                cur[j + 1] = if x == y { prev[j] + 1 } else { prev[j + 1].max(cur[j]) };
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+
+    proptest! {
+        /// The string, the length and the ranges of LCS agree with each other and with an
+        /// independent computation of the length.
+        #[test]
+        fn lcs_is_consistent(a in "[abc]{0,12}", b in "[abc]{0,12}") {
+            let mut h = Harness::new(NOW);
+            h.run(&["MSET", "a", &a, "b", &b]);
+            let want = lcs_len(a.as_bytes(), b.as_bytes());
+            prop_assert_eq!(h.run(&["LCS", "a", "b", "LEN"]), int(want as i64));
+            let Frame::Bulk(s) = h.run(&["LCS", "a", "b"]) else { panic!("bulk expected") };
+            prop_assert_eq!(s.len(), want);
+            let Frame::Array(reply) = h.run(&["LCS", "a", "b", "IDX", "WITHMATCHLEN"]) else { panic!("array expected") };
+            let Frame::Array(matches) = &reply[1] else { panic!("matches expected") };
+            let mut joined = Vec::new();
+            let mut last: Option<(i64, i64)> = None;
+            for m in matches.iter().rev() {
+                let Frame::Array(parts) = m else { panic!() };
+                let bounds = |f: &Frame| match f {
+                    Frame::Array(v) => match (&v[0], &v[1]) {
+                        (Frame::Integer(x), Frame::Integer(y)) => (*x, *y),
+                        _ => panic!(),
+                    },
+                    _ => panic!(),
+                };
+                let (a0, a1) = bounds(&parts[0]);
+                let (b0, b1) = bounds(&parts[1]);
+                prop_assert_eq!(&parts[2], &int(a1 - a0 + 1));
+                prop_assert_eq!(&a.as_bytes()[a0 as usize..=a1 as usize], &b.as_bytes()[b0 as usize..=b1 as usize]);
+                if let Some((pa, pb)) = last {
+                    prop_assert!(a0 > pa && b0 > pb);
+                }
+                last = Some((a1, b1));
+                joined.extend_from_slice(&a.as_bytes()[a0 as usize..=a1 as usize]);
+            }
+            prop_assert_eq!(joined, s);
+        }
+
+        /// GETRANGE agrees with a model of Redis's index arithmetic.
+        #[test]
+        fn getrange_model(s in "[a-z]{0,10}", start in -15i64..15, end in -15i64..15) {
+            let mut h = Harness::new(NOW);
+            h.run(&["SET", "k", &s]);
+            let len = s.len() as i64;
+            let want: &[u8] = if start < 0 && end < 0 && start > end {
+                b""
+            } else {
+                let st = if start < 0 { (len + start).max(0) } else { start };
+                let en = if end < 0 { (len + end).max(0) } else { end.min(len - 1) };
+                if st > en || len == 0 { b"" } else { &s.as_bytes()[st as usize..=en as usize] }
+            };
+            prop_assert_eq!(h.run(&["GETRANGE", "k", &start.to_string(), &end.to_string()]), Frame::Bulk(want.to_vec()));
+        }
+    }
 }
