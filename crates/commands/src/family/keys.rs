@@ -463,8 +463,8 @@ fn restore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             ctx.propagate_as(eff);
         }
     }
-    // FREQ needs LFU counters, which are not kept; IDLETIME applies under any other policy.
-    let _ = freq;
+    // FREQ would set an LFU counter, which is not kept (see `OBJECT FREQ`); IDLETIME applies
+    // under any non-LFU policy, as in Redis.
     if let Some(idle) = idle {
         if !ctx.host.lfu_policy() {
             let lru = lru_for_idle(now, idle);
@@ -816,4 +816,337 @@ fn scan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         ctx.out.bulk(k);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{bulk, error, simple, Harness};
+    use engine::Keyspace;
+    use protocol::Frame;
+    use std::collections::HashSet;
+
+    fn int(v: i64) -> Frame {
+        Frame::Integer(v)
+    }
+
+    /// The effects recorded since the last call, as strings.
+    fn take_effects(h: &mut Harness) -> Vec<String> {
+        h.effects
+            .list
+            .drain(..)
+            .map(|e| e.argv.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+
+    /// Runs a full `SCAN` through the command with `count`, calling `between` after each call.
+    fn scan_all(h: &mut Harness, count: usize, mut between: impl FnMut(&mut Harness)) -> (HashSet<Vec<u8>>, usize) {
+        let mut seen = HashSet::new();
+        let mut cursor = b"0".to_vec();
+        let mut calls = 0;
+        let count = count.to_string();
+        loop {
+            let reply = h.run_bytes(&[b"SCAN", &cursor, b"COUNT", count.as_bytes()]);
+            calls += 1;
+            let Frame::Array(parts) = reply else { panic!("SCAN reply {reply:?}") };
+            let (Frame::Bulk(next), Frame::Array(keys)) = (&parts[0], &parts[1]) else {
+                panic!("SCAN reply {parts:?}")
+            };
+            for k in keys {
+                let Frame::Bulk(k) = k else { panic!("key {k:?}") };
+                seen.insert(k.clone());
+            }
+            between(h);
+            if next == b"0" {
+                return (seen, calls);
+            }
+            cursor = next.clone();
+        }
+    }
+
+    #[test]
+    fn scan_returns_every_key_while_the_keyspace_grows() {
+        let mut h = Harness::new(1_700_000_000_000);
+        for i in 0..300 {
+            h.run(&["SET", &format!("orig:{i}"), "v"]);
+        }
+        let mut next = 0;
+        let (seen, calls) = scan_all(&mut h, 10, |h| {
+            // Grow the shards between calls (faster than the scan advances) so that the dicts
+            // resize mid-scan.
+            for _ in 0..15 {
+                h.run(&["SET", &format!("new:{next}"), "v"]);
+                next += 1;
+            }
+        });
+        for i in 0..300 {
+            assert!(seen.contains(format!("orig:{i}").as_bytes()), "orig:{i} missing after {calls} calls");
+        }
+        assert!(calls > 10, "COUNT 10 should need many calls, took {calls}");
+    }
+
+    #[test]
+    fn scan_returns_every_stable_key_while_others_are_removed() {
+        let mut h = Harness::new(1_700_000_000_000);
+        for i in 0..2000 {
+            h.run(&["SET", &format!("k:{i}"), "v"]);
+        }
+        let mut doomed = 100;
+        let (seen, _) = scan_all(&mut h, 7, |h| {
+            for _ in 0..80 {
+                if doomed < 2000 {
+                    h.run(&["DEL", &format!("k:{doomed}")]);
+                    doomed += 1;
+                }
+            }
+            for i in 0..h.ks.num_shards() {
+                let mut s = h.ks.lock(i);
+                s.dbs[0].main.shrink_if_needed();
+            }
+        });
+        for i in 0..100 {
+            assert!(seen.contains(format!("k:{i}").as_bytes()), "k:{i} missing");
+        }
+    }
+
+    #[test]
+    fn scan_guarantee_holds_with_concurrent_writers() {
+        let ks = Keyspace::new(2, 8, 11);
+        let put = |ks: &Keyspace, k: &str| {
+            let h = ks.hash(k.as_bytes());
+            let mut s = ks.lock(ks.shard_of(h));
+            s.dbs[1].set(h, k.as_bytes(), Value::Str(Str::from_bytes(b"v")), 0);
+        };
+        for i in 0..5000 {
+            put(&ks, &format!("base:{i}"));
+        }
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let seen = std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut i = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) && i < 50_000 {
+                    put(&ks, &format!("extra:{i}"));
+                    i += 1;
+                }
+            });
+            let mut seen: HashSet<Vec<u8>> = HashSet::new();
+            let mut cursor = 0;
+            loop {
+                cursor = scan_keyspace(&ks, 1, cursor, 3, 0, |k, _| {
+                    seen.insert(k.to_vec());
+                });
+                if cursor == 0 {
+                    break;
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            seen
+        });
+        for i in 0..5000 {
+            assert!(seen.contains(format!("base:{i}").as_bytes()), "base:{i} missing");
+        }
+    }
+
+    #[test]
+    fn scan_cursor_encodes_the_shard_and_skips_expired_keys() {
+        let mut h = Harness::new(1_000_000);
+        h.run(&["SET", "live", "1"]);
+        h.run(&["SET", "dead", "1", "PX", "10"]);
+        h.now_ms += 100;
+        let (seen, _) = scan_all(&mut h, 1, |_| {});
+        assert_eq!(seen, HashSet::from([b"live".to_vec()]));
+        // SCAN reads without removing: the expired key is still stored, and nothing is logged.
+        let hd = h.ks.hash(b"dead");
+        assert!(h.ks.lock(h.ks.shard_of(hd)).dbs[0].entry(hd, b"dead").is_some());
+        assert!(take_effects(&mut h).iter().all(|e| !e.starts_with("DEL")));
+        assert_eq!(parse_cursor(b""), Some(0));
+        assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));
+        assert_eq!(parse_cursor(b"+7"), Some(7));
+        assert_eq!(parse_cursor(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [&b" 0"[..], b"0 ", b"+", b"-", b"1.0", b"0x1", b"18446744073709551616"] {
+            assert_eq!(parse_cursor(bad), None, "{bad:?}");
+        }
+        assert_eq!(h.run(&["SCAN", "x"]), error("ERR invalid cursor"));
+        assert_eq!(h.run(&["SCAN", "0", "COUNT", "0"]), error("ERR syntax error"));
+    }
+
+    #[test]
+    fn expire_is_logged_as_absolute_time_or_del() {
+        let mut h = Harness::new(1_000_000);
+        h.run(&["SET", "k", "v"]);
+        take_effects(&mut h);
+        assert_eq!(h.run(&["EXPIRE", "k", "10"]), int(1));
+        assert_eq!(take_effects(&mut h), ["PEXPIREAT k 1010000"]);
+        assert_eq!(h.run(&["PEXPIRE", "k", "5", "LT"]), int(1));
+        assert_eq!(take_effects(&mut h), ["PEXPIREAT k 1000005"]);
+        assert_eq!(h.run(&["EXPIREAT", "k", "2000", "GT"]), int(1));
+        assert_eq!(take_effects(&mut h), ["PEXPIREAT k 2000000"]);
+        // Refused by a flag: nothing changes, nothing is logged.
+        assert_eq!(h.run(&["EXPIRE", "k", "1", "GT"]), int(0));
+        assert_eq!(h.run(&["PERSIST", "nokey"]), int(0));
+        assert_eq!(take_effects(&mut h), Vec::<String>::new());
+        assert_eq!(h.run(&["EXPIRE", "k", "-1"]), int(1));
+        assert_eq!(take_effects(&mut h), ["DEL k"]);
+        assert_eq!(h.run(&["EXISTS", "k"]), int(0));
+    }
+
+    #[test]
+    fn ttl_commands_follow_the_clock() {
+        let mut h = Harness::new(1_000_000);
+        h.run(&["SET", "k", "v", "PX", "1500"]);
+        assert_eq!(h.run(&["TTL", "k"]), int(2));
+        assert_eq!(h.run(&["PTTL", "k"]), int(1500));
+        assert_eq!(h.run(&["EXPIRETIME", "k"]), int(1002));
+        assert_eq!(h.run(&["PEXPIRETIME", "k"]), int(1_001_500));
+        h.now_ms += 1100;
+        assert_eq!(h.run(&["TTL", "k"]), int(0));
+        h.now_ms += 400;
+        assert_eq!(h.run(&["TTL", "k"]), int(-2));
+        assert_eq!(take_effects(&mut h).last().map(String::as_str), Some("DEL k"));
+    }
+
+    #[test]
+    fn restore_logs_absolute_ttl() {
+        let mut h = Harness::new(5_000);
+        let payload = rdb::dump_string(b"hello");
+        let run = |h: &mut Harness, extra: &[&[u8]]| {
+            let mut argv: Vec<&[u8]> = vec![b"RESTORE", b"k", b"100", &payload];
+            argv.extend_from_slice(extra);
+            h.run_bytes(&argv)
+        };
+        assert_eq!(run(&mut h, &[]), simple("OK"));
+        let eff = h.effects.list.drain(..).map(|e| e.argv).collect::<Vec<_>>();
+        assert_eq!(
+            eff,
+            [vec![b"RESTORE".to_vec(), b"k".to_vec(), b"5100".to_vec(), payload.clone(), b"ABSTTL".to_vec()]]
+        );
+        assert_eq!(h.run(&["PTTL", "k"]), int(100));
+        assert_eq!(run(&mut h, &[]), error("BUSYKEY Target key name already exists."));
+        // An absolute time in the past with REPLACE removes the key and logs a DEL.
+        let past: Vec<&[u8]> = vec![b"RESTORE", b"k", b"1", &payload, b"REPLACE", b"ABSTTL"];
+        assert_eq!(h.run_bytes(&past), simple("OK"));
+        assert_eq!(take_effects(&mut h), ["DEL k"]);
+        assert_eq!(h.run(&["EXISTS", "k"]), int(0));
+        // Without a key to replace nothing happens and nothing is logged.
+        assert_eq!(h.run_bytes(&past), simple("OK"));
+        assert_eq!(take_effects(&mut h), Vec::<String>::new());
+        assert_eq!(h.run_bytes(&[b"DUMP", b"nokey"]), Frame::Null);
+        let restored: Vec<&[u8]> = vec![b"RESTORE", b"j", b"0", &payload];
+        h.run_bytes(&restored);
+        assert_eq!(h.run(&["DUMP", "j"]), Frame::Bulk(payload.clone()));
+        assert_eq!(h.run(&["GET", "j"]), bulk("hello"));
+    }
+
+    #[test]
+    fn restore_idletime_matches_redis_24_bit_clock() {
+        // Values observed on redis-server 7.0.15 with its LRU clock at 131440.
+        let now_ms = (100i64 * (1 << 24) + 131_440) * 1000;
+        for (idle, shown) in [
+            (5, 5),
+            (1_000_000, 1_000_000),
+            (16_777_214, 16_777_214),
+            (16_777_215, 0),
+            (16_777_216, 1),
+            (20_000_000, 3_222_784),
+            (1_000_000_000, 10_144_256),
+            (i64::MAX, 16_777_214),
+        ] {
+            assert_eq!(idle_seconds(now_ms, lru_for_idle(now_ms, idle)), shown, "IDLETIME {idle}");
+        }
+        let mut h = Harness::new(now_ms);
+        let payload = rdb::dump_string(b"v");
+        h.run_bytes(&[b"RESTORE", b"k", b"0", &payload, b"IDLETIME", b"50"]);
+        assert_eq!(h.run(&["OBJECT", "IDLETIME", "k"]), int(50));
+        h.now_ms += 3000;
+        assert_eq!(h.run(&["OBJECT", "IDLETIME", "k"]), int(53));
+        h.run(&["GET", "k"]);
+        assert_eq!(h.run(&["OBJECT", "IDLETIME", "k"]), int(0));
+    }
+
+    #[test]
+    fn rename_copy_move_keep_ttls_and_log_as_is() {
+        let mut h = Harness::new(1_000_000);
+        h.run(&["SET", "a", "1", "PX", "5000"]);
+        take_effects(&mut h);
+        assert_eq!(h.run(&["RENAME", "a", "a"]), simple("OK"));
+        assert_eq!(take_effects(&mut h), Vec::<String>::new());
+        assert_eq!(h.run(&["RENAME", "a", "b"]), simple("OK"));
+        assert_eq!(take_effects(&mut h), ["RENAME a b"]);
+        assert_eq!(h.run(&["PTTL", "b"]), int(5000));
+        assert_eq!(h.run(&["COPY", "b", "c", "DB", "3"]), int(1));
+        assert_eq!(h.run(&["MOVE", "b", "2"]), int(1));
+        h.session.db = 3;
+        assert_eq!(h.run(&["PTTL", "c"]), int(5000));
+        h.session.db = 2;
+        assert_eq!(h.run(&["PTTL", "b"]), int(5000));
+        assert_eq!(take_effects(&mut h), ["COPY b c DB 3", "MOVE b 2"]);
+    }
+
+    #[test]
+    fn randomkey_is_seeded_and_skips_expired_keys() {
+        let mut h = Harness::new(1_000_000);
+        assert_eq!(h.run(&["RANDOMKEY"]), Frame::Null);
+        for i in 0..50 {
+            h.run(&["SET", &format!("dead:{i}"), "v", "PX", "10"]);
+        }
+        h.run(&["SET", "live", "v"]);
+        h.now_ms += 100;
+        take_effects(&mut h);
+        assert_eq!(h.run(&["RANDOMKEY"]), bulk("live"));
+        // The expired keys it met were removed and logged.
+        assert!(take_effects(&mut h).iter().all(|e| e.starts_with("DEL dead:")));
+        let mut picks = HashSet::new();
+        for i in 0..20 {
+            h.run(&["SET", &format!("k{i}"), "v"]);
+        }
+        for _ in 0..200 {
+            if let Frame::Bulk(k) = h.run(&["RANDOMKEY"]) {
+                picks.insert(k);
+            }
+        }
+        assert!(picks.len() > 15, "RANDOMKEY hit only {} keys", picks.len());
+        // Same keyspace and seed: same answer.
+        let seed = h.seed;
+        let first = h.run(&["RANDOMKEY"]);
+        h.seed = seed;
+        assert_eq!(h.run(&["RANDOMKEY"]), first);
+    }
+
+    #[test]
+    fn object_and_type_do_not_touch() {
+        let mut h = Harness::new(1_000_000);
+        h.run(&["SET", "k", "5"]);
+        h.now_ms += 10_000;
+        assert_eq!(h.run(&["TYPE", "k"]), simple("string"));
+        assert_eq!(h.run(&["EXISTS", "k"]), int(1));
+        assert_eq!(h.run(&["OBJECT", "ENCODING", "k"]), bulk("int"));
+        assert_eq!(h.run(&["OBJECT", "REFCOUNT", "k"]), int(i32::MAX as i64));
+        assert_eq!(h.run(&["TTL", "k"]), int(-1));
+        assert_eq!(h.run(&["OBJECT", "IDLETIME", "k"]), int(10));
+        assert_eq!(h.run(&["TOUCH", "k", "k", "x"]), int(2));
+        assert_eq!(h.run(&["OBJECT", "IDLETIME", "k"]), int(0));
+        assert!(matches!(h.run(&["OBJECT", "FREQ", "k"]), Frame::Error(_)));
+        assert_eq!(h.run(&["OBJECT", "FREQ", "x"]), Frame::Null);
+    }
+
+    #[test]
+    fn keys_matches_globs_and_hides_expired_keys() {
+        let mut h = Harness::new(1_000_000);
+        for k in ["a", "ab", "abc", "b", ""] {
+            h.run(&["SET", k, "v"]);
+        }
+        h.run(&["SET", "ax", "v", "PX", "5"]);
+        h.now_ms += 10;
+        let sorted = |f: Frame| {
+            let Frame::Array(v) = f else { panic!("{f:?}") };
+            let mut v: Vec<Vec<u8>> =
+                v.into_iter().map(|x| if let Frame::Bulk(b) = x { b } else { panic!() }).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(h.run(&["KEYS", "*"])), [&b""[..], b"a", b"ab", b"abc", b"b"]);
+        assert_eq!(sorted(h.run(&["KEYS", "a?"])), [b"ab"]);
+        assert_eq!(sorted(h.run(&["KEYS", "[ab]"])), [b"a", b"b"]);
+        assert_eq!(take_effects(&mut h).iter().filter(|e| e.starts_with("DEL")).count(), 0);
+    }
 }

@@ -50,7 +50,7 @@ pub fn help_reply(ctx: &mut Ctx, cmd: &str, lines: &[&str]) {
         ctx.out.simple(l.as_bytes());
     }
     ctx.out.simple(b"HELP");
-    ctx.out.simple(b"    Print this help.");
+    ctx.out.simple(b"    Prints this help.");
 }
 
 /// `TIME`
@@ -90,7 +90,7 @@ fn config_get(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 /// `CONFIG SET parameter value [parameter value ...]`
 fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    if argv.len() % 2 != 0 {
+    if !argv.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity("config|set".into()));
     }
     let pairs: Vec<(&[u8], &[u8])> = argv[2..].chunks(2).map(|c| (c[0], c[1])).collect();
@@ -361,7 +361,7 @@ fn reply_command_info(out: &mut ReplyWriter, c: &Command) {
     }
     out.set(s.tips.len());
     for t in &s.tips {
-        out.simple(t.as_bytes());
+        out.bulk(t.as_bytes());
     }
     out.array(s.key_specs.len());
     for ks in &s.key_specs {
@@ -639,7 +639,10 @@ fn command_list(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 }
 
 /// Resolves the command of `COMMAND GETKEYS` and finds its keys, with Redis's errors.
-fn getkeys_of<'a>(argv: &'a [&'a [u8]]) -> Result<(&'static Command, Vec<(usize, usize)>), CmdError> {
+/// Key positions paired with the index of the key spec that found them.
+type KeyHits = Vec<(usize, usize)>;
+
+fn getkeys_of<'a>(argv: &'a [&'a [u8]]) -> Result<(&'static Command, KeyHits), CmdError> {
     let sub = &argv[2..];
     let cmd = match crate::exec::resolve(sub) {
         Ok(c) => c,
