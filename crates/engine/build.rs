@@ -3,9 +3,5 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc/ldouble.c");
-    cc::Build::new()
-        .file("csrc/ldouble.c")
-        .warnings(true)
-        .extra_warnings(true)
-        .compile("tandem_ldouble");
+    cc::Build::new().file("csrc/ldouble.c").warnings(true).extra_warnings(true).compile("tandem_ldouble");
 }

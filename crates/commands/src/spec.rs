@@ -269,8 +269,7 @@ fn legacy_range(specs: &[KeySpec]) -> ((i64, i64, i64), bool) {
     }
     let incomplete = |s: &KeySpec| s.flags.iter().any(|f| f == "INCOMPLETE");
     if specs.len() == 1 {
-        if let (BeginSearch::Index(pos), FindKeys::Range { lastkey, step, .. }) = (&specs[0].begin, &specs[0].find)
-        {
+        if let (BeginSearch::Index(pos), FindKeys::Range { lastkey, step, .. }) = (&specs[0].begin, &specs[0].find) {
             let last = if *lastkey >= 0 { lastkey + *pos as i64 } else { *lastkey };
             return ((*pos as i64, last, *step as i64), incomplete(&specs[0]));
         }

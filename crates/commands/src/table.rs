@@ -195,8 +195,12 @@ mod tests {
                 check(s);
             }
         }
-        let known: std::collections::HashSet<String> =
-            t.all().flat_map(|c| std::iter::once(c.spec.name.clone()).chain(c.subcommands.values().map(|s| s.spec.name.clone()))).collect();
+        let known: std::collections::HashSet<String> = t
+            .all()
+            .flat_map(|c| {
+                std::iter::once(c.spec.name.clone()).chain(c.subcommands.values().map(|s| s.spec.name.clone()))
+            })
+            .collect();
         for n in NOT_IMPLEMENTED {
             if !known.contains(*n) {
                 problems.push(format!("{n} is listed but not in the facts"));

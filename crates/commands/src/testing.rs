@@ -104,7 +104,16 @@ impl Harness {
         let mut out = ReplyWriter::new(self.session.resp);
         self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
         let mut env = Env::new(self.now_ms, self.seed);
-        execute(&self.ks, &self.host, &mut self.session, &mut env, argv, &mut out, &mut self.effects, ExecOptions::default());
+        execute(
+            &self.ks,
+            &self.host,
+            &mut self.session,
+            &mut env,
+            argv,
+            &mut out,
+            &mut self.effects,
+            ExecOptions::default(),
+        );
         if out.buf.is_empty() {
             return Frame::Null;
         }

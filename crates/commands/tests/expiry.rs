@@ -25,7 +25,11 @@ fn expired_keys_are_invisible_to_every_reader() {
         (&["PTTL", "k"], Frame::Integer(100), Frame::Integer(-2)),
         (&["KEYS", "*"], Frame::Array(vec![bulk("k")]), Frame::Array(vec![])),
         (&["GETRANGE", "k", "0", "-1"], bulk("v"), bulk("")),
-        (&["SCAN", "0"], Frame::Array(vec![bulk("0"), Frame::Array(vec![bulk("k")])]), Frame::Array(vec![bulk("0"), Frame::Array(vec![])])),
+        (
+            &["SCAN", "0"],
+            Frame::Array(vec![bulk("0"), Frame::Array(vec![bulk("k")])]),
+            Frame::Array(vec![bulk("0"), Frame::Array(vec![])]),
+        ),
         (&["RANDOMKEY"], bulk("k"), Frame::Null),
         (&["GETBIT", "k", "1"], Frame::Integer(1), Frame::Integer(0)),
     ];

@@ -297,17 +297,14 @@ mod tests {
         }
         assert!(parse_f64(b"-0").unwrap().is_sign_negative());
         let bad: &[&[u8]] = &[
-            b"", b" 1", b"1 ", b"\t1", b"abc", b"1e", b"nan", b"NaN", b"-nan", b"1e400", b"-1e400",
-            b"1e-400", b"1\x002", b"--1", b"1..2",
+            b"", b" 1", b"1 ", b"\t1", b"abc", b"1e", b"nan", b"NaN", b"-nan", b"1e400", b"-1e400", b"1e-400",
+            b"1\x002", b"--1", b"1..2",
         ];
         for s in bad {
             assert_eq!(parse_f64(s), None, "{:?}", String::from_utf8_lossy(s));
         }
         let long = format!("{}.5", "1".repeat(300));
-        assert_eq!(
-            parse_f64(long.as_bytes()),
-            Some(long.parse::<f64>().unwrap())
-        );
+        assert_eq!(parse_f64(long.as_bytes()), Some(long.parse::<f64>().unwrap()));
     }
 
     /// Every expectation here was produced by redis-server 7.0.15 (`SET k a` then
@@ -339,11 +336,7 @@ mod tests {
             ("5", "1e-310", "5"),
         ];
         for &(a, b, want) in ok {
-            assert_eq!(
-                incr_by_float(a.as_bytes(), b.as_bytes()).as_deref(),
-                Ok(want.as_bytes()),
-                "{a} + {b}"
-            );
+            assert_eq!(incr_by_float(a.as_bytes(), b.as_bytes()).as_deref(), Ok(want.as_bytes()), "{a} + {b}");
         }
 
         // 1e308 + 1e308 does not overflow a long double: Redis stores all 309 digits.
@@ -358,11 +351,7 @@ mod tests {
 
         let nan_or_inf: &[(&str, &str)] = &[("1e4932", "1e4932"), ("inf", "1"), ("1", "-inf")];
         for &(a, b) in nan_or_inf {
-            assert_eq!(
-                incr_by_float(a.as_bytes(), b.as_bytes()),
-                Err(FloatError::NanOrInf),
-                "{a} + {b}"
-            );
+            assert_eq!(incr_by_float(a.as_bytes(), b.as_bytes()), Err(FloatError::NanOrInf), "{a} + {b}");
         }
 
         let not_float: &[(&[u8], &[u8])] = &[
@@ -377,11 +366,7 @@ mod tests {
             (b"1\x002", b"1"),
         ];
         for &(a, b) in not_float {
-            assert_eq!(
-                incr_by_float(a, b),
-                Err(FloatError::NotFloat),
-                "{a:?} + {b:?}"
-            );
+            assert_eq!(incr_by_float(a, b), Err(FloatError::NotFloat), "{a:?} + {b:?}");
         }
     }
 
@@ -392,19 +377,10 @@ mod tests {
         let too_long = "0".repeat(MAX_LONG_DOUBLE_CHARS);
         assert!(parse_long_double_ok(just_fits.as_bytes()));
         assert!(!parse_long_double_ok(too_long.as_bytes()));
-        assert_eq!(
-            incr_by_float(just_fits.as_bytes(), b"1").as_deref(),
-            Ok(&b"1"[..])
-        );
-        assert_eq!(
-            incr_by_float(too_long.as_bytes(), b"1"),
-            Err(FloatError::NotFloat)
-        );
+        assert_eq!(incr_by_float(just_fits.as_bytes(), b"1").as_deref(), Ok(&b"1"[..]));
+        assert_eq!(incr_by_float(too_long.as_bytes(), b"1"), Err(FloatError::NotFloat));
         // A 5119-digit number overflows the long double range instead.
-        assert_eq!(
-            incr_by_float("1".repeat(MAX_LONG_DOUBLE_CHARS - 1).as_bytes(), b"0"),
-            Err(FloatError::NotFloat)
-        );
+        assert_eq!(incr_by_float("1".repeat(MAX_LONG_DOUBLE_CHARS - 1).as_bytes(), b"0"), Err(FloatError::NotFloat));
     }
 
     proptest! {

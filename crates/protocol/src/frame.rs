@@ -182,11 +182,7 @@ impl<'a> Cursor<'a> {
                     if stack.len() >= MAX_DEPTH {
                         return Err(FrameError::TooDeep);
                     }
-                    stack.push(Pending {
-                        kind,
-                        items: Vec::with_capacity(remaining.min(MAX_PREALLOC)),
-                        remaining,
-                    });
+                    stack.push(Pending { kind, items: Vec::with_capacity(remaining.min(MAX_PREALLOC)), remaining });
                     continue;
                 }
             };
@@ -246,9 +242,7 @@ impl<'a> Cursor<'a> {
         let frame = match kind {
             b'+' => Frame::Simple(ready!(self.line()).to_vec()),
             b'-' => Frame::Error(ready!(self.line()).to_vec()),
-            b':' => {
-                Frame::Integer(parse_int(ready!(self.line())).ok_or(FrameError::InvalidInteger)?)
-            }
+            b':' => Frame::Integer(parse_int(ready!(self.line())).ok_or(FrameError::InvalidInteger)?),
             b'$' => match ready!(self.length()) {
                 None => Frame::Null,
                 Some(len) => Frame::Bulk(ready!(self.blob(len)).to_vec()),
@@ -263,10 +257,7 @@ impl<'a> Cursor<'a> {
                 if data.len() < 4 || data[3] != b':' {
                     return Err(FrameError::InvalidVerbatim);
                 }
-                Frame::Verbatim {
-                    format: [data[0], data[1], data[2]],
-                    text: data[4..].to_vec(),
-                }
+                Frame::Verbatim { format: [data[0], data[1], data[2]], text: data[4..].to_vec() }
             }
             b'_' => {
                 if !ready!(self.line()).is_empty() {
@@ -386,11 +377,7 @@ fn parse_int(s: &[u8]) -> Option<i64> {
         let d = i64::from(d - b'0');
         // Accumulating negatively reaches i64::MIN without overflowing.
         v = v.checked_mul(10)?;
-        v = if negative {
-            v.checked_sub(d)?
-        } else {
-            v.checked_add(d)?
-        };
+        v = if negative { v.checked_sub(d)? } else { v.checked_add(d)? };
     }
     Some(v)
 }
@@ -646,16 +633,10 @@ mod tests {
             (b",inf\r\n", Frame::Double(b"inf".to_vec())),
             (b"#t\r\n", Frame::Boolean(true)),
             (b"#f\r\n", Frame::Boolean(false)),
-            (
-                b"(123456789012345678901234567890\r\n",
-                Frame::BigNumber(b"123456789012345678901234567890".to_vec()),
-            ),
+            (b"(123456789012345678901234567890\r\n", Frame::BigNumber(b"123456789012345678901234567890".to_vec())),
             (
                 b"=29\r\ntxt:This is a verbatim\nstring\r\n",
-                Frame::Verbatim {
-                    format: *b"txt",
-                    text: b"This is a verbatim\nstring".to_vec(),
-                },
+                Frame::Verbatim { format: *b"txt", text: b"This is a verbatim\nstring".to_vec() },
             ),
         ];
         for (input, want) in cases {
@@ -672,10 +653,7 @@ mod tests {
 $39\r\nSome real reply following the attribute\r\n"
             ),
             Frame::WithAttribute(
-                vec![(
-                    bulk("key-popularity"),
-                    Frame::Array(vec![bulk("key:123"), Frame::Integer(90)])
-                )],
+                vec![(bulk("key-popularity"), Frame::Array(vec![bulk("key:123"), Frame::Integer(90)]))],
                 Box::new(bulk("Some real reply following the attribute")),
             )
         );
@@ -689,11 +667,7 @@ $39\r\nSome real reply following the attribute\r\n"
         );
         assert_eq!(
             parse_one(b"~3\r\n:0\r\n:1\r\n:2\r\n"),
-            Frame::Set(vec![
-                Frame::Integer(0),
-                Frame::Integer(1),
-                Frame::Integer(2)
-            ])
+            Frame::Set(vec![Frame::Integer(0), Frame::Integer(1), Frame::Integer(2)])
         );
         assert_eq!(
             parse_one(b">2\r\n$16\r\nserver-cpu-usage\r\n:42\r\n"),
@@ -701,16 +675,9 @@ $39\r\nSome real reply following the attribute\r\n"
         );
         assert_eq!(
             parse_one(b"*3\r\n*0\r\n%0\r\n*1\r\n~0\r\n"),
-            Frame::Array(vec![
-                Frame::Array(vec![]),
-                Frame::Map(vec![]),
-                Frame::Array(vec![Frame::Set(vec![])]),
-            ])
+            Frame::Array(vec![Frame::Array(vec![]), Frame::Map(vec![]), Frame::Array(vec![Frame::Set(vec![])]),])
         );
-        assert_eq!(
-            parse_one(b"|0\r\n>0\r\n"),
-            Frame::WithAttribute(vec![], Box::new(Frame::Push(vec![])))
-        );
+        assert_eq!(parse_one(b"|0\r\n>0\r\n"), Frame::WithAttribute(vec![], Box::new(Frame::Push(vec![]))));
         // An attribute may annotate an element inside an aggregate.
         assert_eq!(
             parse_one(b"*2\r\n|1\r\n+a\r\n+b\r\n:1\r\n:2\r\n"),
@@ -727,10 +694,7 @@ $39\r\nSome real reply following the attribute\r\n"
     #[test]
     fn pipelined_frames_report_their_length() {
         let input = b"+OK\r\n:1\r\n";
-        assert_eq!(
-            parse_frame(input),
-            Ok(Some((Frame::Simple(b"OK".to_vec()), 5)))
-        );
+        assert_eq!(parse_frame(input), Ok(Some((Frame::Simple(b"OK".to_vec()), 5))));
         assert_eq!(parse_frame(&input[5..]), Ok(Some((Frame::Integer(1), 4))));
     }
 
@@ -747,12 +711,7 @@ $39\r\nSome real reply following the attribute\r\n"
             b"|1\r\n:1\r\n:2\r\n",
             b"*9999999999\r\n",
         ] {
-            assert_eq!(
-                parse_frame(input),
-                Ok(None),
-                "{}",
-                String::from_utf8_lossy(input)
-            );
+            assert_eq!(parse_frame(input), Ok(None), "{}", String::from_utf8_lossy(input));
         }
         let cases: &[(&[u8], FrameError)] = &[
             (b"?x\r\n", FrameError::UnknownType(b'?')),
@@ -770,17 +729,9 @@ $39\r\nSome real reply following the attribute\r\n"
             (b"*1\r\n?\r\n", FrameError::UnknownType(b'?')),
         ];
         for (input, want) in cases {
-            assert_eq!(
-                parse_frame(input),
-                Err(*want),
-                "{}",
-                String::from_utf8_lossy(input)
-            );
+            assert_eq!(parse_frame(input), Err(*want), "{}", String::from_utf8_lossy(input));
         }
-        assert_eq!(
-            FrameError::UnknownType(0).to_string(),
-            "unknown RESP type byte '\\x00'"
-        );
+        assert_eq!(FrameError::UnknownType(0).to_string(), "unknown RESP type byte '\\x00'");
     }
 
     #[test]
@@ -793,29 +744,17 @@ $39\r\nSome real reply following the attribute\r\n"
         let ok = nested(MAX_DEPTH);
         let frame = parse_one(&ok);
         assert_eq!(frame.to_bytes(), ok);
-        assert_eq!(
-            parse_frame(&nested(MAX_DEPTH + 1)),
-            Err(FrameError::TooDeep)
-        );
+        assert_eq!(parse_frame(&nested(MAX_DEPTH + 1)), Err(FrameError::TooDeep));
         // A hostile stream far deeper than the limit is refused quickly.
-        assert_eq!(
-            parse_frame(&b"*1\r\n".repeat(1_000_000)),
-            Err(FrameError::TooDeep)
-        );
+        assert_eq!(parse_frame(&b"*1\r\n".repeat(1_000_000)), Err(FrameError::TooDeep));
     }
 
     #[test]
     fn encode_special_cases() {
         assert_eq!(Frame::Null.to_bytes(), b"$-1\r\n");
         assert_eq!(Frame::NullArray.to_bytes(), b"*-1\r\n");
-        assert_eq!(
-            Frame::Error(b"ERR a\nb".to_vec()).to_bytes(),
-            b"!7\r\nERR a\nb\r\n"
-        );
-        assert_eq!(
-            Frame::Map(vec![(bulk("k"), Frame::Boolean(true))]).to_bytes(),
-            b"%1\r\n$1\r\nk\r\n#t\r\n"
-        );
+        assert_eq!(Frame::Error(b"ERR a\nb".to_vec()).to_bytes(), b"!7\r\nERR a\nb\r\n");
+        assert_eq!(Frame::Map(vec![(bulk("k"), Frame::Boolean(true))]).to_bytes(), b"%1\r\n$1\r\nk\r\n#t\r\n");
     }
 
     #[test]
@@ -830,14 +769,8 @@ $39\r\nSome real reply following the attribute\r\n"
             Frame::Map(vec![(bulk("k"), Frame::Double(b"1.5".to_vec()))]),
             Frame::Set(vec![Frame::Boolean(true)]),
             Frame::Push(vec![Frame::BigNumber(b"12".to_vec())]),
-            Frame::Verbatim {
-                format: *b"txt",
-                text: b"hi".to_vec(),
-            },
-            Frame::WithAttribute(
-                vec![(bulk("a"), Frame::Integer(1))],
-                Box::new(Frame::Boolean(false)),
-            ),
+            Frame::Verbatim { format: *b"txt", text: b"hi".to_vec() },
+            Frame::WithAttribute(vec![(bulk("a"), Frame::Integer(1))], Box::new(Frame::Boolean(false))),
         ]);
         assert_eq!(
             frame.to_display(),
@@ -848,10 +781,7 @@ $39\r\nSome real reply following the attribute\r\n"
 
     /// Text without CR or LF, for the line-based types.
     fn line_text() -> impl Strategy<Value = Vec<u8>> {
-        prop::collection::vec(
-            any::<u8>().prop_filter("no CR/LF", |b| *b != b'\r' && *b != b'\n'),
-            0..12,
-        )
+        prop::collection::vec(any::<u8>().prop_filter("no CR/LF", |b| *b != b'\r' && *b != b'\n'), 0..12)
     }
 
     fn arb_frame() -> impl Strategy<Value = Frame> {

@@ -84,14 +84,7 @@ const G17_BUF: usize = 32;
 fn g17(d: f64, tmp: &mut [u8; G17_BUF]) -> usize {
     // SAFETY: the buffer is valid for `tmp.len()` bytes, the format string
     // is NUL-terminated and consumes exactly one double argument.
-    let n = unsafe {
-        libc::snprintf(
-            tmp.as_mut_ptr().cast::<libc::c_char>(),
-            tmp.len(),
-            c"%.17g".as_ptr(),
-            d,
-        )
-    };
+    let n = unsafe { libc::snprintf(tmp.as_mut_ptr().cast::<libc::c_char>(), tmp.len(), c"%.17g".as_ptr(), d) };
     // A negative result cannot happen for this format; clamping keeps the
     // slice in bounds regardless.
     usize::try_from(n).unwrap_or(0).min(tmp.len() - 1)
@@ -102,10 +95,7 @@ fn g17(d: f64, tmp: &mut [u8; G17_BUF]) -> usize {
 #[inline]
 fn push_line_text(out: &mut Vec<u8>, s: &[u8]) {
     if s.iter().any(|&b| b == b'\r' || b == b'\n') {
-        out.extend(
-            s.iter()
-                .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-        );
+        out.extend(s.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
     } else {
         out.extend_from_slice(s);
     }
@@ -123,10 +113,7 @@ pub struct ReplyWriter {
 impl ReplyWriter {
     /// Creates a writer with an empty buffer.
     pub fn new(resp: Resp) -> Self {
-        ReplyWriter {
-            buf: Vec::new(),
-            resp,
-        }
+        ReplyWriter { buf: Vec::new(), resp }
     }
 
     /// Writes `<prefix><n>\r\n`, the header shared by aggregates and bulks.
@@ -158,10 +145,7 @@ impl ReplyWriter {
     /// the ones inside become spaces, so a message can never break the
     /// protocol.
     pub fn error(&mut self, s: &[u8]) {
-        let end = s
-            .iter()
-            .rposition(|&b| b != b'\r' && b != b'\n')
-            .map_or(0, |i| i + 1);
+        let end = s.iter().rposition(|&b| b != b'\r' && b != b'\n').map_or(0, |i| i + 1);
         self.buf.push(b'-');
         push_line_text(&mut self.buf, &s[..end]);
         self.buf.extend_from_slice(b"\r\n");
@@ -384,16 +368,8 @@ mod tests {
     #[track_caller]
     fn check(f: impl Fn(&mut ReplyWriter), v2: &[u8], v3: &[u8]) {
         let (got2, got3) = both(f);
-        assert_eq!(
-            String::from_utf8_lossy(&got2),
-            String::from_utf8_lossy(v2),
-            "RESP2"
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&got3),
-            String::from_utf8_lossy(v3),
-            "RESP3"
-        );
+        assert_eq!(String::from_utf8_lossy(&got2), String::from_utf8_lossy(v2), "RESP2");
+        assert_eq!(String::from_utf8_lossy(&got3), String::from_utf8_lossy(v3), "RESP3");
     }
 
     #[test]
@@ -402,50 +378,18 @@ mod tests {
         check(|w| w.simple(b"PONG"), b"+PONG\r\n", b"+PONG\r\n");
         // Status text is mapped, not trimmed, as Redis does for Lua status
         // replies.
-        check(
-            |w| w.simple(b"my\r\nok\n"),
-            b"+my  ok \r\n",
-            b"+my  ok \r\n",
-        );
-        check(
-            |w| w.error(b"ERR syntax error"),
-            b"-ERR syntax error\r\n",
-            b"-ERR syntax error\r\n",
-        );
-        check(
-            |w| w.error(b"ERR my\r\nerr\n"),
-            b"-ERR my  err\r\n",
-            b"-ERR my  err\r\n",
-        );
-        check(
-            |w| w.error(b"ERR x\ny\r\n"),
-            b"-ERR x y\r\n",
-            b"-ERR x y\r\n",
-        );
+        check(|w| w.simple(b"my\r\nok\n"), b"+my  ok \r\n", b"+my  ok \r\n");
+        check(|w| w.error(b"ERR syntax error"), b"-ERR syntax error\r\n", b"-ERR syntax error\r\n");
+        check(|w| w.error(b"ERR my\r\nerr\n"), b"-ERR my  err\r\n", b"-ERR my  err\r\n");
+        check(|w| w.error(b"ERR x\ny\r\n"), b"-ERR x y\r\n", b"-ERR x y\r\n");
         check(|w| w.int(0), b":0\r\n", b":0\r\n");
         check(|w| w.int(-42), b":-42\r\n", b":-42\r\n");
-        check(
-            |w| w.int(i64::MAX),
-            b":9223372036854775807\r\n",
-            b":9223372036854775807\r\n",
-        );
-        check(
-            |w| w.int(i64::MIN),
-            b":-9223372036854775808\r\n",
-            b":-9223372036854775808\r\n",
-        );
+        check(|w| w.int(i64::MAX), b":9223372036854775807\r\n", b":9223372036854775807\r\n");
+        check(|w| w.int(i64::MIN), b":-9223372036854775808\r\n", b":-9223372036854775808\r\n");
         check(|w| w.bulk(b"hello"), b"$5\r\nhello\r\n", b"$5\r\nhello\r\n");
         check(|w| w.bulk(b""), b"$0\r\n\r\n", b"$0\r\n\r\n");
-        check(
-            |w| w.bulk(b"a\r\nb"),
-            b"$4\r\na\r\nb\r\n",
-            b"$4\r\na\r\nb\r\n",
-        );
-        check(
-            |w| w.bulk_int(-1234),
-            b"$5\r\n-1234\r\n",
-            b"$5\r\n-1234\r\n",
-        );
+        check(|w| w.bulk(b"a\r\nb"), b"$4\r\na\r\nb\r\n", b"$4\r\na\r\nb\r\n");
+        check(|w| w.bulk_int(-1234), b"$5\r\n-1234\r\n", b"$5\r\n-1234\r\n");
         check(|w| w.bulk_int(7), b"$1\r\n7\r\n", b"$1\r\n7\r\n");
         check(|w| w.null(), b"$-1\r\n", b"_\r\n");
         check(|w| w.null_array(), b"*-1\r\n", b"_\r\n");
@@ -518,11 +462,7 @@ mod tests {
             );
         }
         check(|w| w.double(f64::INFINITY), b"$3\r\ninf\r\n", b",inf\r\n");
-        check(
-            |w| w.double(f64::NEG_INFINITY),
-            b"$4\r\n-inf\r\n",
-            b",-inf\r\n",
-        );
+        check(|w| w.double(f64::NEG_INFINITY), b"$4\r\n-inf\r\n", b",-inf\r\n");
     }
 
     #[test]
@@ -544,11 +484,7 @@ mod tests {
     /// fixed or exponent notation and strip trailing zeros, as C specifies.
     fn g17_reference(d: f64) -> String {
         if d == 0.0 {
-            return if d.is_sign_negative() {
-                "-0".into()
-            } else {
-                "0".into()
-            };
+            return if d.is_sign_negative() { "-0".into() } else { "0".into() };
         }
         let sci = format!("{d:.16e}");
         let (mantissa, exp) = sci.split_once('e').unwrap();

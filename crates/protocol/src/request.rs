@@ -129,15 +129,11 @@ impl ProtocolError {
         match self {
             ProtocolError::TooBigMultibulkCount => "Protocol error: too big mbulk count string",
             ProtocolError::InvalidMultibulkLength => "Protocol error: invalid multibulk length",
-            ProtocolError::UnauthenticatedMultibulkLength => {
-                "Protocol error: unauthenticated multibulk length"
-            }
+            ProtocolError::UnauthenticatedMultibulkLength => "Protocol error: unauthenticated multibulk length",
             ProtocolError::TooBigBulkCount => "Protocol error: too big bulk count string",
             ProtocolError::ExpectedDollar(_) => "Protocol error: expected '$'",
             ProtocolError::InvalidBulkLength => "Protocol error: invalid bulk length",
-            ProtocolError::UnauthenticatedBulkLength => {
-                "Protocol error: unauthenticated bulk length"
-            }
+            ProtocolError::UnauthenticatedBulkLength => "Protocol error: unauthenticated bulk length",
             ProtocolError::TooBigInlineRequest => "Protocol error: too big inline request",
             ProtocolError::UnbalancedQuotes => "Protocol error: unbalanced quotes in request",
         }
@@ -165,12 +161,7 @@ enum State {
     /// Reading bulks: `remaining` are still missing, the next one starts at
     /// `pos`. With `bulk_len` set, its header was read and only the payload
     /// is missing; otherwise `[pos, scanned)` holds no `\r`.
-    Bulks {
-        remaining: u64,
-        pos: usize,
-        bulk_len: Option<usize>,
-        scanned: usize,
-    },
+    Bulks { remaining: u64, pos: usize, bulk_len: Option<usize>, scanned: usize },
 }
 
 impl State {
@@ -263,11 +254,7 @@ fn hex_value(b: u8) -> Option<u8> {
 ///
 /// The line never contains a NUL (the newline search stops at one), so the
 /// end of the slice plays the role of C's terminating NUL.
-fn split_inline(
-    line: &[u8],
-    scratch: &mut Vec<u8>,
-    spans: &mut Vec<(usize, usize)>,
-) -> Result<(), ProtocolError> {
+fn split_inline(line: &[u8], scratch: &mut Vec<u8>, spans: &mut Vec<(usize, usize)>) -> Result<(), ProtocolError> {
     // Reading past the end yields 0, which is what the C code sees at the
     // string terminator; this keeps the look-ahead checks identical.
     let at = |i: usize| -> u8 { line.get(i).copied().unwrap_or(0) };
@@ -380,13 +367,7 @@ impl Default for RequestParser {
 impl RequestParser {
     /// Creates a parser with no partial request.
     pub fn new() -> Self {
-        RequestParser {
-            spans: Vec::new(),
-            scratch: Vec::new(),
-            state: State::Start,
-            inline: false,
-            complete: false,
-        }
+        RequestParser { spans: Vec::new(), scratch: Vec::new(), state: State::Start, inline: false, complete: false }
     }
 
     /// Parses one request from the front of `buf`.
@@ -434,12 +415,9 @@ impl RequestParser {
             }
             State::Inline { scanned } => self.parse_inline(buf, limits, scanned),
             State::Count { scanned } => self.parse_count(buf, limits, scanned),
-            State::Bulks {
-                remaining,
-                pos,
-                bulk_len,
-                scanned,
-            } => self.parse_bulks(buf, limits, remaining, pos, bulk_len, scanned),
+            State::Bulks { remaining, pos, bulk_len, scanned } => {
+                self.parse_bulks(buf, limits, remaining, pos, bulk_len, scanned)
+            }
         }
     }
 
@@ -456,22 +434,13 @@ impl RequestParser {
     }
 
     /// Parses an inline request whose first `scanned` bytes hold no newline.
-    fn parse_inline(
-        &mut self,
-        buf: &[u8],
-        limits: &Limits,
-        scanned: usize,
-    ) -> Result<Option<usize>, ProtocolError> {
+    fn parse_inline(&mut self, buf: &[u8], limits: &Limits, scanned: usize) -> Result<Option<usize>, ProtocolError> {
         let newline = match scan(buf, scanned, b'\n') {
             Scan::Found(i) => i,
             Scan::Nul(i) => return self.wait_inline(buf, limits, i),
             Scan::Missing => return self.wait_inline(buf, limits, buf.len()),
         };
-        let end = if newline > 0 && buf[newline - 1] == b'\r' {
-            newline - 1
-        } else {
-            newline
-        };
+        let end = if newline > 0 && buf[newline - 1] == b'\r' { newline - 1 } else { newline };
         if self.scratch.capacity() > SCRATCH_KEEP_CAPACITY {
             self.scratch = Vec::new();
         } else {
@@ -482,12 +451,7 @@ impl RequestParser {
     }
 
     /// Handles an inline request with no newline yet.
-    fn wait_inline(
-        &mut self,
-        buf: &[u8],
-        limits: &Limits,
-        scanned: usize,
-    ) -> Result<Option<usize>, ProtocolError> {
+    fn wait_inline(&mut self, buf: &[u8], limits: &Limits, scanned: usize) -> Result<Option<usize>, ProtocolError> {
         if buf.len() > limits.max_inline_len {
             return Err(ProtocolError::TooBigInlineRequest);
         }
@@ -496,12 +460,7 @@ impl RequestParser {
     }
 
     /// Parses the `*<n>` line; `[1, scanned)` is known to hold no `\r`.
-    fn parse_count(
-        &mut self,
-        buf: &[u8],
-        limits: &Limits,
-        scanned: usize,
-    ) -> Result<Option<usize>, ProtocolError> {
+    fn parse_count(&mut self, buf: &[u8], limits: &Limits, scanned: usize) -> Result<Option<usize>, ProtocolError> {
         let cr = match scan(buf, scanned, b'\r') {
             Scan::Found(i) => i,
             Scan::Nul(i) => return self.wait_count(buf, limits, i),
@@ -527,12 +486,7 @@ impl RequestParser {
     }
 
     /// Handles a `*` line with no `\r` yet.
-    fn wait_count(
-        &mut self,
-        buf: &[u8],
-        limits: &Limits,
-        scanned: usize,
-    ) -> Result<Option<usize>, ProtocolError> {
+    fn wait_count(&mut self, buf: &[u8], limits: &Limits, scanned: usize) -> Result<Option<usize>, ProtocolError> {
         if buf.len() > limits.max_inline_len {
             return Err(ProtocolError::TooBigMultibulkCount);
         }
@@ -603,12 +557,7 @@ impl RequestParser {
         if remaining == 0 {
             return self.finish(pos);
         }
-        self.state = State::Bulks {
-            remaining,
-            pos,
-            bulk_len,
-            scanned,
-        };
+        self.state = State::Bulks { remaining, pos, bulk_len, scanned };
         Ok(None)
     }
 
@@ -674,9 +623,7 @@ impl<'a> Argv<'a> {
     #[inline]
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + 'a {
         let base = self.base;
-        self.spans
-            .iter()
-            .map(move |&(start, len)| &base[start..start + len])
+        self.spans.iter().map(move |&(start, len)| &base[start..start + len])
     }
 
     /// Copies the arguments out, for tests and slow paths.
@@ -689,9 +636,7 @@ impl fmt::Debug for Argv<'_> {
     // Showing the arguments rather than the raw spans makes test failures
     // readable.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.iter().map(|a| String::from_utf8_lossy(a)))
-            .finish()
+        f.debug_list().entries(self.iter().map(|a| String::from_utf8_lossy(a))).finish()
     }
 }
 
@@ -758,11 +703,7 @@ mod tests {
                 }
             }
         }
-        let end = if pending.is_empty() {
-            End::Done
-        } else {
-            End::Incomplete
-        };
+        let end = if pending.is_empty() { End::Done } else { End::Incomplete };
         (out, end)
     }
 
@@ -785,10 +726,7 @@ mod tests {
     }
 
     fn unauth() -> Limits {
-        Limits {
-            unauthenticated: true,
-            ..Limits::default()
-        }
+        Limits { unauthenticated: true, ..Limits::default() }
     }
 
     #[test]
@@ -814,12 +752,7 @@ mod tests {
             (b"000000000000000000001", None),
         ];
         for (input, want) in cases {
-            assert_eq!(
-                string2ll(input),
-                *want,
-                "{:?}",
-                String::from_utf8_lossy(input)
-            );
+            assert_eq!(string2ll(input), *want, "{:?}", String::from_utf8_lossy(input));
         }
     }
 
@@ -839,52 +772,22 @@ mod tests {
         type Case<'a> = (&'a [u8], &'a Limits, Vec<Vec<Vec<u8>>>, End);
         let cases: Vec<Case> = vec![
             // Well-formed multibulk.
-            (
-                b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\nb\r\n",
-                &d,
-                vec![args(&[b"SET", b"a", b"b"])],
-                End::Done,
-            ),
+            (b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\nb\r\n", &d, vec![args(&[b"SET", b"a", b"b"])], End::Done),
             (
                 b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$0\r\n\r\n",
                 &d,
                 vec![args(&[b"PING"]), args(&[b"ECHO", b""])],
                 End::Done,
             ),
-            (
-                b"*1\r\n$6\r\n\r\n\0x\r\n\r\n",
-                &d,
-                vec![args(&[b"\r\n\0x\r\n"])],
-                End::Done,
-            ),
+            (b"*1\r\n$6\r\n\r\n\0x\r\n\r\n", &d, vec![args(&[b"\r\n\0x\r\n"])], End::Done),
             // Empty requests Redis skips.
             (b"*0\r\n", &d, vec![vec![]], End::Done),
             (b"*-1\r\n", &d, vec![vec![]], End::Done),
-            (
-                b"*-5\r\n*1\r\n$1\r\nx\r\n",
-                &d,
-                vec![vec![], args(&[b"x"])],
-                End::Done,
-            ),
+            (b"*-5\r\n*1\r\n$1\r\nx\r\n", &d, vec![vec![], args(&[b"x"])], End::Done),
             // The byte after '\r' and the two after a payload go unchecked.
-            (
-                b"*1\rX$4\r\nPING\r\n",
-                &d,
-                vec![args(&[b"PING"])],
-                End::Done,
-            ),
-            (
-                b"*1\r\n$4\rXPING\r\n",
-                &d,
-                vec![args(&[b"PING"])],
-                End::Done,
-            ),
-            (
-                b"*1\r\n$4\r\nPINGxx*1\r\n$4\r\nPING\r\n",
-                &d,
-                vec![args(&[b"PING"]), args(&[b"PING"])],
-                End::Done,
-            ),
+            (b"*1\rX$4\r\nPING\r\n", &d, vec![args(&[b"PING"])], End::Done),
+            (b"*1\r\n$4\rXPING\r\n", &d, vec![args(&[b"PING"])], End::Done),
+            (b"*1\r\n$4\r\nPINGxx*1\r\n$4\r\nPING\r\n", &d, vec![args(&[b"PING"]), args(&[b"PING"])], End::Done),
             // Incomplete input waits.
             (b"*", &d, vec![], End::Incomplete),
             (b"*1\r", &d, vec![], End::Incomplete),
@@ -898,276 +801,66 @@ mod tests {
             (b"PING\0\r\n", &d, vec![], End::Incomplete),
             (b"*1\0\r\n$4\r\nPING\r\n", &d, vec![], End::Incomplete),
             (b"*1\r\n$4\0\r\nPING\r\n", &d, vec![], End::Incomplete),
-            (
-                &nul_inline_err,
-                &d,
-                vec![],
-                End::Err(ProtocolError::TooBigInlineRequest),
-            ),
+            (&nul_inline_err, &d, vec![], End::Err(ProtocolError::TooBigInlineRequest)),
             // Multibulk count errors.
-            (
-                b"*abc\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::InvalidMultibulkLength),
-            ),
-            (
-                b"*+1\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::InvalidMultibulkLength),
-            ),
-            (
-                b"*01\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::InvalidMultibulkLength),
-            ),
-            (
-                b"*-0\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::InvalidMultibulkLength),
-            ),
-            (
-                b"*\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::InvalidMultibulkLength),
-            ),
-            (
-                b"*2147483648\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::InvalidMultibulkLength),
-            ),
-            (
-                &far_cr,
-                &d,
-                vec![],
-                End::Err(ProtocolError::InvalidMultibulkLength),
-            ),
+            (b"*abc\r\n", &d, vec![], End::Err(ProtocolError::InvalidMultibulkLength)),
+            (b"*+1\r\n", &d, vec![], End::Err(ProtocolError::InvalidMultibulkLength)),
+            (b"*01\r\n", &d, vec![], End::Err(ProtocolError::InvalidMultibulkLength)),
+            (b"*-0\r\n", &d, vec![], End::Err(ProtocolError::InvalidMultibulkLength)),
+            (b"*\r\n", &d, vec![], End::Err(ProtocolError::InvalidMultibulkLength)),
+            (b"*2147483648\r\n", &d, vec![], End::Err(ProtocolError::InvalidMultibulkLength)),
+            (&far_cr, &d, vec![], End::Err(ProtocolError::InvalidMultibulkLength)),
             (&big_count_ok, &d, vec![], End::Incomplete),
-            (
-                &big_count_err,
-                &d,
-                vec![],
-                End::Err(ProtocolError::TooBigMultibulkCount),
-            ),
+            (&big_count_err, &d, vec![], End::Err(ProtocolError::TooBigMultibulkCount)),
             // Bulk header errors.
-            (
-                b"*1\r\n+PING\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::ExpectedDollar(b'+')),
-            ),
-            (
-                b"*1\r\n\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::ExpectedDollar(b'\r')),
-            ),
-            (
-                &no_dollar_far,
-                &d,
-                vec![],
-                End::Err(ProtocolError::ExpectedDollar(b'x')),
-            ),
-            (
-                b"*1\r\n$-1\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::InvalidBulkLength),
-            ),
-            (
-                b"*1\r\n$01\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::InvalidBulkLength),
-            ),
-            (
-                b"*1\r\n$\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::InvalidBulkLength),
-            ),
-            (
-                b"*1\r\n$+1\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::InvalidBulkLength),
-            ),
-            (
-                b"*1\r\n$1 \r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::InvalidBulkLength),
-            ),
-            (
-                b"*1\r\n$536870913\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::InvalidBulkLength),
-            ),
-            (
-                b"*3\r\n$1\r\nx\r\n$-1\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::InvalidBulkLength),
-            ),
+            (b"*1\r\n+PING\r\n", &d, vec![], End::Err(ProtocolError::ExpectedDollar(b'+'))),
+            (b"*1\r\n\r\n", &d, vec![], End::Err(ProtocolError::ExpectedDollar(b'\r'))),
+            (&no_dollar_far, &d, vec![], End::Err(ProtocolError::ExpectedDollar(b'x'))),
+            (b"*1\r\n$-1\r\n", &d, vec![], End::Err(ProtocolError::InvalidBulkLength)),
+            (b"*1\r\n$01\r\n", &d, vec![], End::Err(ProtocolError::InvalidBulkLength)),
+            (b"*1\r\n$\r\n", &d, vec![], End::Err(ProtocolError::InvalidBulkLength)),
+            (b"*1\r\n$+1\r\n", &d, vec![], End::Err(ProtocolError::InvalidBulkLength)),
+            (b"*1\r\n$1 \r\n", &d, vec![], End::Err(ProtocolError::InvalidBulkLength)),
+            (b"*1\r\n$536870913\r\n", &d, vec![], End::Err(ProtocolError::InvalidBulkLength)),
+            (b"*3\r\n$1\r\nx\r\n$-1\r\n", &d, vec![], End::Err(ProtocolError::InvalidBulkLength)),
             (&big_bulk_ok, &d, vec![], End::Incomplete),
-            (
-                &big_bulk_err,
-                &d,
-                vec![],
-                End::Err(ProtocolError::TooBigBulkCount),
-            ),
+            (&big_bulk_err, &d, vec![], End::Err(ProtocolError::TooBigBulkCount)),
             // Limits before authentication, checked after the absolute ones.
-            (
-                b"*11\r\n",
-                &u,
-                vec![],
-                End::Err(ProtocolError::UnauthenticatedMultibulkLength),
-            ),
+            (b"*11\r\n", &u, vec![], End::Err(ProtocolError::UnauthenticatedMultibulkLength)),
             (b"*10\r\n", &u, vec![], End::Incomplete),
-            (
-                b"*2147483648\r\n",
-                &u,
-                vec![],
-                End::Err(ProtocolError::InvalidMultibulkLength),
-            ),
-            (
-                b"*1\r\n$16385\r\n",
-                &u,
-                vec![],
-                End::Err(ProtocolError::UnauthenticatedBulkLength),
-            ),
+            (b"*2147483648\r\n", &u, vec![], End::Err(ProtocolError::InvalidMultibulkLength)),
+            (b"*1\r\n$16385\r\n", &u, vec![], End::Err(ProtocolError::UnauthenticatedBulkLength)),
             (b"*1\r\n$16384\r\n", &u, vec![], End::Incomplete),
-            (
-                b"*1\r\n$536870913\r\n",
-                &u,
-                vec![],
-                End::Err(ProtocolError::InvalidBulkLength),
-            ),
+            (b"*1\r\n$536870913\r\n", &u, vec![], End::Err(ProtocolError::InvalidBulkLength)),
             // Inline requests.
             (b"PING\r\n", &d, vec![args(&[b"PING"])], End::Done),
             (b"PING\n", &d, vec![args(&[b"PING"])], End::Done),
             (b"PING", &d, vec![], End::Incomplete),
             (b"PING\r", &d, vec![], End::Incomplete),
-            (
-                b"\r\n\n   \r\nPING\r\n",
-                &d,
-                vec![vec![], vec![], vec![], args(&[b"PING"])],
-                End::Done,
-            ),
-            (
-                b"  SET  a\t b  \r\n",
-                &d,
-                vec![args(&[b"SET", b"a", b"b"])],
-                End::Done,
-            ),
-            (
-                b"ECHO a\rb\r\n",
-                &d,
-                vec![args(&[b"ECHO", b"a", b"b"])],
-                End::Done,
-            ),
+            (b"\r\n\n   \r\nPING\r\n", &d, vec![vec![], vec![], vec![], args(&[b"PING"])], End::Done),
+            (b"  SET  a\t b  \r\n", &d, vec![args(&[b"SET", b"a", b"b"])], End::Done),
+            (b"ECHO a\rb\r\n", &d, vec![args(&[b"ECHO", b"a", b"b"])], End::Done),
             (b"\x0bx\r\n", &d, vec![args(&[b"x"])], End::Done),
-            (
-                b"x\x0by\x0cz\r\n",
-                &d,
-                vec![args(&[b"x\x0by\x0cz"])],
-                End::Done,
-            ),
-            (
-                b"ECHO \"a\\x41\\n\" 'b\\'c'\r\n",
-                &d,
-                vec![args(&[b"ECHO", b"aA\n", b"b'c"])],
-                End::Done,
-            ),
-            (
-                b"\"\\t\\r\\b\\a\\\\\\\"\\q\"\r\n",
-                &d,
-                vec![args(&[b"\t\r\x08\x07\\\"q"])],
-                End::Done,
-            ),
-            (
-                b"\"\\xff\\x0A\\xZZ\\x4\"\r\n",
-                &d,
-                vec![args(&[b"\xff\nxZZx4"])],
-                End::Done,
-            ),
-            (
-                b"'a\\nb\\\\x'\r\n",
-                &d,
-                vec![args(&[b"a\\nb\\\\x"])],
-                End::Done,
-            ),
+            (b"x\x0by\x0cz\r\n", &d, vec![args(&[b"x\x0by\x0cz"])], End::Done),
+            (b"ECHO \"a\\x41\\n\" 'b\\'c'\r\n", &d, vec![args(&[b"ECHO", b"aA\n", b"b'c"])], End::Done),
+            (b"\"\\t\\r\\b\\a\\\\\\\"\\q\"\r\n", &d, vec![args(&[b"\t\r\x08\x07\\\"q"])], End::Done),
+            (b"\"\\xff\\x0A\\xZZ\\x4\"\r\n", &d, vec![args(&[b"\xff\nxZZx4"])], End::Done),
+            (b"'a\\nb\\\\x'\r\n", &d, vec![args(&[b"a\\nb\\\\x"])], End::Done),
             // The last backslash escapes the closing quote.
-            (
-                b"'a\\\\'\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::UnbalancedQuotes),
-            ),
+            (b"'a\\\\'\r\n", &d, vec![], End::Err(ProtocolError::UnbalancedQuotes)),
             (b"\"\" ''\r\n", &d, vec![args(&[b"", b""])], End::Done),
             (b"a\"b c\"\r\n", &d, vec![args(&[b"ab c"])], End::Done),
-            (
-                b"a'b c'd\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::UnbalancedQuotes),
-            ),
+            (b"a'b c'd\r\n", &d, vec![], End::Err(ProtocolError::UnbalancedQuotes)),
             (b"\"x\"\x0by\r\n", &d, vec![args(&[b"x", b"y"])], End::Done),
-            (
-                b"ECHO \"a\"b\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::UnbalancedQuotes),
-            ),
-            (
-                b"ECHO \"ab\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::UnbalancedQuotes),
-            ),
-            (
-                b"ECHO 'ab\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::UnbalancedQuotes),
-            ),
-            (
-                b"ECHO \"a\\\"\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::UnbalancedQuotes),
-            ),
-            (
-                b"ECHO \"a\\\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::UnbalancedQuotes),
-            ),
-            (
-                b"ECHO 'a\\'\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::UnbalancedQuotes),
-            ),
-            (
-                b"ECHO \"a\"\"b\"\r\n",
-                &d,
-                vec![],
-                End::Err(ProtocolError::UnbalancedQuotes),
-            ),
+            (b"ECHO \"a\"b\r\n", &d, vec![], End::Err(ProtocolError::UnbalancedQuotes)),
+            (b"ECHO \"ab\r\n", &d, vec![], End::Err(ProtocolError::UnbalancedQuotes)),
+            (b"ECHO 'ab\r\n", &d, vec![], End::Err(ProtocolError::UnbalancedQuotes)),
+            (b"ECHO \"a\\\"\r\n", &d, vec![], End::Err(ProtocolError::UnbalancedQuotes)),
+            (b"ECHO \"a\\\r\n", &d, vec![], End::Err(ProtocolError::UnbalancedQuotes)),
+            (b"ECHO 'a\\'\r\n", &d, vec![], End::Err(ProtocolError::UnbalancedQuotes)),
+            (b"ECHO \"a\"\"b\"\r\n", &d, vec![], End::Err(ProtocolError::UnbalancedQuotes)),
             (&big_inline_ok, &d, vec![], End::Incomplete),
-            (
-                &big_inline_err,
-                &d,
-                vec![],
-                End::Err(ProtocolError::TooBigInlineRequest),
-            ),
+            (&big_inline_err, &d, vec![], End::Err(ProtocolError::TooBigInlineRequest)),
             // Inline and multibulk mix in one pipeline.
             (
                 b"PING\r\n*1\r\n$4\r\nPING\r\nGET k\n",
@@ -1190,50 +883,17 @@ mod tests {
     #[test]
     fn error_texts() {
         let cases = [
-            (
-                ProtocolError::TooBigMultibulkCount,
-                "Protocol error: too big mbulk count string",
-            ),
-            (
-                ProtocolError::InvalidMultibulkLength,
-                "Protocol error: invalid multibulk length",
-            ),
-            (
-                ProtocolError::UnauthenticatedMultibulkLength,
-                "Protocol error: unauthenticated multibulk length",
-            ),
-            (
-                ProtocolError::TooBigBulkCount,
-                "Protocol error: too big bulk count string",
-            ),
-            (
-                ProtocolError::ExpectedDollar(b'+'),
-                "Protocol error: expected '$', got '+'",
-            ),
-            (
-                ProtocolError::ExpectedDollar(b'\r'),
-                "Protocol error: expected '$', got ' '",
-            ),
-            (
-                ProtocolError::ExpectedDollar(b'\n'),
-                "Protocol error: expected '$', got ' '",
-            ),
-            (
-                ProtocolError::InvalidBulkLength,
-                "Protocol error: invalid bulk length",
-            ),
-            (
-                ProtocolError::UnauthenticatedBulkLength,
-                "Protocol error: unauthenticated bulk length",
-            ),
-            (
-                ProtocolError::TooBigInlineRequest,
-                "Protocol error: too big inline request",
-            ),
-            (
-                ProtocolError::UnbalancedQuotes,
-                "Protocol error: unbalanced quotes in request",
-            ),
+            (ProtocolError::TooBigMultibulkCount, "Protocol error: too big mbulk count string"),
+            (ProtocolError::InvalidMultibulkLength, "Protocol error: invalid multibulk length"),
+            (ProtocolError::UnauthenticatedMultibulkLength, "Protocol error: unauthenticated multibulk length"),
+            (ProtocolError::TooBigBulkCount, "Protocol error: too big bulk count string"),
+            (ProtocolError::ExpectedDollar(b'+'), "Protocol error: expected '$', got '+'"),
+            (ProtocolError::ExpectedDollar(b'\r'), "Protocol error: expected '$', got ' '"),
+            (ProtocolError::ExpectedDollar(b'\n'), "Protocol error: expected '$', got ' '"),
+            (ProtocolError::InvalidBulkLength, "Protocol error: invalid bulk length"),
+            (ProtocolError::UnauthenticatedBulkLength, "Protocol error: unauthenticated bulk length"),
+            (ProtocolError::TooBigInlineRequest, "Protocol error: too big inline request"),
+            (ProtocolError::UnbalancedQuotes, "Protocol error: unbalanced quotes in request"),
         ];
         for (err, text) in cases {
             assert_eq!(err.to_string(), text);
@@ -1241,10 +901,7 @@ mod tests {
             assert_eq!(err.message_bytes(), text.as_bytes());
         }
         // A non-UTF-8 byte is sent raw, as Redis' %c does.
-        assert_eq!(
-            ProtocolError::ExpectedDollar(0xff).message_bytes(),
-            b"Protocol error: expected '$', got '\xff'"
-        );
+        assert_eq!(ProtocolError::ExpectedDollar(0xff).message_bytes(), b"Protocol error: expected '$', got '\xff'");
     }
 
     #[test]
@@ -1267,10 +924,7 @@ PING\r\n*0\r\n\r\nECHO \"a b\\x41\" 'c'\n*-1\r\n*2\r\n$3\r\nGET\r\n$0\r\n\r\n";
         let input: &[u8] = b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n:1\r\n";
         let d = Limits::default();
         let every: Vec<usize> = (0..input.len()).collect();
-        let want = (
-            vec![args(&[b"PING"])],
-            End::Err(ProtocolError::ExpectedDollar(b':')),
-        );
+        let want = (vec![args(&[b"PING"])], End::Err(ProtocolError::ExpectedDollar(b':')));
         assert_eq!(parse_whole(input, &d), want);
         assert_eq!(parse_chunked(input, &every, &d), want);
     }
@@ -1281,10 +935,7 @@ PING\r\n*0\r\n\r\nECHO \"a b\\x41\" 'c'\n*-1\r\n*2\r\n$3\r\nGET\r\n$0\r\n\r\n";
         let cmds = vec![vec![b"SET".to_vec(), b"k".to_vec(), payload]];
         let input = encode(&cmds);
         let cuts: Vec<usize> = (0..input.len()).step_by(1000).collect();
-        assert_eq!(
-            parse_chunked(&input, &cuts, &Limits::default()),
-            (cmds, End::Done)
-        );
+        assert_eq!(parse_chunked(&input, &cuts, &Limits::default()), (cmds, End::Done));
     }
 
     #[test]
@@ -1293,10 +944,7 @@ PING\r\n*0\r\n\r\nECHO \"a b\\x41\" 'c'\n*-1\r\n*2\r\n$3\r\nGET\r\n$0\r\n\r\n";
         let cmds = vec![cmd];
         let input = encode(&cmds);
         let cuts: Vec<usize> = (0..input.len()).step_by(7).collect();
-        assert_eq!(
-            parse_chunked(&input, &cuts, &Limits::default()),
-            (cmds.clone(), End::Done)
-        );
+        assert_eq!(parse_chunked(&input, &cuts, &Limits::default()), (cmds.clone(), End::Done));
         // The oversized span vector is released by the next request.
         let mut parser = RequestParser::new();
         let d = Limits::default();
@@ -1318,10 +966,7 @@ PING\r\n*0\r\n\r\nECHO \"a b\\x41\" 'c'\n*-1\r\n*2\r\n$3\r\nGET\r\n$0\r\n\r\n";
         assert_eq!(argv.len(), 2);
         assert!(!argv.is_empty());
         assert_eq!(argv.get(0), b"GET");
-        assert_eq!(
-            argv.iter().collect::<Vec<_>>(),
-            vec![&b"GET"[..], &b"k"[..]]
-        );
+        assert_eq!(argv.iter().collect::<Vec<_>>(), vec![&b"GET"[..], &b"k"[..]]);
         assert_eq!(format!("{argv:?}"), r#"["GET", "k"]"#);
 
         // After reset a new buffer starts from scratch.
@@ -1331,10 +976,7 @@ PING\r\n*0\r\n\r\nECHO \"a b\\x41\" 'c'\n*-1\r\n*2\r\n$3\r\nGET\r\n$0\r\n\r\n";
         assert_eq!(parser.argv(b"PING\r\n").to_vec(), args(&[b"PING"]));
 
         // An error resets the parser too.
-        assert_eq!(
-            parser.parse(b"*x\r\n", &d),
-            Err(ProtocolError::InvalidMultibulkLength)
-        );
+        assert_eq!(parser.parse(b"*x\r\n", &d), Err(ProtocolError::InvalidMultibulkLength));
         assert_eq!(parser.parse(b"*1\r\n$1\r\na\r\n", &d), Ok(Some(11)));
         assert_eq!(parser.parse(b"", &d), Ok(None));
 
@@ -1363,10 +1005,7 @@ PING\r\n*0\r\n\r\nECHO \"a b\\x41\" 'c'\n*-1\r\n*2\r\n$3\r\nGET\r\n$0\r\n\r\n";
     }
 
     fn arb_cmds() -> impl Strategy<Value = Vec<Vec<Vec<u8>>>> {
-        prop::collection::vec(
-            prop::collection::vec(prop::collection::vec(any::<u8>(), 0..20), 1..6),
-            1..5,
-        )
+        prop::collection::vec(prop::collection::vec(prop::collection::vec(any::<u8>(), 0..20), 1..6), 1..5)
     }
 
     proptest! {

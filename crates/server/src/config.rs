@@ -89,7 +89,9 @@ fn normalise(d: &Def, raw: &str) -> Result<String, String> {
             }
             Ok(v.to_string())
         }
-        Kind::Memory => parse_memory(raw).map(|v| v.to_string()).ok_or_else(|| "argument must be a memory value".to_string()),
+        Kind::Memory => {
+            parse_memory(raw).map(|v| v.to_string()).ok_or_else(|| "argument must be a memory value".to_string())
+        }
         Kind::Str => Ok(raw.to_string()),
         Kind::Enum(words) => {
             let l = raw.to_ascii_lowercase();
@@ -116,10 +118,18 @@ fn normalise(d: &Def, raw: &str) -> Result<String, String> {
 /// Parses Redis's memory syntax: a number with an optional k/kb/m/mb/g/gb unit.
 pub fn parse_memory(s: &str) -> Option<u64> {
     let l = s.to_ascii_lowercase();
-    let (digits, mul) = [("gb", 1u64 << 30), ("g", 1_000_000_000), ("mb", 1 << 20), ("m", 1_000_000), ("kb", 1 << 10), ("k", 1000), ("b", 1)]
-        .iter()
-        .find_map(|(suffix, mul)| l.strip_suffix(suffix).map(|d| (d.to_string(), *mul)))
-        .unwrap_or((l.clone(), 1));
+    let (digits, mul) = [
+        ("gb", 1u64 << 30),
+        ("g", 1_000_000_000),
+        ("mb", 1 << 20),
+        ("m", 1_000_000),
+        ("kb", 1 << 10),
+        ("k", 1000),
+        ("b", 1),
+    ]
+    .iter()
+    .find_map(|(suffix, mul)| l.strip_suffix(suffix).map(|d| (d.to_string(), *mul)))
+    .unwrap_or((l.clone(), 1));
     let v: u64 = digits.parse().ok()?;
     v.checked_mul(mul)
 }
@@ -269,12 +279,17 @@ impl Config {
                 return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{n}'"));
             };
             if !d.mutable {
-                return Err(format!("ERR CONFIG SET failed (possibly related to argument '{n}') - can't set immutable config"));
+                return Err(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{n}') - can't set immutable config"
+                ));
             }
             if staged.iter().any(|(s, _)| *s == d.name) {
-                return Err(format!("ERR CONFIG SET failed (possibly related to argument '{n}') - duplicate parameter"));
+                return Err(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{n}') - duplicate parameter"
+                ));
             }
-            let v = normalise(d, &v).map_err(|e| format!("ERR CONFIG SET failed (possibly related to argument '{n}') - {e}"))?;
+            let v = normalise(d, &v)
+                .map_err(|e| format!("ERR CONFIG SET failed (possibly related to argument '{n}') - {e}"))?;
             staged.push((d.name, v));
         }
         {
@@ -315,7 +330,12 @@ pub fn split_args(line: &str) -> Option<Vec<String>> {
                 if i >= b.len() {
                     return None;
                 }
-                if b[i] == b'\\' && i + 3 < b.len() && b[i + 1] == b'x' && b[i + 2].is_ascii_hexdigit() && b[i + 3].is_ascii_hexdigit() {
+                if b[i] == b'\\'
+                    && i + 3 < b.len()
+                    && b[i + 1] == b'x'
+                    && b[i + 2].is_ascii_hexdigit()
+                    && b[i + 3].is_ascii_hexdigit()
+                {
                     let h = std::str::from_utf8(&b[i + 2..i + 4]).ok()?;
                     cur.push(u8::from_str_radix(h, 16).ok()?);
                     i += 3;

@@ -37,7 +37,12 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr,
         fd,
         created_ms: now,
         last_ms: (now as u64).into(),
-        snapshot: parking_lot::Mutex::new(Snapshot { flags: "N".into(), resp: 2, cmd: "NULL".into(), ..Snapshot::default() }),
+        snapshot: parking_lot::Mutex::new(Snapshot {
+            flags: "N".into(),
+            resp: 2,
+            cmd: "NULL".into(),
+            ..Snapshot::default()
+        }),
         killed: false.into(),
         kill_notify: tokio::sync::Notify::new(),
     });
@@ -119,8 +124,16 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             let now = unix_ms();
             let mut env = Env { now_ms: now, rng: Rng::new(rng.next_u64()) };
             let t0 = Instant::now();
-            let outcome =
-                execute(&shared.ks, &**shared, &mut session, &mut env, &argv, &mut out, &mut effects, ExecOptions::default());
+            let outcome = execute(
+                &shared.ks,
+                &**shared,
+                &mut session,
+                &mut env,
+                &argv,
+                &mut out,
+                &mut effects,
+                ExecOptions::default(),
+            );
             let us = t0.elapsed().as_micros() as u64;
             Stats::add(&stats.total_commands, 1);
             if let Some(cmd) = outcome.command {

@@ -29,7 +29,8 @@ pub async fn run(shared: Arc<Shared>) {
         let mut r = Rng::new(rng.next_u64());
         let start_shard = next_shard;
         // The cycle takes locks and may run for milliseconds: keep it off the async workers.
-        next_shard = tokio::task::spawn_blocking(move || cycle(&s, &mut r, start_shard, budget, active)).await.unwrap_or(0);
+        next_shard =
+            tokio::task::spawn_blocking(move || cycle(&s, &mut r, start_shard, budget, active)).await.unwrap_or(0);
     }
 }
 

@@ -61,7 +61,8 @@ impl Shared {
         let databases = config.get_i64("databases") as usize;
         let shards = config.get_i64("keyspace-shards") as usize;
         let seed = random_seed();
-        let run_id: String = (0..40).map(|i| format!("{:x}", (seed.rotate_left(i * 7) ^ (i as u64 * 0x9e37)) % 16)).collect();
+        let run_id: String =
+            (0..40).map(|i| format!("{:x}", (seed.rotate_left(i * 7) ^ (i as u64 * 0x9e37)) % 16)).collect();
         Arc::new(Shared {
             ks: Keyspace::new(databases, shards, seed),
             config,

@@ -33,16 +33,20 @@ impl Server {
                 None => (false, b),
             };
             let host = if host == "*" { "0.0.0.0" } else { host };
-            let addr: SocketAddr = if host.contains(':') {
-                format!("[{host}]:{port}").parse()
-            } else {
-                format!("{host}:{port}").parse()
-            }
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("bad bind address {host}: {e}")))?;
+            let addr: SocketAddr =
+                if host.contains(':') { format!("[{host}]:{port}").parse() } else { format!("{host}:{port}").parse() }
+                    .map_err(|e| {
+                        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("bad bind address {host}: {e}"))
+                    })?;
             match bind_one(addr) {
                 Ok(l) => listeners.push(l),
                 Err(e) if optional => tracing::warn!("could not bind {addr}: {e}"),
-                Err(e) => return Err(std::io::Error::new(e.kind(), format!("Could not create server TCP listening socket {addr}: {e}"))),
+                Err(e) => {
+                    return Err(std::io::Error::new(
+                        e.kind(),
+                        format!("Could not create server TCP listening socket {addr}: {e}"),
+                    ))
+                }
             }
         }
         if listeners.is_empty() {

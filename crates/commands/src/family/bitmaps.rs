@@ -1017,7 +1017,10 @@ mod tests {
         // Unchanged bit on an unchanged length: nothing logged.
         assert_eq!(logged(&h), ["SETBIT k 7 1"]);
         assert_eq!(err(&mut h, &["SETBIT", "k", "-1", "1"]), "ERR bit offset is not an integer or out of range");
-        assert_eq!(err(&mut h, &["SETBIT", "k", "4294967296", "1"]), "ERR bit offset is not an integer or out of range");
+        assert_eq!(
+            err(&mut h, &["SETBIT", "k", "4294967296", "1"]),
+            "ERR bit offset is not an integer or out of range"
+        );
         assert_eq!(err(&mut h, &["GETBIT", "k", "4294967296"]), "ERR bit offset is not an integer or out of range");
         assert_eq!(err(&mut h, &["SETBIT", "k", "1", "2"]), "ERR bit is not an integer or out of range");
         assert_eq!(err(&mut h, &["SETBIT", "k", "1", "x"]), "ERR bit is not an integer or out of range");
@@ -1053,7 +1056,10 @@ mod tests {
         assert_eq!(logged(&h), ["DEL d"]);
         assert_eq!(h.run(&["BITOP", "OR", "d", "x", "y"]), int(0));
         assert_eq!(logged(&h), ["DEL d"]);
-        assert_eq!(err(&mut h, &["BITOP", "NOT", "d", "a", "b"]), "ERR BITOP NOT must be called with a single source key.");
+        assert_eq!(
+            err(&mut h, &["BITOP", "NOT", "d", "a", "b"]),
+            "ERR BITOP NOT must be called with a single source key."
+        );
         assert_eq!(err(&mut h, &["BITOP", "NAND", "d", "a"]), "ERR syntax error");
     }
 
@@ -1066,7 +1072,10 @@ mod tests {
             arr(vec![int(0), int(0), int(0)])
         );
         assert_eq!(
-            h.run(&["BITFIELD", "k", "OVERFLOW", "FAIL", "INCRBY", "u8", "8", "-1", "OVERFLOW", "SAT", "INCRBY", "i4", "0", "100"]),
+            h.run(&[
+                "BITFIELD", "k", "OVERFLOW", "FAIL", "INCRBY", "u8", "8", "-1", "OVERFLOW", "SAT", "INCRBY", "i4", "0",
+                "100"
+            ]),
             arr(vec![Frame::Null, int(7)])
         );
         assert_eq!(h.run(&["BITFIELD", "k", "GET", "i64", "0", "GET", "u63", "1"]), {
@@ -1081,11 +1090,17 @@ mod tests {
         assert_eq!(h.effects.list.len(), n);
         assert_eq!(h.run(&["BITFIELD_RO", "k", "GET", "u4", "0"]), arr(vec![int(7)]));
         assert_eq!(h.run(&["BITFIELD", "k"]), arr(vec![]));
-        assert_eq!(err(&mut h, &["BITFIELD_RO", "k", "SET", "u4", "0", "1"]), "ERR BITFIELD_RO only supports the GET subcommand");
+        assert_eq!(
+            err(&mut h, &["BITFIELD_RO", "k", "SET", "u4", "0", "1"]),
+            "ERR BITFIELD_RO only supports the GET subcommand"
+        );
         assert_eq!(err(&mut h, &["BITFIELD", "k", "GET", "u64", "0"]), CmdError::BitfieldType.to_string());
         assert_eq!(err(&mut h, &["BITFIELD", "k", "OVERFLOW", "X"]), "ERR Invalid OVERFLOW type specified");
         assert_eq!(err(&mut h, &["BITFIELD", "k", "GET", "u8"]), "ERR syntax error");
-        assert_eq!(err(&mut h, &["BITFIELD", "k", "SET", "u8", "0", "x"]), "ERR value is not an integer or out of range");
+        assert_eq!(
+            err(&mut h, &["BITFIELD", "k", "SET", "u8", "0", "x"]),
+            "ERR value is not an integer or out of range"
+        );
     }
 
     #[test]

@@ -254,7 +254,7 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             Err(CmdError::err("No such client"))
         };
     }
-    if argv.len() % 2 != 0 {
+    if !argv.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     let mut f = KillFilter { skip_me: true, ..KillFilter::default() };
@@ -299,7 +299,8 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 /// `CLIENT PAUSE timeout [WRITE | ALL]`
 fn client_pause(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let ms = engine::num::parse_i64(argv[2]).ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
+    let ms =
+        engine::num::parse_i64(argv[2]).ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
     if ms < 0 {
         return Err(CmdError::err("timeout is negative"));
     }
@@ -388,9 +389,18 @@ fn client_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
         ctx,
         "CLIENT",
         &[
-            "ID", "INFO", "KILL <ip:port>|<option> <value> [...]", "LIST [TYPE <type>] [ID <id> [...]]",
-            "NO-EVICT (ON|OFF)", "NO-TOUCH (ON|OFF)", "PAUSE <timeout> [WRITE|ALL]", "REPLY (ON|OFF|SKIP)",
-            "SETINFO <option> <value>", "SETNAME <name>", "GETNAME", "UNPAUSE",
+            "ID",
+            "INFO",
+            "KILL <ip:port>|<option> <value> [...]",
+            "LIST [TYPE <type>] [ID <id> [...]]",
+            "NO-EVICT (ON|OFF)",
+            "NO-TOUCH (ON|OFF)",
+            "PAUSE <timeout> [WRITE|ALL]",
+            "REPLY (ON|OFF|SKIP)",
+            "SETINFO <option> <value>",
+            "SETNAME <name>",
+            "GETNAME",
+            "UNPAUSE",
         ],
     );
     Ok(())

@@ -137,7 +137,14 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         help_reply(
             ctx,
             "DEBUG",
-            &["DIGEST", "DIGEST-VALUE <key> [<key> ...]", "OBJECT <key>", "SLEEP <seconds>", "JMAP", "SET-ACTIVE-EXPIRE <0|1>"],
+            &[
+                "DIGEST",
+                "DIGEST-VALUE <key> [<key> ...]",
+                "OBJECT <key>",
+                "SLEEP <seconds>",
+                "JMAP",
+                "SET-ACTIVE-EXPIRE <0|1>",
+            ],
         );
     } else if is(sub, "SLEEP") && argv.len() == 3 {
         let secs = args::float(argv[2])?;
@@ -314,7 +321,8 @@ fn swapdb(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 /// are asked for, the server holds the reply until the timeout as Redis does.
 fn wait(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let replicas = args::int(argv[1])?;
-    let timeout = engine::num::parse_i64(argv[2]).ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
+    let timeout =
+        engine::num::parse_i64(argv[2]).ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
     if timeout < 0 {
         return Err(CmdError::err("timeout is negative"));
     }
@@ -346,7 +354,8 @@ fn reply_command_info(out: &mut ReplyWriter, c: &Command) {
     out.array(10);
     out.bulk(s.name.as_bytes());
     out.int(s.arity);
-    let flags: Vec<&str> = Flags::ALL.iter().filter(|(f, _, r)| r.is_some() && s.flags.has(*f)).map(|(_, _, r)| r.unwrap()).collect();
+    let flags: Vec<&str> =
+        Flags::ALL.iter().filter(|(f, _, r)| r.is_some() && s.flags.has(*f)).map(|(_, _, r)| r.unwrap()).collect();
     out.set(flags.len());
     for f in flags {
         out.simple(f.as_bytes());
@@ -646,7 +655,9 @@ fn getkeys_of<'a>(argv: &'a [&'a [u8]]) -> Result<(&'static Command, KeyHits), C
     let sub = &argv[2..];
     let cmd = match crate::exec::resolve(sub) {
         Ok(c) => c,
-        Err((CmdError::WrongArity(_), _)) => return Err(CmdError::err("Invalid number of arguments specified for command")),
+        Err((CmdError::WrongArity(_), _)) => {
+            return Err(CmdError::err("Invalid number of arguments specified for command"))
+        }
         Err(_) => return Err(CmdError::err("Invalid command specified")),
     };
     if cmd.spec.key_specs.is_empty() {
@@ -654,7 +665,9 @@ fn getkeys_of<'a>(argv: &'a [&'a [u8]]) -> Result<(&'static Command, KeyHits), C
     }
     match key_positions(&cmd.spec, sub) {
         Ok(p) if !p.is_empty() => Ok((cmd, p.into_iter().collect())),
-        Ok(_) | Err(KeysError::Invalid) | Err(KeysError::Unknown) => Err(CmdError::err("Invalid arguments specified for command")),
+        Ok(_) | Err(KeysError::Invalid) | Err(KeysError::Unknown) => {
+            Err(CmdError::err("Invalid arguments specified for command"))
+        }
     }
 }
 
@@ -684,7 +697,15 @@ fn command_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     help_reply(
         ctx,
         "COMMAND",
-        &["(no subcommand)", "COUNT", "DOCS [<command-name> ...]", "GETKEYS <full-command>", "GETKEYSANDFLAGS <full-command>", "INFO [<command-name> ...]", "LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]"],
+        &[
+            "(no subcommand)",
+            "COUNT",
+            "DOCS [<command-name> ...]",
+            "GETKEYS <full-command>",
+            "GETKEYSANDFLAGS <full-command>",
+            "INFO [<command-name> ...]",
+            "LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]",
+        ],
     );
     Ok(())
 }

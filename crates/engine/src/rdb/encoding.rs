@@ -261,34 +261,22 @@ impl fmt::Display for RdbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RdbError::UnexpectedEof { offset, needed } => {
-                write!(
-                    f,
-                    "unexpected end of RDB data at offset {offset} (needed {needed} bytes)"
-                )
+                write!(f, "unexpected end of RDB data at offset {offset} (needed {needed} bytes)")
             }
             RdbError::BadLength { offset, byte } => {
                 write!(f, "unknown length encoding 0x{byte:02x} at offset {offset}")
             }
             RdbError::BadStringEncoding { offset, encoding } => {
-                write!(
-                    f,
-                    "unknown RDB string encoding type {encoding} at offset {offset}"
-                )
+                write!(f, "unknown RDB string encoding type {encoding} at offset {offset}")
             }
             RdbError::BadLzf { offset } => {
                 write!(f, "invalid LZF compressed string at offset {offset}")
             }
             RdbError::UnknownType { offset, type_byte } => {
-                write!(
-                    f,
-                    "unknown RDB value type {type_byte} before offset {offset}"
-                )
+                write!(f, "unknown RDB value type {type_byte} before offset {offset}")
             }
             RdbError::UnsupportedType { offset, type_byte } => {
-                write!(
-                    f,
-                    "RDB value type {type_byte} (before offset {offset}) is not supported yet"
-                )
+                write!(f, "RDB value type {type_byte} (before offset {offset}) is not supported yet")
             }
         }
     }
@@ -330,10 +318,7 @@ impl<'a> Reader<'a> {
 
     /// Reads one byte.
     pub fn read_u8(&mut self) -> Result<u8> {
-        let b = *self.buf.get(self.pos).ok_or(RdbError::UnexpectedEof {
-            offset: self.pos,
-            needed: 1,
-        })?;
+        let b = *self.buf.get(self.pos).ok_or(RdbError::UnexpectedEof { offset: self.pos, needed: 1 })?;
         self.pos += 1;
         Ok(b)
     }
@@ -341,10 +326,7 @@ impl<'a> Reader<'a> {
     /// Reads the next `n` bytes as a slice of the input, failing (without allocating) if fewer
     /// remain. Takes a `u64` so on-disk lengths can be passed without a lossy cast.
     pub fn read_bytes(&mut self, n: u64) -> Result<&'a [u8]> {
-        let eof = RdbError::UnexpectedEof {
-            offset: self.pos,
-            needed: n,
-        };
+        let eof = RdbError::UnexpectedEof { offset: self.pos, needed: n };
         let n = usize::try_from(n).map_err(|_| eof.clone())?;
         if n > self.remaining() {
             return Err(eof);
@@ -375,9 +357,7 @@ impl<'a> Reader<'a> {
             }
             RDB_ENCVAL => Ok(Len::Encoded(b & 0x3f)),
             _ => match b {
-                RDB_32BITLEN => Ok(Len::Plain(u64::from(u32::from_be_bytes(
-                    self.read_array()?,
-                )))),
+                RDB_32BITLEN => Ok(Len::Plain(u64::from(u32::from_be_bytes(self.read_array()?)))),
                 RDB_64BITLEN => Ok(Len::Plain(u64::from_be_bytes(self.read_array()?))),
                 _ => Err(RdbError::BadLength { offset, byte: b }),
             },
@@ -471,19 +451,10 @@ mod tests {
             assert!(r.is_at_end());
         }
         let mut r = Reader::new(b"\x82");
-        assert_eq!(
-            r.read_len(),
-            Err(RdbError::BadLength {
-                offset: 0,
-                byte: 0x82
-            })
-        );
+        assert_eq!(r.read_len(), Err(RdbError::BadLength { offset: 0, byte: 0x82 }));
         assert_eq!(Reader::new(b"\xc3").read_len(), Ok(Len::Encoded(3)));
         assert_eq!(Reader::new(b"\xc5").read_len_plain(), Ok(5));
-        assert!(matches!(
-            Reader::new(b"\x80\x00").read_len(),
-            Err(RdbError::UnexpectedEof { .. })
-        ));
+        assert!(matches!(Reader::new(b"\x80\x00").read_len(), Err(RdbError::UnexpectedEof { .. })));
     }
 
     #[test]
@@ -530,35 +501,14 @@ mod tests {
 
     #[test]
     fn string_errors() {
-        assert_eq!(
-            Reader::new(b"\xc4").read_string(),
-            Err(RdbError::BadStringEncoding {
-                offset: 0,
-                encoding: 4
-            })
-        );
-        assert_eq!(
-            Reader::new(b"\x05hel").read_string(),
-            Err(RdbError::UnexpectedEof {
-                offset: 1,
-                needed: 5
-            })
-        );
-        assert_eq!(
-            Reader::new(b"\xc3\x02\x05\x00a").read_string(),
-            Err(RdbError::BadLzf { offset: 0 })
-        );
+        assert_eq!(Reader::new(b"\xc4").read_string(), Err(RdbError::BadStringEncoding { offset: 0, encoding: 4 }));
+        assert_eq!(Reader::new(b"\x05hel").read_string(), Err(RdbError::UnexpectedEof { offset: 1, needed: 5 }));
+        assert_eq!(Reader::new(b"\xc3\x02\x05\x00a").read_string(), Err(RdbError::BadLzf { offset: 0 }));
         // A declared size far beyond the input must fail without allocating it.
         let hostile = b"\x81\xff\xff\xff\xff\xff\xff\xff\xff";
-        assert!(matches!(
-            Reader::new(hostile).read_string(),
-            Err(RdbError::UnexpectedEof { .. })
-        ));
+        assert!(matches!(Reader::new(hostile).read_string(), Err(RdbError::UnexpectedEof { .. })));
         let hostile_lzf = b"\xc3\x01\x81\x7f\xff\xff\xff\xff\xff\xff\xff\x00a";
-        assert_eq!(
-            Reader::new(hostile_lzf).read_string(),
-            Err(RdbError::BadLzf { offset: 0 })
-        );
+        assert_eq!(Reader::new(hostile_lzf).read_string(), Err(RdbError::BadLzf { offset: 0 }));
     }
 
     #[test]
@@ -571,13 +521,7 @@ mod tests {
         assert_eq!(r.read_u64_le(), Ok(0x0102_0304_0506_0708));
         assert_eq!(r.read_f64_le(), Ok(1.5));
         assert_eq!(r.read_u32_le(), Ok(7));
-        assert_eq!(
-            r.read_u8(),
-            Err(RdbError::UnexpectedEof {
-                offset: 20,
-                needed: 1
-            })
-        );
+        assert_eq!(r.read_u8(), Err(RdbError::UnexpectedEof { offset: 20, needed: 1 }));
     }
 
     proptest! {

@@ -60,11 +60,7 @@ pub fn compress(input: &[u8], out_cap: usize) -> Option<Vec<u8>> {
     let mut ip = 0usize;
     let mut op = 1usize; // out[0] is reserved for the first literal run's header.
     let mut lit = 0usize;
-    let mut hval: u32 = if in_len >= 2 {
-        (u32::from(input[0]) << 8) | u32::from(input[1])
-    } else {
-        0
-    };
+    let mut hval: u32 = if in_len >= 2 { (u32::from(input[0]) << 8) | u32::from(input[1]) } else { 0 };
 
     while ip + 2 < in_len {
         hval = (hval << 8) | u32::from(input[ip + 2]);
@@ -278,10 +274,7 @@ mod tests {
         assert_eq!(decompress(b"\x00a\xe0\x05", 3), None);
         assert_eq!(decompress(b"\x00a\x20\x00", 3), None); // Output overflow.
         assert_eq!(decompress(b"\x00a\x20\x00", 5), None); // Output too short.
-        assert_eq!(
-            decompress(b"\x00a\x20\x00", 4).as_deref(),
-            Some(&b"aaaa"[..])
-        );
+        assert_eq!(decompress(b"\x00a\x20\x00", 4).as_deref(), Some(&b"aaaa"[..]));
         assert_eq!(decompress(b"\x00a", usize::MAX), None);
         // Redis accepts anything when the declared length is zero.
         assert_eq!(decompress(b"\xff\xff", 0).as_deref(), Some(&b""[..]));
@@ -294,13 +287,9 @@ mod tests {
         round_trip(b"ab");
         round_trip(b"abc");
         round_trip(&[0u8; 100_000]);
-        let text: Vec<u8> = (0..50_000u32)
-            .map(|i| b"the quick brown fox "[(i % 20) as usize])
-            .collect();
+        let text: Vec<u8> = (0..50_000u32).map(|i| b"the quick brown fox "[(i % 20) as usize]).collect();
         round_trip(&text);
-        let noise: Vec<u8> = (0..70_000u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-            .collect();
+        let noise: Vec<u8> = (0..70_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         round_trip(&noise);
     }
 

@@ -155,29 +155,14 @@ mod tests {
             (b"12345", b"\x00\xc190\x0a\x00\x9d\x94\xea'\x93\xfc\x08\xb9"),
             (b"-1", b"\x00\xc0\xff\x0a\x00\x0c\x93~$\x85\x08\x9d\xc5"),
             (b"-128", b"\x00\xc0\x80\x0a\x00\x99f2m/\x0c[\xd9"),
-            (
-                b"2147483647",
-                b"\x00\xc2\xff\xff\xff\x7f\x0a\x00,t\xe5\x9e\xe0.\xad\xa1",
-            ),
-            (
-                b"12345678901234",
-                b"\x00\x0e12345678901234\x0a\x00\xaf\xcb\x8c{v\xa0\x8bj",
-            ),
+            (b"2147483647", b"\x00\xc2\xff\xff\xff\x7f\x0a\x00,t\xe5\x9e\xe0.\xad\xa1"),
+            (b"12345678901234", b"\x00\x0e12345678901234\x0a\x00\xaf\xcb\x8c{v\xa0\x8bj"),
             (b"", b"\x00\x00\x0a\x00]\x9b\x5c@\x0f\x7f\xa2\xda"),
-            (
-                &[b'a'; 100],
-                b"\x00\xc3\x09@d\x01aa\xe0W\x00\x01aa\x0a\x00\xe8\xa3\xb5\x07\xb0m\xf2q",
-            ),
-            (
-                b"abcabcabcabcabcabcabc",
-                b"\x00\xc3\x0b\x15\x03abca\xe0\x06\x02\x01bc\x0a\x00\x02\x01q\x0c\x8e\xeb\xf9F",
-            ),
+            (&[b'a'; 100], b"\x00\xc3\x09@d\x01aa\xe0W\x00\x01aa\x0a\x00\xe8\xa3\xb5\x07\xb0m\xf2q"),
+            (b"abcabcabcabcabcabcabc", b"\x00\xc3\x0b\x15\x03abca\xe0\x06\x02\x01bc\x0a\x00\x02\x01q\x0c\x8e\xeb\xf9F"),
             (text, text_dump),
         ];
-        let mut out: Vec<(Vec<u8>, Vec<u8>)> = cases
-            .into_iter()
-            .map(|(v, p)| (v.to_vec(), p.to_vec()))
-            .collect();
+        let mut out: Vec<(Vec<u8>, Vec<u8>)> = cases.into_iter().map(|(v, p)| (v.to_vec(), p.to_vec())).collect();
         out.push((vec![b'x'; 10_000], x10000));
         out.push((all_bytes, pattern));
         out
@@ -202,12 +187,7 @@ mod tests {
     #[test]
     fn dumps_byte_identical_to_redis() {
         for (value, payload) in redis_vectors() {
-            assert_eq!(
-                dump_string(&value),
-                payload,
-                "{:?}",
-                String::from_utf8_lossy(&value[..value.len().min(20)])
-            );
+            assert_eq!(dump_string(&value), payload, "{:?}", String::from_utf8_lossy(&value[..value.len().min(20)]));
             assert_eq!(dump_value(&RdbValue::String(value)), payload);
         }
     }
@@ -218,46 +198,21 @@ mod tests {
     fn restore_quirks_match_redis() {
         let wrap = |body: &[u8]| payload::wrap(body.to_vec());
         let string = |s: &[u8]| Ok(RdbValue::String(s.to_vec()));
-        let bad_data =
-            |r: Result<RdbValue, RestoreError>| matches!(r, Err(RestoreError::BadData(_)));
+        let bad_data = |r: Result<RdbValue, RestoreError>| matches!(r, Err(RestoreError::BadData(_)));
         // The value may run into the trailer ("hel" + version bytes) ...
-        assert_eq!(
-            restore_payload(&wrap(b"\x00\x05hel")),
-            string(b"hel\x0a\x00")
-        );
+        assert_eq!(restore_payload(&wrap(b"\x00\x05hel")), string(b"hel\x0a\x00"));
         // ... and bytes left over before the trailer are ignored.
-        assert_eq!(
-            restore_payload(&wrap(b"\x00\x05helloXYZ")),
-            string(b"hello")
-        );
+        assert_eq!(restore_payload(&wrap(b"\x00\x05helloXYZ")), string(b"hello"));
         // Non-minimal length forms are fine.
-        assert_eq!(
-            restore_payload(&wrap(b"\x00\x80\x00\x00\x00\x05hello")),
-            string(b"hello")
-        );
-        assert_eq!(
-            restore_payload(&wrap(b"\x00\x81\x00\x00\x00\x00\x00\x00\x00\x05hello")),
-            string(b"hello")
-        );
+        assert_eq!(restore_payload(&wrap(b"\x00\x80\x00\x00\x00\x05hello")), string(b"hello"));
+        assert_eq!(restore_payload(&wrap(b"\x00\x81\x00\x00\x00\x00\x00\x00\x00\x05hello")), string(b"hello"));
         assert_eq!(restore_payload(&wrap(b"\x00\xc0\x80")), string(b"-128"));
-        assert_eq!(
-            restore_payload(&wrap(b"\x00\xc1\x00\x80")),
-            string(b"-32768")
-        );
-        assert_eq!(
-            restore_payload(&wrap(b"\x00\xc2\x00\x00\x00\x80")),
-            string(b"-2147483648")
-        );
+        assert_eq!(restore_payload(&wrap(b"\x00\xc1\x00\x80")), string(b"-32768"));
+        assert_eq!(restore_payload(&wrap(b"\x00\xc2\x00\x00\x00\x80")), string(b"-2147483648"));
         // LZF: the declared length must be met exactly, except that zero accepts anything.
         assert!(bad_data(restore_payload(&wrap(b"\x00\xc3\x02\x05\x00a"))));
-        assert_eq!(
-            restore_payload(&wrap(b"\x00\xc3\x02\x01\x00a")),
-            string(b"a")
-        );
-        assert_eq!(
-            restore_payload(&wrap(b"\x00\xc3\x02\x00\x00a")),
-            string(b"")
-        );
+        assert_eq!(restore_payload(&wrap(b"\x00\xc3\x02\x01\x00a")), string(b"a"));
+        assert_eq!(restore_payload(&wrap(b"\x00\xc3\x02\x00\x00a")), string(b""));
         assert_eq!(restore_payload(&wrap(b"\x00\xc3\x00\x00")), string(b""));
         // Bad encodings, lengths and types.
         assert!(bad_data(restore_payload(&wrap(b"\x00\xc4"))));
@@ -266,16 +221,10 @@ mod tests {
         assert!(bad_data(restore_payload(&wrap(b"\x16\x05hello"))));
         assert!(bad_data(restore_payload(&wrap(b""))));
         // Trailer problems.
-        assert_eq!(
-            restore_payload(&[0u8; 9]),
-            Err(RestoreError::Payload(PayloadError::TooShort))
-        );
+        assert_eq!(restore_payload(&[0u8; 9]), Err(RestoreError::Payload(PayloadError::TooShort)));
         let mut zero_crc = b"\x00\x05hello\x0a\x00".to_vec();
         zero_crc.extend_from_slice(&[0; 8]);
-        assert_eq!(
-            restore_payload(&zero_crc),
-            Err(RestoreError::Payload(PayloadError::BadChecksum))
-        );
+        assert_eq!(restore_payload(&zero_crc), Err(RestoreError::Payload(PayloadError::BadChecksum)));
         let mut v9 = b"\x00\x05hello\x09\x00".to_vec();
         let crc = crc64::crc64(0, &v9);
         v9.extend_from_slice(&crc.to_le_bytes());
@@ -287,22 +236,10 @@ mod tests {
         let mut r = Reader::new(b"\x05");
         assert_eq!(
             decode_value(encoding::RDB_TYPE_HASH, &mut r),
-            Err(RdbError::UnsupportedType {
-                offset: 0,
-                type_byte: 4
-            })
+            Err(RdbError::UnsupportedType { offset: 0, type_byte: 4 })
         );
-        assert_eq!(
-            decode_value(8, &mut r),
-            Err(RdbError::UnknownType {
-                offset: 0,
-                type_byte: 8
-            })
-        );
-        assert_eq!(
-            RestoreError::BadData(RdbError::BadLzf { offset: 3 }).message(),
-            "Bad data format"
-        );
+        assert_eq!(decode_value(8, &mut r), Err(RdbError::UnknownType { offset: 0, type_byte: 8 }));
+        assert_eq!(RestoreError::BadData(RdbError::BadLzf { offset: 3 }).message(), "Bad data format");
     }
 
     proptest! {
