@@ -107,7 +107,7 @@ fn normalise(d: &Def, raw: &str) -> Result<String, String> {
             if !parts.is_empty() {
                 return Err("save points need persistence, which this build does not have yet".into());
             }
-            if parts.len() % 2 != 0 || parts.iter().any(|p| p.parse::<u64>().is_err()) {
+            if !parts.len().is_multiple_of(2) || parts.iter().any(|p| p.parse::<u64>().is_err()) {
                 return Err("Invalid save parameters".into());
             }
             Ok(parts.join(" "))

@@ -13,6 +13,8 @@
 //!                      everything else (also inside arrays and maps) compared exactly
 //! ?OBJECT IDLETIME k   only the reply type is compared (both integers, both bulk, ...)
 //! *KEYS *              arrays, sets and maps compared as multisets (order-insensitive)
+//! **COMMAND INFO X     like '*', at every nesting level (replies Redis builds from hash
+//!                      tables, e.g. subcommand lists, whose order even Redis does not keep)
 //! !DEBUG SLEEP 0       run on both, reply read but not compared
 //! -CLIENT REPLY OFF    run on both, no reply read (the command must not answer; a stray
 //!                      reply shows up as a mismatch on the next compared line)
@@ -183,6 +185,17 @@ fn run_file(
     commands
 }
 
+/// The `redis_version` a server reports in `INFO server`.
+fn redis_version(server: &ServerProcess) -> String {
+    match server.client().send(&["INFO", "server"]) {
+        Frame::Bulk(text) => String::from_utf8_lossy(&text)
+            .lines()
+            .find_map(|l| l.strip_prefix("redis_version:").map(str::to_string))
+            .unwrap_or_else(|| "(no redis_version)".into()),
+        other => other.to_display(),
+    }
+}
+
 #[test]
 fn differential_cases() {
     let started = Instant::now();
@@ -195,6 +208,7 @@ fn differential_cases() {
     assert!(!files.is_empty(), "no .cases files in {}", cases_dir().display());
     let filter = std::env::var("DIFF_FILTER").unwrap_or_default();
     let (tandem, redis) = common::pair();
+    eprintln!("tandem-server {} vs redis-server {}", redis_version(&tandem), redis_version(&redis));
     let mut failures = Vec::new();
     for path in &files {
         let name = format!("diff/{}", path.file_name().unwrap_or_default().to_string_lossy());
@@ -267,8 +281,25 @@ fn key() -> impl Strategy<Value = String> + Clone {
 
 fn value() -> impl Strategy<Value = String> + Clone {
     prop::sample::select(vec![
-        "", "0", "1", "-1", "7", "42", "-17", "10", "007", " 5", "3.14", "-0.5", "1e3", "abc", "hello world", "x",
-        "9223372036854775807", "-9223372036854775808", "9223372036854775808",
+        "",
+        "0",
+        "1",
+        "-1",
+        "7",
+        "42",
+        "-17",
+        "10",
+        "007",
+        " 5",
+        "3.14",
+        "-0.5",
+        "1e3",
+        "abc",
+        "hello world",
+        "x",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "9223372036854775808",
     ])
     .prop_map(String::from)
 }
@@ -384,12 +415,7 @@ fn run_sequence(tandem: &ServerProcess, redis: &ServerProcess, seq: &[GenCmd], r
         if matches(mode, &t, &r) {
             let _ = write!(transcript, "  -> {}", t.render());
         } else {
-            let _ = write!(
-                transcript,
-                "\n      MISMATCH\n      tandem: {}\n      redis:  {}",
-                t.render(),
-                r.render()
-            );
+            let _ = write!(transcript, "\n      MISMATCH\n      tandem: {}\n      redis:  {}", t.render(), r.render());
             return Err(format!("[RESP{resp}] after FLUSHALL:{transcript}"));
         }
     }

@@ -6,6 +6,7 @@
 //! ~TTL foo             integers/doubles may differ by 2, or by 1% of the larger value
 //! ?OBJECT IDLETIME k   only the reply type is compared
 //! *KEYS *              arrays, sets and maps compared as multisets (order-insensitive)
+//! **COMMAND INFO X     like `*`, at every nesting level (for replies built from hash tables)
 //! !DEBUG SLEEP 0       sent to both, reply read and ignored
 //! -CLIENT REPLY OFF    sent to both, no reply is read (the command must not answer)
 //! @resp3               directive: this case runs only under RESP3 (or @resp2)
@@ -26,6 +27,8 @@ pub enum Mode {
     TypeOnly,
     /// `*`: aggregates compared as multisets.
     Unordered,
+    /// `**`: aggregates compared as multisets at every nesting level.
+    DeepUnordered,
     /// `!`: reply read, not compared.
     Ignore,
     /// `-`: no reply expected, none read.
@@ -40,6 +43,7 @@ impl Mode {
             Mode::Tolerant => "~",
             Mode::TypeOnly => "?",
             Mode::Unordered => "*",
+            Mode::DeepUnordered => "**",
             Mode::Ignore => "!",
             Mode::NoReply => "-",
         }
@@ -97,6 +101,7 @@ pub fn parse_cases(text: &str) -> Result<Vec<Case>, String> {
             continue;
         }
         let (mode, rest) = match line.as_bytes()[0] {
+            b'*' if line.starts_with("**") => (Mode::DeepUnordered, &line[2..]),
             b'~' => (Mode::Tolerant, &line[1..]),
             b'?' => (Mode::TypeOnly, &line[1..]),
             b'*' => (Mode::Unordered, &line[1..]),
@@ -128,6 +133,7 @@ pub fn replies_match(mode: Mode, a: &Frame, b: &Frame) -> bool {
         Mode::Tolerant => tolerant_eq(a, b),
         Mode::TypeOnly => kind(a) == kind(b),
         Mode::Unordered => unordered_eq(a, b),
+        Mode::DeepUnordered => canonical(a) == canonical(b),
         Mode::Ignore | Mode::NoReply => true,
     }
 }
@@ -193,6 +199,27 @@ fn unordered_eq(a: &Frame, b: &Frame) -> bool {
     }
 }
 
+/// `f` with the elements of every aggregate, at every level, in sorted order.
+fn canonical(f: &Frame) -> Frame {
+    let sort = |items: &[Frame]| {
+        let mut v: Vec<Frame> = items.iter().map(canonical).collect();
+        v.sort_by_cached_key(Frame::to_bytes);
+        v
+    };
+    match f {
+        Frame::Array(items) => Frame::Array(sort(items)),
+        Frame::Set(items) => Frame::Set(sort(items)),
+        Frame::Push(items) => Frame::Push(sort(items)),
+        Frame::Map(pairs) => {
+            let mut v: Vec<(Frame, Frame)> = pairs.iter().map(|(k, v)| (canonical(k), canonical(v))).collect();
+            v.sort_by_cached_key(|(k, v)| (k.to_bytes(), v.to_bytes()));
+            Frame::Map(v)
+        }
+        Frame::WithAttribute(attrs, v) => Frame::WithAttribute(attrs.clone(), Box::new(canonical(v))),
+        other => other.clone(),
+    }
+}
+
 /// The kind of a frame, for [`Mode::TypeOnly`].
 pub fn kind(f: &Frame) -> &'static str {
     match f {
@@ -221,7 +248,7 @@ mod tests {
 
     #[test]
     fn parse() {
-        let text = "# c\n\nSET a b\n~TTL a\n---\n@resp3\n*KEYS \"*\"\n ?TIME\n!DEBUG SLEEP 0\n-CLIENT REPLY OFF\n---\n---\n";
+        let text = "# c\n\nSET a b\n~TTL a\n---\n@resp3\n*KEYS \"*\"\n ?TIME\n!DEBUG SLEEP 0\n-CLIENT REPLY OFF\n**COMMAND\n---\n---\n";
         let cases = parse_cases(text).unwrap();
         assert_eq!(cases.len(), 2);
         assert_eq!(cases[0].line_no, 3);
@@ -230,7 +257,7 @@ mod tests {
         assert_eq!(cases[0].only_resp, None);
         assert_eq!(cases[1].only_resp, Some(3));
         let modes: Vec<Mode> = cases[1].lines.iter().map(|l| l.mode).collect();
-        assert_eq!(modes, [Mode::Unordered, Mode::TypeOnly, Mode::Ignore, Mode::NoReply]);
+        assert_eq!(modes, [Mode::Unordered, Mode::TypeOnly, Mode::Ignore, Mode::NoReply, Mode::DeepUnordered]);
         assert_eq!(cases[1].lines[0].args[1], b"*");
         assert_eq!(cases[1].lines[1].line_no, 8);
         assert!(parse_cases("ECHO \"x\n").unwrap_err().starts_with("line 1"));
@@ -248,8 +275,16 @@ mod tests {
         assert!(!replies_match(Mode::Tolerant, &i(-1), &i(1000)));
         assert!(!replies_match(Mode::Tolerant, &i(1), &bulk("1")));
         assert!(replies_match(Mode::Tolerant, &Frame::Double(b"1.5".to_vec()), &Frame::Double(b"1.50001".to_vec())));
-        assert!(replies_match(Mode::Tolerant, &Frame::Array(vec![i(5), bulk("x")]), &Frame::Array(vec![i(6), bulk("x")])));
-        assert!(!replies_match(Mode::Tolerant, &Frame::Array(vec![i(5), bulk("x")]), &Frame::Array(vec![i(6), bulk("y")])));
+        assert!(replies_match(
+            Mode::Tolerant,
+            &Frame::Array(vec![i(5), bulk("x")]),
+            &Frame::Array(vec![i(6), bulk("x")])
+        ));
+        assert!(!replies_match(
+            Mode::Tolerant,
+            &Frame::Array(vec![i(5), bulk("x")]),
+            &Frame::Array(vec![i(6), bulk("y")])
+        ));
         assert!(replies_match(Mode::TypeOnly, &i(1), &i(7)));
         assert!(!replies_match(Mode::TypeOnly, &i(1), &bulk("1")));
         let arr = |v: &[&str]| Frame::Array(v.iter().map(bulk).collect());
@@ -260,5 +295,9 @@ mod tests {
         assert!(replies_match(Mode::Unordered, &map(&[("a", 1), ("b", 2)]), &map(&[("b", 2), ("a", 1)])));
         assert!(!replies_match(Mode::Unordered, &map(&[("a", 1), ("b", 2)]), &map(&[("b", 1), ("a", 2)])));
         assert!(replies_match(Mode::Ignore, &i(1), &Frame::Null));
+        let nested = |a: &[&str], b: &[&str]| Frame::Array(vec![arr(a), arr(b)]);
+        assert!(!replies_match(Mode::Unordered, &nested(&["a", "b"], &["c"]), &nested(&["b", "a"], &["c"])));
+        assert!(replies_match(Mode::DeepUnordered, &nested(&["a", "b"], &["c"]), &nested(&["c"], &["b", "a"])));
+        assert!(!replies_match(Mode::DeepUnordered, &nested(&["a", "b"], &["c"]), &nested(&["a"], &["b", "c"])));
     }
 }

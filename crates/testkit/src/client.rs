@@ -96,6 +96,13 @@ impl RawClient {
         }
     }
 
+    /// One connection attempt with a short timeout, no retry.
+    pub fn connect_once(addr: SocketAddr) -> io::Result<RawClient> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+        stream.set_nodelay(true)?;
+        Ok(RawClient { stream, buf: Vec::new(), pos: 0, timeout: DEFAULT_TIMEOUT })
+    }
+
     /// The default timeout of [`RawClient::read_frame`] and [`RawClient::try_read_frame`].
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;

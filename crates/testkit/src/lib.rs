@@ -28,6 +28,20 @@ pub use process::{
 pub use protocol::Frame;
 pub use split::split_line;
 
+/// Signal numbers for [`ServerProcess::signal`].
+pub mod signal {
+    /// Polite termination.
+    pub const SIGTERM: i32 = libc::SIGTERM;
+    /// Interrupt (Ctrl-C).
+    pub const SIGINT: i32 = libc::SIGINT;
+    /// Immediate death.
+    pub const SIGKILL: i32 = libc::SIGKILL;
+    /// Freeze.
+    pub const SIGSTOP: i32 = libc::SIGSTOP;
+    /// Thaw.
+    pub const SIGCONT: i32 = libc::SIGCONT;
+}
+
 /// Shorthand for a bulk-string frame.
 pub fn bulk(s: impl AsRef<[u8]>) -> Frame {
     Frame::Bulk(s.as_ref().to_vec())

@@ -220,7 +220,13 @@ impl ServerProcess {
         panic!("{name}: gave up after {PORT_ATTEMPTS} ports: {last}");
     }
 
-    fn try_start(name: &str, bin: &Path, args: &[String], port: u16, dir: PathBuf) -> Result<ServerProcess, StartError> {
+    fn try_start(
+        name: &str,
+        bin: &Path,
+        args: &[String],
+        port: u16,
+        dir: PathBuf,
+    ) -> Result<ServerProcess, StartError> {
         let stdout = File::create(dir.join("stdout.log")).expect("creating stdout.log");
         let stderr = File::create(dir.join("stderr.log")).expect("creating stderr.log");
         let child = Command::new(bin)
@@ -260,19 +266,15 @@ impl ServerProcess {
                 let msg = describe(&p, &format!("did not answer PING on port {port} within {START_TIMEOUT:?}"));
                 return Err(StartError::Fatal(msg));
             }
-            if let Some(reply) = ping(p.addr) {
+            if let Some((reply, other_pid)) = probe(p.addr) {
                 // Make sure it is our process that answered, not someone else on that port.
-                let pid = p.pid();
-                let ours = match reply {
-                    Frame::Error(_) => {
-                        // Authentication required: no INFO; the process must at least live on.
+                let ours = match (reply, other_pid) {
+                    (_, Some(other)) => other == p.pid(),
+                    // No INFO (authentication required): the process must at least live on.
+                    _ => {
                         std::thread::sleep(Duration::from_millis(50));
                         p.try_wait().is_none()
                     }
-                    _ => match info_pid(p.addr) {
-                        Some(other) => other == pid,
-                        None => p.try_wait().is_none(),
-                    },
                 };
                 if ours {
                     return Ok(p);
@@ -386,31 +388,24 @@ impl Drop for ServerProcess {
     }
 }
 
-/// One `PING` on a new connection; `None` if the server does not answer (yet).
-fn ping(addr: SocketAddr) -> Option<Frame> {
-    let mut c = RawClient::connect_once(addr)?;
+/// `PING` on a new connection and, unless that is refused (authentication), the
+/// `process_id` of `INFO server` on the same connection. `None` if nobody answers (yet).
+fn probe(addr: SocketAddr) -> Option<(Frame, Option<u32>)> {
+    let mut c = RawClient::connect_once(addr).ok()?;
     c.write_command(&["PING"]).ok()?;
-    c.read_frame_timeout(Duration::from_secs(1)).ok()
-}
-
-/// The `process_id` field of `INFO server`.
-fn info_pid(addr: SocketAddr) -> Option<u32> {
-    let mut c = RawClient::connect_once(addr)?;
-    c.write_command(&["INFO", "server"]).ok()?;
-    let (Frame::Bulk(text) | Frame::Verbatim { text, .. }) = c.read_frame_timeout(Duration::from_secs(2)).ok()? else {
-        return None;
-    };
-    let text = String::from_utf8_lossy(&text).into_owned();
-    text.lines().find_map(|l| l.strip_prefix("process_id:")).and_then(|v| v.trim().parse().ok())
-}
-
-impl RawClient {
-    /// One connection attempt, no retry.
-    fn connect_once(addr: SocketAddr) -> Option<RawClient> {
-        std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-        // Connected once: the listener is up, so the retrying connect returns at once.
-        RawClient::connect(addr).ok()
+    let pong = c.read_frame_timeout(Duration::from_secs(1)).ok()?;
+    if matches!(pong, Frame::Error(_)) {
+        return Some((pong, None));
     }
+    c.write_command(&["INFO", "server"]).ok()?;
+    let pid = match c.read_frame_timeout(Duration::from_secs(2)).ok() {
+        Some(Frame::Bulk(text) | Frame::Verbatim { text, .. }) => String::from_utf8_lossy(&text)
+            .lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .and_then(|v| v.trim().parse().ok()),
+        _ => None,
+    };
+    Some((pong, pid))
 }
 
 /// A `tandem-server` process (see [`ServerProcess`]).
@@ -420,7 +415,7 @@ impl TandemProcess {
     /// Starts [`tandem_bin`] with `args` plus `--port <free> --dir <tmp>` (a configuration file
     /// may come first in `args`; the added flags win over it).
     pub fn spawn(args: &[&str]) -> TandemProcess {
-        Self::spawn_bin(&tandem_bin(), args)
+        Self::spawn_bin(tandem_bin(), args)
     }
 
     /// [`TandemProcess::spawn`] with an explicit binary, normally

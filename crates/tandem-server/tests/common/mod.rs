@@ -20,11 +20,15 @@ pub fn redis(args: &[&str]) -> RedisProcess {
     RedisProcess::spawn(args)
 }
 
+/// Flags given to redis-server only, for behaviour that Tandem has without a setting.
+/// `DEBUG` is refused by Redis 7 unless enabled; Tandem always allows it.
+pub const REDIS_ONLY_FLAGS: &[&str] = &["--enable-debug-command", "yes"];
+
 /// Starts a Tandem and a Redis with [`COMMON_FLAGS`], in parallel.
 pub fn pair() -> (TandemProcess, RedisProcess) {
     std::thread::scope(|s| {
         let t = s.spawn(|| tandem(COMMON_FLAGS));
-        let r = redis(COMMON_FLAGS);
+        let r = redis(&[COMMON_FLAGS, REDIS_ONLY_FLAGS].concat());
         (t.join().expect("starting tandem-server"), r)
     })
 }
