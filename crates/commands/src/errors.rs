@@ -42,6 +42,13 @@ pub enum CmdError {
         /// The container command, upper-case.
         cmd: String,
     },
+    /// `ERR unknown subcommand or wrong number of arguments for '<sub>'. Try <CMD> HELP.`
+    SubcommandSyntax {
+        /// The subcommand as sent.
+        sub: Vec<u8>,
+        /// The container command, upper-case.
+        cmd: String,
+    },
     /// `NOAUTH Authentication required.`
     NoAuth,
     /// `WRONGPASS invalid username-password pair or user is disabled.`
@@ -86,6 +93,10 @@ impl CmdError {
 }
 
 fn quoted_args(args: &[Vec<u8>]) -> String {
+    String::from_utf8_lossy(&quoted_args_bytes(args)).into_owned()
+}
+
+fn quoted_args_bytes(args: &[Vec<u8>]) -> Vec<u8> {
     // Redis adds arguments while the text is shorter than 128 bytes, each cut to what is left.
     let mut s: Vec<u8> = Vec::new();
     for a in args {
@@ -97,7 +108,7 @@ fn quoted_args(args: &[Vec<u8>]) -> String {
         s.extend_from_slice(&a[..a.len().min(room)]);
         s.extend_from_slice(b"' ");
     }
-    String::from_utf8_lossy(&s).into_owned()
+    s
 }
 
 impl fmt::Display for CmdError {
@@ -126,6 +137,11 @@ impl fmt::Display for CmdError {
                 let sub = &sub[..sub.len().min(128)];
                 write!(f, "ERR unknown subcommand '{}'. Try {cmd} HELP.", String::from_utf8_lossy(sub))
             }
+            CmdError::SubcommandSyntax { sub, cmd } => write!(
+                f,
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try {cmd} HELP.",
+                String::from_utf8_lossy(&sub[..sub.len().min(128)])
+            ),
             CmdError::NoAuth => f.write_str("NOAUTH Authentication required."),
             CmdError::WrongPass => f.write_str("WRONGPASS invalid username-password pair or user is disabled."),
             CmdError::DbIndexOutOfRange => f.write_str("ERR DB index is out of range"),
@@ -152,6 +168,29 @@ impl fmt::Display for CmdError {
 }
 
 impl std::error::Error for CmdError {}
+
+impl CmdError {
+    /// The reply text as bytes. Unknown names and arguments are echoed byte for byte, as Redis
+    /// does, even when they are not UTF-8.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            CmdError::UnknownCommand { name, args } => {
+                let mut v = b"ERR unknown command '".to_vec();
+                v.extend_from_slice(&name[..name.len().min(128)]);
+                v.extend_from_slice(b"', with args beginning with: ");
+                v.extend_from_slice(&quoted_args_bytes(args));
+                v
+            }
+            CmdError::UnknownSubcommand { sub, cmd } => {
+                let mut v = b"ERR unknown subcommand '".to_vec();
+                v.extend_from_slice(&sub[..sub.len().min(128)]);
+                v.extend_from_slice(format!("'. Try {cmd} HELP.").as_bytes());
+                v
+            }
+            other => other.to_string().into_bytes(),
+        }
+    }
+}
 
 /// The result of a command handler: the reply was written, or this error is the reply.
 pub type CmdResult = Result<(), CmdError>;

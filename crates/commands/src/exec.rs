@@ -51,7 +51,7 @@ fn reject(out: &mut ReplyWriter, e: CmdError, command: Option<&'static Command>)
     if let Some(c) = command {
         Stats::add(&c.stats.rejected_calls, 1);
     }
-    out.error(e.to_string().as_bytes());
+    out.error(&e.to_bytes());
     Outcome { command, status: Status::Rejected, dirty: false }
 }
 
@@ -145,7 +145,7 @@ pub fn execute(
     let status = match result {
         Ok(()) => Status::Ok,
         Err(e) => {
-            ctx.out.error(e.to_string().as_bytes());
+            ctx.out.error(&e.to_bytes());
             Status::Failed
         }
     };

@@ -89,3 +89,48 @@ pub fn key_positions(spec: &CommandSpec, argv: &[&[u8]]) -> Result<SmallVec<[(us
     }
     Ok(out)
 }
+
+/// The flags of the keys a key spec found, for these actual arguments. Specs marked
+/// `VARIABLE_FLAGS` depend on the arguments (Redis's `setGetKeys`, `bitfieldGetKeys`).
+pub fn key_flags(spec: &CommandSpec, spec_index: usize, argv: &[&[u8]]) -> Vec<String> {
+    let ks = &spec.key_specs[spec_index];
+    let owned = |f: &[&str]| f.iter().map(|s| s.to_string()).collect();
+    if !ks.flags.iter().any(|f| f == "VARIABLE_FLAGS") {
+        return ks.flags.clone();
+    }
+    match spec.name.as_str() {
+        "set" => {
+            if argv.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"GET")) {
+                owned(&["RW", "ACCESS", "UPDATE"])
+            } else {
+                owned(&["OW", "UPDATE"])
+            }
+        }
+        "bitfield" => {
+            let mut readonly = true;
+            let mut i = 2;
+            while i < argv.len() {
+                let rem = argv.len() - i - 1;
+                let a = argv[i];
+                if a.eq_ignore_ascii_case(b"GET") && rem >= 2 {
+                    i += 3;
+                } else if (a.eq_ignore_ascii_case(b"SET") || a.eq_ignore_ascii_case(b"INCRBY")) && rem >= 3 {
+                    readonly = false;
+                    break;
+                } else if a.eq_ignore_ascii_case(b"OVERFLOW") && rem >= 1 {
+                    i += 2;
+                } else {
+                    // A syntax error: safer to assume a write.
+                    readonly = false;
+                    break;
+                }
+            }
+            if readonly {
+                owned(&["RO", "ACCESS"])
+            } else {
+                owned(&["RW", "ACCESS", "UPDATE"])
+            }
+        }
+        _ => ks.flags.iter().filter(|f| *f != "VARIABLE_FLAGS").cloned().collect(),
+    }
+}

@@ -67,9 +67,8 @@ pub fn xor_db_keys(fin: &mut Digest, d: &Db) {
         mix_digest(&mut kd, key);
         let h = d.main.hasher().hash(key);
         mix_value(&mut kd, &entry.value, d.expire_of(h, key).is_some());
-        for (f, x) in fin.iter_mut().zip(kd.iter()) {
-            *f ^= x;
-        }
+        // Redis folds each key's digest in through SHA-1 (`xorDigest(final, digest, 20)`).
+        xor_digest(fin, &kd);
     });
 }
 

@@ -140,7 +140,7 @@ impl Clients {
 
     /// Every client, by id.
     pub fn all(&self) -> Vec<Arc<Client>> {
-        self.map.lock().values().cloned().collect()
+        self.map.lock().values().filter(|c| !c.killed.load(Ordering::Relaxed)).cloned().collect()
     }
 
     /// `CLIENT KILL` with filters; returns how many were killed.
@@ -148,6 +148,10 @@ impl Clients {
         let mut n = 0;
         for c in self.all() {
             if f.skip_me && c.id == me {
+                continue;
+            }
+            // A killed client is gone as far as commands can tell, even before its task ends.
+            if c.killed.load(Ordering::SeqCst) {
                 continue;
             }
             if f.id.is_some_and(|id| id != c.id) {

@@ -53,8 +53,12 @@ impl Host for Shared {
         crate::info::render(self, sections, me)
     }
 
-    fn client_list(&self, _me: &Session, ids: Option<&[u64]>, client_type: Option<&str>) -> String {
+    fn client_list(&self, me: &Session, ids: Option<&[u64]>, client_type: Option<&str>) -> String {
         let now = unix_ms();
+        // The caller's own line shows the command running now, as in Redis.
+        if let Some(c) = self.clients.get(me.id) {
+            c.publish(me, now, 0);
+        }
         let mut s = String::new();
         for c in self.clients.all() {
             if ids.is_some_and(|ids| !ids.contains(&c.id)) {

@@ -34,7 +34,8 @@ fn config_text(args: &[String]) -> Result<(String, String), String> {
             if first == "-" {
                 std::io::stdin().read_to_string(&mut text).map_err(|e| format!("reading stdin: {e}"))?;
             } else {
-                text = std::fs::read_to_string(first).map_err(|e| format!("Fatal error, can't open config file '{first}': {e}"))?;
+                text = std::fs::read_to_string(first)
+                    .map_err(|e| format!("Fatal error, can't open config file '{first}': {e}"))?;
                 file = std::fs::canonicalize(first).map(|p| p.display().to_string()).unwrap_or_else(|_| first.clone());
             }
             i = 1;
@@ -118,7 +119,7 @@ fn init_logging(config: &Config) {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() == 1 && (args[0] == "-v" || args[0] == "--version") {
-        println!("Tandem server v={} (Redis compatible v={}) bits=64", env!("CARGO_PKG_VERSION"), "7.2.4");
+        println!("Tandem server v={} (Redis compatible v=7.2.4) bits=64", env!("CARGO_PKG_VERSION"));
         return;
     }
     if args.len() == 1 && (args[0] == "-h" || args[0] == "--help") {
@@ -139,7 +140,11 @@ fn main() {
     }
     init_logging(&config);
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     rt.block_on(async move {
         let server = match server::Server::bind(config, file).await {
             Ok(s) => s,
@@ -149,8 +154,13 @@ fn main() {
             }
         };
         let shared = server.shared.clone();
-        tracing::info!("Tandem {} ready to accept connections tcp on {}", env!("CARGO_PKG_VERSION"), server.local_addr());
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tracing::info!(
+            "Tandem {} ready to accept connections tcp on {}",
+            env!("CARGO_PKG_VERSION"),
+            server.local_addr()
+        );
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = server.run() => {}
             _ = term.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),

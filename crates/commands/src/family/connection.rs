@@ -217,9 +217,12 @@ fn client_list(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             let mut v = Vec::new();
             i += 1;
             while i < argv.len() {
-                match engine::num::parse_i64(argv[i]) {
-                    Some(id) if id > 0 => v.push(id as u64),
-                    _ => return Err(CmdError::err("Invalid client ID")),
+                // Ids that cannot exist (0, negative) match nothing, as in Redis.
+                let id = engine::num::parse_i64(argv[i]).ok_or_else(|| CmdError::err("Invalid client ID"))?;
+                if id > 0 {
+                    v.push(id as u64);
+                } else {
+                    v.push(0);
                 }
                 i += 1;
             }
@@ -299,19 +302,19 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 /// `CLIENT PAUSE timeout [WRITE | ALL]`
 fn client_pause(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    if argv.len() > 4 {
+        return Err(CmdError::SubcommandSyntax { sub: argv[1].to_vec(), cmd: "CLIENT".into() });
+    }
+    // The mode is checked before the timeout, as in Redis.
+    let write_only = match argv.get(3) {
+        Some(a) if is(a, "WRITE") => true,
+        Some(a) if !is(a, "ALL") => return Err(CmdError::err("CLIENT PAUSE mode must be WRITE or ALL")),
+        _ => false,
+    };
     let ms =
         engine::num::parse_i64(argv[2]).ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
     if ms < 0 {
         return Err(CmdError::err("timeout is negative"));
-    }
-    let write_only = match argv.get(3) {
-        None => false,
-        Some(a) if is(a, "WRITE") => true,
-        Some(a) if is(a, "ALL") => false,
-        Some(_) => return Err(CmdError::Syntax),
-    };
-    if argv.len() > 4 {
-        return Err(CmdError::Syntax);
     }
     ctx.host.client_pause(ctx.now_ms().saturating_add(ms), write_only);
     ctx.out.ok();

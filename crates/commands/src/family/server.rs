@@ -74,8 +74,11 @@ fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 fn config_get(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let mut pairs: Vec<(String, String)> = Vec::new();
     for p in &argv[2..] {
+        // A name without glob characters is looked up directly and echoed as typed.
+        let exact = !p.iter().any(|c| matches!(c, b'[' | b'*' | b'?'));
         for (k, v) in ctx.host.config_get(p) {
-            if !pairs.iter().any(|(n, _)| *n == k) {
+            let k = if exact { String::from_utf8_lossy(p).into_owned() } else { k };
+            if !pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case(&k)) {
                 pairs.push((k, v));
             }
         }
@@ -91,7 +94,7 @@ fn config_get(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 /// `CONFIG SET parameter value [parameter value ...]`
 fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     if !argv.len().is_multiple_of(2) {
-        return Err(CmdError::WrongArity("config|set".into()));
+        return Err(CmdError::Syntax);
     }
     let pairs: Vec<(&[u8], &[u8])> = argv[2..].chunks(2).map(|c| (c[0], c[1])).collect();
     ctx.host.config_set(&pairs).map_err(CmdError::Other)?;
@@ -372,7 +375,7 @@ fn reply_command_info(out: &mut ReplyWriter, c: &Command) {
     for t in &s.tips {
         out.bulk(t.as_bytes());
     }
-    out.array(s.key_specs.len());
+    out.set(s.key_specs.len());
     for ks in &s.key_specs {
         out.map(3);
         out.bulk(b"flags");
@@ -437,7 +440,12 @@ fn reply_command_info(out: &mut ReplyWriter, c: &Command) {
         }
     }
     let subs: Vec<&Command> = c.subcommands.values().filter(|s| s.handler.is_some()).collect();
-    out.array(subs.len());
+    if c.subcommands.is_empty() {
+        // Redis replies an empty set for commands without subcommands, an array otherwise.
+        out.set(0);
+    } else {
+        out.array(subs.len());
+    }
     for sub in subs {
         reply_command_info(out, sub);
     }
@@ -476,7 +484,7 @@ fn command_info(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     for name in &argv[2..] {
         match find_by_name(name) {
             Some(c) => reply_command_info(ctx.out, c),
-            None => ctx.out.null_array(),
+            None => ctx.out.null(),
         }
     }
     Ok(())
@@ -688,7 +696,8 @@ fn command_getkeysandflags(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     for (i, si) in keys {
         ctx.out.array(2);
         ctx.out.bulk(argv[2 + i]);
-        reply_key_spec_flags(ctx.out, &cmd.spec.key_specs[si].flags);
+        let flags = crate::keys::key_flags(&cmd.spec, si, &argv[2..]);
+        reply_key_spec_flags(ctx.out, &flags);
     }
     Ok(())
 }
@@ -712,14 +721,22 @@ fn command_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
 
 /// `FUNCTION FLUSH [ASYNC | SYNC]`: there are no functions yet, so there is nothing to flush.
 fn function_flush(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    flush_mode(&argv[1..])?;
+    if argv.len() > 3 {
+        return Err(CmdError::SubcommandSyntax { sub: argv[1].to_vec(), cmd: "FUNCTION".into() });
+    }
+    if argv.len() == 3 && !is(argv[2], "SYNC") && !is(argv[2], "ASYNC") {
+        return Err(CmdError::err("FUNCTION FLUSH only supports SYNC|ASYNC option"));
+    }
     ctx.out.ok();
     Ok(())
 }
 
 /// `SCRIPT FLUSH [ASYNC | SYNC]`: the script cache is empty until scripting exists.
 fn script_flush(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    flush_mode(&argv[1..])?;
+    if argv.len() > 3 || (argv.len() == 3 && !is(argv[2], "SYNC") && !is(argv[2], "ASYNC")) {
+        // Redis's own wording ("support"), kept for compatibility.
+        return Err(CmdError::err("SCRIPT FLUSH only support SYNC|ASYNC option"));
+    }
     ctx.out.ok();
     Ok(())
 }
