@@ -47,11 +47,13 @@ impl Default for ExecOptions {
     }
 }
 
-fn reject(out: &mut ReplyWriter, e: CmdError, command: Option<&'static Command>) -> Outcome {
+fn reject(out: &mut ReplyWriter, stats: &Stats, e: CmdError, command: Option<&'static Command>) -> Outcome {
     if let Some(c) = command {
         Stats::add(&c.stats.rejected_calls, 1);
     }
-    out.error(&e.to_bytes());
+    let text = e.to_bytes();
+    stats.record_error(&text);
+    out.error(&text);
     Outcome { command, status: Status::Rejected, dirty: false }
 }
 
@@ -104,13 +106,13 @@ pub fn execute(
     debug_assert!(!argv.is_empty());
     let cmd = match resolve(argv) {
         Ok(c) => c,
-        Err((e, c)) => return reject(out, e, c),
+        Err((e, c)) => return reject(out, host.stats(), e, c),
     };
     if session.last_cmd != cmd.spec.name {
         session.last_cmd.clone_from(&cmd.spec.name);
     }
     if !session.authenticated && !cmd.spec.flags.has(crate::spec::Flags::NO_AUTH) {
-        return reject(out, CmdError::NoAuth, Some(cmd));
+        return reject(out, host.stats(), CmdError::NoAuth, Some(cmd));
     }
     let handler = cmd.handler.expect("resolve returns implemented commands");
     let locks = match cmd.lock {
@@ -145,7 +147,9 @@ pub fn execute(
     let status = match result {
         Ok(()) => Status::Ok,
         Err(e) => {
-            ctx.out.error(&e.to_bytes());
+            let text = e.to_bytes();
+            host.stats().record_error(&text);
+            ctx.out.error(&text);
             Status::Failed
         }
     };

@@ -15,6 +15,10 @@ pub struct Stats {
     pub dirty: AtomicU64,
     /// Commands processed.
     pub total_commands: AtomicU64,
+    /// Error replies sent.
+    pub error_replies: AtomicU64,
+    /// Error replies by their first word (`ERR`, `WRONGTYPE`, ...), for `INFO errorstats`.
+    pub errors_by_code: parking_lot::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl Stats {
@@ -22,6 +26,14 @@ impl Stats {
     #[inline]
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts one error reply with this text (its first word is the error code).
+    pub fn record_error(&self, text: &[u8]) {
+        Stats::add(&self.error_replies, 1);
+        let code = text.split(|&c| c == b' ').next().unwrap_or(b"ERR");
+        let code = String::from_utf8_lossy(&code[..code.len().min(128)]).into_owned();
+        *self.errors_by_code.lock().entry(code).or_insert(0) += 1;
     }
 
     /// Reads a counter.

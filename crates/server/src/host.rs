@@ -33,9 +33,10 @@ impl Host for Shared {
 
     fn config_resetstat(&self) {
         let s = &self.stats;
-        for c in [&s.keyspace_hits, &s.keyspace_misses, &s.expired_keys, &s.total_commands] {
+        for c in [&s.keyspace_hits, &s.keyspace_misses, &s.expired_keys, &s.total_commands, &s.error_replies] {
             c.store(0, Ordering::Relaxed);
         }
+        s.errors_by_code.lock().clear();
         self.clients.total_connections.store(0, Ordering::Relaxed);
         self.clients.rejected_connections.store(0, Ordering::Relaxed);
         self.net_input_bytes.store(0, Ordering::Relaxed);

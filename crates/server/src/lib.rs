@@ -16,6 +16,7 @@ pub mod info;
 pub mod listener;
 pub mod memory;
 pub mod pause;
+pub mod rates;
 
 use clients::Clients;
 use commands::Stats;
@@ -53,6 +54,8 @@ pub struct Shared {
     pub shutting_down: AtomicBool,
     /// Wakes the main task for shutdown.
     pub shutdown_notify: Notify,
+    /// Instantaneous rates for INFO.
+    pub rates: rates::Rates,
 }
 
 impl Shared {
@@ -77,6 +80,7 @@ impl Shared {
             net_output_bytes: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
             shutdown_notify: Notify::new(),
+            rates: rates::Rates::default(),
         })
     }
 }

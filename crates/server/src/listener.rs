@@ -66,6 +66,7 @@ impl Server {
     pub async fn run(self) {
         let shared = self.shared.clone();
         tokio::spawn(crate::expiry::run(shared.clone()));
+        tokio::spawn(crate::rates::run(shared.clone()));
         for l in self.listeners {
             tokio::spawn(accept_loop(shared.clone(), l));
         }

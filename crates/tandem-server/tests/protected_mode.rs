@@ -38,14 +38,16 @@ impl Netns {
         Netns { name, host_if }
     }
 
-    fn spawn(&self, program: &str, args: &[&str]) -> Child {
-        Command::new("ip")
-            .args(["netns", "exec", &self.name, program])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn in namespace")
+    fn spawn(&self, program: &str, args: &[&str]) -> KillOnDrop {
+        KillOnDrop(
+            Command::new("ip")
+                .args(["netns", "exec", &self.name, program])
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn in namespace"),
+        )
     }
 
     fn cli(&self, port: u16, args: &[&str]) -> String {
@@ -55,6 +57,16 @@ impl Netns {
             .output()
             .expect("redis-cli in namespace");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+/// A child process killed when the test ends, also when it fails.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -119,10 +131,9 @@ fn non_loopback_clients_are_denied_without_a_password_like_redis() {
         .spawn("redis-server", &["--port", &port.to_string(), "--bind", "0.0.0.0", "--save", "", "--appendonly", "no"]);
     wait_ready(&ns, port);
     let redis_reply = outside_exchange(&format!("{inner_ip}:{port}"));
-    let _ = redis.kill();
-    let _ = redis.wait();
+    drop(redis);
 
-    let mut tandem = ns.spawn(env!("CARGO_BIN_EXE_tandem-server"), &["--port", &port.to_string(), "--bind", "0.0.0.0"]);
+    let tandem = ns.spawn(env!("CARGO_BIN_EXE_tandem-server"), &["--port", &port.to_string(), "--bind", "0.0.0.0"]);
     wait_ready(&ns, port);
     let tandem_reply = outside_exchange(&format!("{inner_ip}:{port}"));
     assert!(tandem_reply.starts_with("-DENIED Redis is running in protected mode"), "{tandem_reply}");
@@ -138,6 +149,5 @@ fn non_loopback_clients_are_denied_without_a_password_like_redis() {
     assert_eq!(ns.cli(port, &["-a", "pw", "--no-auth-warning", "config", "set", "requirepass", ""]), "OK");
     assert_eq!(ns.cli(port, &["config", "set", "protected-mode", "no"]), "OK");
     assert_eq!(outside_exchange(&format!("{inner_ip}:{port}")), "+PONG\r\n");
-    let _ = tandem.kill();
-    let _ = tandem.wait();
+    drop(tandem);
 }
