@@ -127,7 +127,7 @@ fn non_loopback_clients_are_denied_without_a_password_like_redis() {
     let ns = Netns::new(tag, &host_ip, &inner_ip);
     let port = 7000 + (tag % 1000) as u16;
 
-    let mut redis = ns
+    let redis = ns
         .spawn("redis-server", &["--port", &port.to_string(), "--bind", "0.0.0.0", "--save", "", "--appendonly", "no"]);
     wait_ready(&ns, port);
     let redis_reply = outside_exchange(&format!("{inner_ip}:{port}"));
