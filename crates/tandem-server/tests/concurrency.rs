@@ -26,8 +26,8 @@ fn concurrent_increments_lose_no_update() {
         }
     });
     let mut c = server.client();
-    assert_eq!(c.send(&["GET", "counter"]), bulk(&(threads * per_thread).to_string()));
-    assert_eq!(c.send(&["GET", "other"]), bulk(&(threads * per_thread / 2).to_string()));
+    assert_eq!(c.send(&["GET", "counter"]), bulk((threads * per_thread).to_string()));
+    assert_eq!(c.send(&["GET", "other"]), bulk((threads * per_thread / 2).to_string()));
     assert_eq!(c.send(&["STRLEN", "log"]), Frame::Integer((threads * per_thread) as i64));
 }
 
