@@ -10,7 +10,7 @@ use crate::effects::Effects;
 use crate::errors::CmdError;
 use crate::host::Host;
 use crate::session::Session;
-use crate::stats::Stats;
+use crate::stats::LocalStats;
 use engine::keyspace::lru_clock;
 use engine::sync::MutexGuard;
 use engine::{Db, Entry, Keyspace, Rng, Shard, Str, Value};
@@ -81,8 +81,8 @@ pub struct Store<'a> {
     pub now_ms: i64,
     /// Where effects go.
     pub effects: &'a mut Effects,
-    /// Counters.
-    pub stats: &'a Stats,
+    /// Counters of this connection.
+    pub stats: &'a mut LocalStats,
     /// Reads leave access times alone (`CLIENT NO-TOUCH`).
     pub no_touch: bool,
     /// When false (a follower serving a local read) expired keys are hidden but not removed.
@@ -110,7 +110,7 @@ impl<'a> Store<'a> {
         }
         if may_expire {
             d.remove(h, key);
-            Stats::add(&self.stats.expired_keys, 1);
+            self.stats.expired_keys += 1;
             self.effects.push(db, now, vec![b"DEL".to_vec(), key.to_vec()]);
         }
         true
@@ -120,23 +120,24 @@ impl<'a> Store<'a> {
     /// are counted; the access time is refreshed unless `no_touch`.
     pub fn lookup_read_in(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
         if self.expire_if_needed(db, key) {
-            Stats::add(&self.stats.keyspace_misses, 1);
+            self.stats.keyspace_misses += 1;
             return None;
         }
         let lru = lru_clock(self.now_ms);
         let touch = !self.no_touch;
-        let stats = self.stats;
-        let (d, h) = self.db_for(db, key);
-        match d.entry_mut(h, key) {
+        let h = self.ks.hash(key);
+        let s = self.ks.shard_of(h);
+        let shard = self.locks.shard(s);
+        match shard.dbs[db].entry_mut(h, key) {
             Some(e) => {
-                Stats::add(&stats.keyspace_hits, 1);
+                self.stats.keyspace_hits += 1;
                 if touch {
                     e.lru = lru;
                 }
                 Some(e)
             }
             None => {
-                Stats::add(&stats.keyspace_misses, 1);
+                self.stats.keyspace_misses += 1;
                 None
             }
         }

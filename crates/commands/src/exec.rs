@@ -8,7 +8,7 @@ use crate::errors::CmdError;
 use crate::host::Host;
 use crate::keys::key_positions;
 use crate::session::Session;
-use crate::stats::Stats;
+use crate::stats::{LocalStats, Stats};
 use crate::table::{table, Command, LockMode};
 use engine::{Env, Keyspace};
 use protocol::ReplyWriter;
@@ -47,9 +47,15 @@ impl Default for ExecOptions {
     }
 }
 
-fn reject(out: &mut ReplyWriter, stats: &Stats, e: CmdError, command: Option<&'static Command>) -> Outcome {
+fn reject(
+    out: &mut ReplyWriter,
+    stats: &Stats,
+    local: &mut LocalStats,
+    e: CmdError,
+    command: Option<&'static Command>,
+) -> Outcome {
     if let Some(c) = command {
-        Stats::add(&c.stats.rejected_calls, 1);
+        local.rejected(c);
     }
     let text = e.to_bytes();
     stats.record_error(&text);
@@ -101,20 +107,26 @@ pub fn execute(
     argv: &[&[u8]],
     out: &mut ReplyWriter,
     effects: &mut Effects,
+    local: &mut LocalStats,
     opts: ExecOptions,
 ) -> Outcome {
     debug_assert!(!argv.is_empty());
+    local.total_commands += 1;
     let cmd = match resolve(argv) {
         Ok(c) => c,
-        Err((e, c)) => return reject(out, host.stats(), e, c),
+        Err((e, c)) => return reject(out, host.stats(), local, e, c),
     };
     if session.last_cmd != cmd.spec.name {
         session.last_cmd.clone_from(&cmd.spec.name);
     }
     if !session.authenticated && !cmd.spec.flags.has(crate::spec::Flags::NO_AUTH) {
-        return reject(out, host.stats(), CmdError::NoAuth, Some(cmd));
+        return reject(out, host.stats(), local, CmdError::NoAuth, Some(cmd));
     }
     let handler = cmd.handler.expect("resolve returns implemented commands");
+    if cmd.reads_stats {
+        // INFO, CONFIG RESETSTAT and friends see every earlier command of this connection.
+        local.flush(host.stats());
+    }
     let locks = match cmd.lock {
         LockMode::None => Locks::none(),
         LockMode::All => Locks::all(ks),
@@ -132,7 +144,7 @@ pub fn execute(
             db: session.db,
             now_ms: env.now_ms,
             effects,
-            stats: host.stats(),
+            stats: local,
             no_touch: session.no_touch,
             may_expire: opts.may_expire,
             dirty: 0,
@@ -159,7 +171,7 @@ pub fn execute(
     // Release the shards before logging.
     drop(ctx);
     if dirty > 0 {
-        Stats::add(&host.stats().dirty, dirty);
+        local.dirty += dirty;
         if effects.enabled {
             match rewrite {
                 Some(cmds) => {
@@ -172,7 +184,7 @@ pub fn execute(
         }
     }
     if status == Status::Failed {
-        Stats::add(&cmd.stats.failed_calls, 1);
+        local.failed(cmd);
     }
     Outcome { command: Some(cmd), status, dirty: dirty > 0 }
 }

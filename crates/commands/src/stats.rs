@@ -42,3 +42,78 @@ impl Stats {
         counter.load(Ordering::Relaxed)
     }
 }
+
+/// Counters of one connection, added up without atomics on the hot path and flushed into the
+/// shared [`Stats`] once per batch of pipelined commands (and before any command that reads
+/// them), so worker threads do not bounce shared cache lines for every command.
+#[derive(Default)]
+pub struct LocalStats {
+    /// See [`Stats::keyspace_hits`].
+    pub keyspace_hits: u64,
+    /// See [`Stats::keyspace_misses`].
+    pub keyspace_misses: u64,
+    /// See [`Stats::expired_keys`].
+    pub expired_keys: u64,
+    /// See [`Stats::dirty`].
+    pub dirty: u64,
+    /// See [`Stats::total_commands`].
+    pub total_commands: u64,
+    /// Per command: calls, microseconds, rejected, failed.
+    commands: Vec<(&'static crate::table::Command, [u64; 4])>,
+}
+
+impl LocalStats {
+    fn slot(&mut self, cmd: &'static crate::table::Command) -> &mut [u64; 4] {
+        let i = match self.commands.iter().position(|(c, _)| std::ptr::eq(*c, cmd)) {
+            Some(i) => i,
+            None => {
+                self.commands.push((cmd, [0; 4]));
+                self.commands.len() - 1
+            }
+        };
+        &mut self.commands[i].1
+    }
+
+    /// Counts a completed call and its duration.
+    pub fn call(&mut self, cmd: &'static crate::table::Command, usec: u64) {
+        let s = self.slot(cmd);
+        s[0] += 1;
+        s[1] += usec;
+    }
+
+    /// Counts a refused call.
+    pub fn rejected(&mut self, cmd: &'static crate::table::Command) {
+        self.slot(cmd)[2] += 1;
+    }
+
+    /// Counts a call that replied with an error.
+    pub fn failed(&mut self, cmd: &'static crate::table::Command) {
+        self.slot(cmd)[3] += 1;
+    }
+
+    /// Adds everything to the shared counters and starts from zero.
+    pub fn flush(&mut self, shared: &Stats) {
+        for (counter, v) in [
+            (&shared.keyspace_hits, &mut self.keyspace_hits),
+            (&shared.keyspace_misses, &mut self.keyspace_misses),
+            (&shared.expired_keys, &mut self.expired_keys),
+            (&shared.dirty, &mut self.dirty),
+            (&shared.total_commands, &mut self.total_commands),
+        ] {
+            if *v > 0 {
+                Stats::add(counter, *v);
+                *v = 0;
+            }
+        }
+        for (cmd, [calls, usec, rejected, failed]) in self.commands.drain(..) {
+            let st = &cmd.stats;
+            for (counter, v) in
+                [(&st.calls, calls), (&st.usec, usec), (&st.rejected_calls, rejected), (&st.failed_calls, failed)]
+            {
+                if v > 0 {
+                    Stats::add(counter, v);
+                }
+            }
+        }
+    }
+}

@@ -9,6 +9,10 @@ use crate::errors::CmdResult;
 use crate::family;
 use crate::spec::{load_specs, CommandSpec};
 use std::collections::{BTreeMap, HashMap};
+
+/// The name lookup runs once per command: a fast hasher (names are not attacker-chosen keys
+/// that could flood a table, the table is fixed).
+type NameMap<V> = HashMap<Vec<u8>, V, foldhash::fast::FixedState>;
 use std::sync::atomic::AtomicU64;
 use std::sync::OnceLock;
 
@@ -67,6 +71,9 @@ pub struct Command {
     pub subcommands: BTreeMap<String, Command>,
     /// Counters.
     pub stats: CommandStats,
+    /// True for commands that report counters (server group: `INFO`, `CONFIG`, ...), before
+    /// which a connection's batched counters are flushed.
+    pub reads_stats: bool,
 }
 
 impl Command {
@@ -84,7 +91,7 @@ impl Command {
 
 /// The table.
 pub struct Table {
-    commands: HashMap<Vec<u8>, Command>,
+    commands: NameMap<Command>,
 }
 
 impl Table {
@@ -94,7 +101,7 @@ impl Table {
         for b in family::all_bindings() {
             assert!(bindings.insert(b.name, *b).is_none(), "command {} bound twice", b.name);
         }
-        let mut commands: HashMap<Vec<u8>, Command> = HashMap::new();
+        let mut commands: NameMap<Command> = NameMap::default();
         let mut subs: Vec<CommandSpec> = Vec::new();
         for (name, spec) in specs {
             if spec.container.is_some() {
@@ -102,7 +109,9 @@ impl Table {
                 continue;
             }
             let b = bindings.remove(name.as_str());
+            let reads_stats = spec.group == "server";
             let cmd = Command {
+                reads_stats,
                 spec,
                 handler: b.map(|b| b.handler),
                 lock: b.map(|b| b.lock).unwrap_or(LockMode::None),
@@ -116,9 +125,11 @@ impl Table {
             let sub = spec.name.split('|').nth(1).expect("subcommand name").to_string();
             let b = bindings.remove(spec.name.as_str());
             let parent = commands.get_mut(container.as_bytes()).expect("container exists");
+            let reads_stats = spec.group == "server";
             parent.subcommands.insert(
                 sub,
                 Command {
+                    reads_stats,
                     spec,
                     handler: b.map(|b| b.handler),
                     lock: b.map(|b| b.lock).unwrap_or(LockMode::None),

@@ -5,7 +5,7 @@ use crate::effects::Effects;
 use crate::exec::{execute, ExecOptions};
 use crate::host::{Host, KillFilter};
 use crate::session::Session;
-use crate::stats::Stats;
+use crate::stats::{LocalStats, Stats};
 use engine::{Env, Keyspace};
 use protocol::{parse_frame, Frame, ReplyWriter, Resp};
 
@@ -104,6 +104,7 @@ impl Harness {
         let mut out = ReplyWriter::new(self.session.resp);
         self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
         let mut env = Env::new(self.now_ms, self.seed);
+        let mut local = LocalStats::default();
         execute(
             &self.ks,
             &self.host,
@@ -112,8 +113,10 @@ impl Harness {
             argv,
             &mut out,
             &mut self.effects,
+            &mut local,
             ExecOptions::default(),
         );
+        local.flush(&self.host.stats);
         if out.buf.is_empty() {
             return Frame::Null;
         }

@@ -7,7 +7,8 @@ use crate::clients::{Client, Snapshot};
 use crate::Shared;
 use commands::exec::{execute, ExecOptions, Status};
 use commands::session::ReplyMode;
-use commands::{Effects, Session, Stats};
+use commands::stats::LocalStats;
+use commands::{Effects, Session};
 use engine::{Env, Rng};
 use protocol::{Limits, ReplyWriter, RequestParser, Resp};
 use smallvec::SmallVec;
@@ -60,6 +61,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
     let mut rbuf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut start = 0usize;
     let mut effects = Effects::default();
+    let mut local = LocalStats::default();
     let mut rng = Rng::new(client.id ^ (unix_ms() as u64).rotate_left(32));
     let stats = &shared.stats;
     loop {
@@ -91,6 +93,8 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             ..Limits::default()
         };
         let mut close = false;
+        let anchor = Instant::now();
+        let anchor_ms = unix_ms();
         loop {
             let buf = &rbuf[start..];
             let consumed = match parser.parse(buf, &limits) {
@@ -121,9 +125,11 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             if session.reply_mode == ReplyMode::SkipNext {
                 session.reply_mode = ReplyMode::Skip;
             }
-            let now = unix_ms();
-            let mut env = Env { now_ms: now, rng: Rng::new(rng.next_u64()) };
+            // One monotonic clock read per command serves both the command's time (anchored
+            // to the wall clock once per batch) and its duration for INFO commandstats.
             let t0 = Instant::now();
+            let now = anchor_ms + t0.duration_since(anchor).as_millis() as i64;
+            let mut env = Env { now_ms: now, rng: Rng::new(rng.next_u64()) };
             let outcome = execute(
                 &shared.ks,
                 &**shared,
@@ -132,14 +138,12 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                 &argv,
                 &mut out,
                 &mut effects,
+                &mut local,
                 ExecOptions::default(),
             );
-            let us = t0.elapsed().as_micros() as u64;
-            Stats::add(&stats.total_commands, 1);
             if let Some(cmd) = outcome.command {
                 if outcome.status != Status::Rejected {
-                    Stats::add(&cmd.stats.calls, 1);
-                    Stats::add(&cmd.stats.usec, us);
+                    local.call(cmd, t0.elapsed().as_micros() as u64);
                 }
             }
             match session.reply_mode {
@@ -151,7 +155,6 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                 _ => {}
             }
             start += consumed;
-            client.publish(&session, now, rbuf.len() - start);
             if session.reset_requested {
                 session.reset_requested = false;
             }
@@ -160,6 +163,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                 break;
             }
             if let Some(ms) = session.wait_ms.take() {
+                local.flush(stats);
                 write_out(shared, stream, &mut out).await?;
                 if ms == 0 {
                     // WAIT for replicas that do not exist, forever: until the client goes away.
@@ -179,6 +183,8 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             rbuf.drain(..start);
             start = 0;
         }
+        local.flush(stats);
+        client.publish(&session, unix_ms(), rbuf.len() - start);
         if !effects.list.is_empty() {
             // Nothing consumes effects yet (persistence and replication will); keep memory flat.
             effects.list.clear();

@@ -10,7 +10,6 @@
 use crate::args::{self, is};
 use crate::ctx::{Ctx, Store};
 use crate::errors::{CmdError, CmdResult};
-use crate::stats::Stats;
 use crate::table::{
     bind, Binding,
     LockMode::{All, Keys, None as Unlocked},
@@ -66,8 +65,11 @@ const SHARED_REFCOUNT: i64 = i32::MAX as i64;
 /// (Redis's `LOOKUP_NOTOUCH`): expired keys are absent (and removed), hits and misses count.
 fn peek<'s>(store: &'s mut Store, key: &[u8]) -> Option<&'s Entry> {
     let live = store.exists(key);
-    let stats = store.stats;
-    Stats::add(if live { &stats.keyspace_hits } else { &stats.keyspace_misses }, 1);
+    if live {
+        store.stats.keyspace_hits += 1;
+    } else {
+        store.stats.keyspace_misses += 1;
+    }
     if !live {
         return None;
     }
