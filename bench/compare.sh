@@ -36,15 +36,23 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}'
 echo "redis: $(redis-server --version | awk '{print $3}')  tandem: $($TANDEM --version | awk '{print $3}')"
 echo
 printf "%-6s %-3s | %12s %12s %6s | %8s %8s | %8s %8s\n" test P "tandem rps" "redis rps" ratio "t p50" "r p50" "t p99" "r p99"
+# Each figure is the median of ROUNDS runs, alternating servers, because the two servers and
+# the load generator share this machine's cores and single runs vary by ±15%.
+ROUNDS=${ROUNDS:-3}
+bench1() { redis-benchmark -p "$1" -c "$CLIENTS" -n "$N" -P "$2" -t "$3" -r 1000000 --csv | tail -1 | tr -d '"'; }
+median() { python3 -c "import sys,statistics;print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
 for P in 1 16; do
   for t in ${TESTS//,/ }; do
-    # CSV columns (redis-benchmark 7): test, rps, avg, min, p50, p95, p99, max
-    tl=$(redis-benchmark -p "$TP" -c "$CLIENTS" -n "$N" -P "$P" -t "$t" -r 1000000 --csv | tail -1 | tr -d '"')
-    rl=$(redis-benchmark -p "$RP" -c "$CLIENTS" -n "$N" -P "$P" -t "$t" -r 1000000 --csv | tail -1 | tr -d '"')
-    IFS=, read -r _ trps _ _ tp50 _ tp99 _ <<<"$tl"
-    IFS=, read -r _ rrps _ _ rp50 _ rp99 _ <<<"$rl"
-    ratio=$(python3 -c "print(f'{$trps/$rrps:.2f}')")
-    printf "%-6s %-3s | %12s %12s %6s | %8s %8s | %8s %8s\n" "$t" "$P" "$trps" "$rrps" "${ratio}x" "$tp50" "$rp50" "$tp99" "$rp99"
+    trps=(); rrps=(); tp50=(); rp50=(); tp99=(); rp99=()
+    for _ in $(seq "$ROUNDS"); do
+      # CSV columns (redis-benchmark 7): test, rps, avg, min, p50, p95, p99, max
+      IFS=, read -r _ a _ _ b _ c _ <<<"$(bench1 "$TP" "$P" "$t")"; trps+=("$a"); tp50+=("$b"); tp99+=("$c")
+      IFS=, read -r _ a _ _ b _ c _ <<<"$(bench1 "$RP" "$P" "$t")"; rrps+=("$a"); rp50+=("$b"); rp99+=("$c")
+    done
+    tr=$(median "${trps[@]}"); rr=$(median "${rrps[@]}")
+    ratio=$(python3 -c "print(f'{$tr/$rr:.2f}')")
+    printf "%-6s %-3s | %12.0f %12.0f %6s | %8s %8s | %8s %8s\n" "$t" "$P" "$tr" "$rr" "${ratio}x" \
+      "$(median "${tp50[@]}")" "$(median "${rp50[@]}")" "$(median "${tp99[@]}")" "$(median "${rp99[@]}")"
   done
 done
 stop

@@ -307,8 +307,12 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// Logs `argv` instead of the request when the command changed something (Redis's
     /// `rewriteClientCommandVector`, e.g. `SET ... EX` → `SET ... PXAT`).
-    pub fn propagate_as(&mut self, argv: Vec<Vec<u8>>) {
-        self.rewrite.get_or_insert_with(Vec::new).push(argv);
+    /// The form is built only when something records effects, keeping the copies off the
+    /// hot path otherwise.
+    pub fn propagate_as(&mut self, argv: impl FnOnce() -> Vec<Vec<u8>>) {
+        if self.store.effects.enabled {
+            self.rewrite.get_or_insert_with(Vec::new).push(argv());
+        }
     }
 
     /// The command's time in milliseconds.

@@ -31,7 +31,9 @@ impl Pause {
     /// True while a pause is in force.
     #[inline]
     pub fn is_active(&self) -> bool {
-        self.until_ms.load(Ordering::Relaxed) > unix_ms()
+        // The common case (never paused) must not read the clock.
+        let until = self.until_ms.load(Ordering::Relaxed);
+        until != 0 && until > unix_ms()
     }
 
     /// True if the pause holds this request (all commands, or writes in WRITE mode).

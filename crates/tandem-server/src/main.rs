@@ -139,7 +139,10 @@ fn main() {
         std::process::exit(1);
     }
     init_logging(&config);
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let workers = match config.get_i64("worker-threads") {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        n => n as usize,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()

@@ -577,7 +577,7 @@ fn bitop(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     if len == 0 {
         // An empty result deletes the destination.
         if ctx.store.delete(dest) {
-            ctx.propagate_as(vec![b"DEL".to_vec(), dest.to_vec()]);
+            ctx.propagate_as(|| vec![b"DEL".to_vec(), dest.to_vec()]);
         }
     } else {
         ctx.store.set(dest, Value::Str(Str::Raw(res)), false);

@@ -449,7 +449,7 @@ fn restore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     if ttl != 0 && ttl <= now {
         // Already expired: nothing is created; a replaced key is gone and logged as DEL.
         if deleted {
-            ctx.propagate_as(vec![b"DEL".to_vec(), key.to_vec()]);
+            ctx.propagate_as(|| vec![b"DEL".to_vec(), key.to_vec()]);
         }
         ctx.out.ok();
         return Ok(());
@@ -459,10 +459,12 @@ fn restore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         ctx.store.set_expire(key, ttl);
         if !absttl {
             // Log the absolute time so that replay does not depend on when it runs.
-            let mut eff = args::owned(argv);
-            eff[2] = args::int_bytes(ttl);
-            eff.push(b"ABSTTL".to_vec());
-            ctx.propagate_as(eff);
+            ctx.propagate_as(|| {
+                let mut eff = args::owned(argv);
+                eff[2] = args::int_bytes(ttl);
+                eff.push(b"ABSTTL".to_vec());
+                eff
+            });
         }
     }
     // FREQ would set an LFU counter, which is not kept (see `OBJECT FREQ`); IDLETIME applies
@@ -545,10 +547,10 @@ fn expire_generic(ctx: &mut Ctx, argv: &[&[u8]], relative: bool, seconds: bool, 
     }
     if when <= ctx.now_ms() {
         ctx.store.delete(key);
-        ctx.propagate_as(vec![b"DEL".to_vec(), key.to_vec()]);
+        ctx.propagate_as(|| vec![b"DEL".to_vec(), key.to_vec()]);
     } else {
         ctx.store.set_expire(key, when);
-        ctx.propagate_as(vec![b"PEXPIREAT".to_vec(), key.to_vec(), args::int_bytes(when)]);
+        ctx.propagate_as(|| vec![b"PEXPIREAT".to_vec(), key.to_vec(), args::int_bytes(when)]);
     }
     ctx.out.int(1);
     Ok(())

@@ -153,23 +153,21 @@ fn set(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         if when <= ctx.now_ms() {
             // Already in the past: Redis stores then deletes, logging a DEL.
             ctx.store.delete(key);
-            ctx.propagate_as(vec![b"DEL".to_vec(), key.to_vec()]);
+            ctx.propagate_as(|| vec![b"DEL".to_vec(), key.to_vec()]);
         } else {
-            ctx.propagate_as(vec![
-                b"SET".to_vec(),
-                key.to_vec(),
-                val.to_vec(),
-                b"PXAT".to_vec(),
-                args::int_bytes(when),
-            ]);
+            ctx.propagate_as(|| {
+                vec![b"SET".to_vec(), key.to_vec(), val.to_vec(), b"PXAT".to_vec(), args::int_bytes(when)]
+            });
         }
     } else {
         // NX/XX/GET have done their job; the effect is a plain SET (KEEPTTL kept).
-        let mut eff = vec![b"SET".to_vec(), key.to_vec(), val.to_vec()];
-        if keep {
-            eff.push(b"KEEPTTL".to_vec());
-        }
-        ctx.propagate_as(eff);
+        ctx.propagate_as(|| {
+            let mut eff = vec![b"SET".to_vec(), key.to_vec(), val.to_vec()];
+            if keep {
+                eff.push(b"KEEPTTL".to_vec());
+            }
+            eff
+        });
     }
     match old {
         Some(Some(v)) => ctx.out.bulk(&v),
@@ -197,7 +195,7 @@ fn set_with_ttl(ctx: &mut Ctx, argv: &[&[u8]], unit_ms: i64, cmd: &str) -> CmdRe
     let when = expiry_ms(ctx, unit_ms, false, argv[2], cmd)?;
     ctx.store.set(key, Value::Str(Str::from_bytes(val)), false);
     set_expire_same_change(ctx, key, when);
-    ctx.propagate_as(vec![b"SET".to_vec(), key.to_vec(), val.to_vec(), b"PXAT".to_vec(), args::int_bytes(when)]);
+    ctx.propagate_as(|| vec![b"SET".to_vec(), key.to_vec(), val.to_vec(), b"PXAT".to_vec(), args::int_bytes(when)]);
     ctx.out.ok();
     Ok(())
 }
@@ -220,7 +218,7 @@ fn getset(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         None => ctx.out.null(),
     }
     ctx.store.set(key, Value::Str(Str::from_bytes(val)), false);
-    ctx.propagate_as(vec![b"SET".to_vec(), key.to_vec(), val.to_vec()]);
+    ctx.propagate_as(|| vec![b"SET".to_vec(), key.to_vec(), val.to_vec()]);
     Ok(())
 }
 
@@ -235,7 +233,7 @@ fn getdel(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         }
     }
     if ctx.store.delete(key) {
-        ctx.propagate_as(vec![b"DEL".to_vec(), key.to_vec()]);
+        ctx.propagate_as(|| vec![b"DEL".to_vec(), key.to_vec()]);
     }
     Ok(())
 }
@@ -283,14 +281,14 @@ fn getex(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         Some((when, true)) if when <= now => {
             // An absolute time already past deletes the key.
             ctx.store.delete(key);
-            ctx.propagate_as(vec![b"DEL".to_vec(), key.to_vec()]);
+            ctx.propagate_as(|| vec![b"DEL".to_vec(), key.to_vec()]);
         }
         Some((when, _)) => {
             ctx.store.set_expire(key, when);
-            ctx.propagate_as(vec![b"PEXPIREAT".to_vec(), key.to_vec(), args::int_bytes(when)]);
+            ctx.propagate_as(|| vec![b"PEXPIREAT".to_vec(), key.to_vec(), args::int_bytes(when)]);
         }
         None if persist && ctx.store.persist(key) => {
-            ctx.propagate_as(vec![b"PERSIST".to_vec(), key.to_vec()]);
+            ctx.propagate_as(|| vec![b"PERSIST".to_vec(), key.to_vec()]);
         }
         None => {}
     }
@@ -476,7 +474,7 @@ fn incrbyfloat(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     // Redis builds the result as a plain string object: never `int`.
     let value = if new.len() <= EMBSTR_MAX { Str::Emb(new.as_slice().into()) } else { Str::Raw(new.clone()) };
     ctx.store.set(key, Value::Str(value), true);
-    ctx.propagate_as(vec![b"SET".to_vec(), key.to_vec(), new, b"KEEPTTL".to_vec()]);
+    ctx.propagate_as(|| vec![b"SET".to_vec(), key.to_vec(), new, b"KEEPTTL".to_vec()]);
     Ok(())
 }
 
