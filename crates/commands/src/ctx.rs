@@ -38,6 +38,15 @@ impl<'a> Locks<'a> {
         Locks { guards, all: Vec::new() }
     }
 
+    /// Locks the one shard of a hash.
+    #[inline]
+    pub fn one(ks: &'a Keyspace, hash: u64) -> Locks<'a> {
+        let i = ks.shard_of(hash);
+        let mut guards = SmallVec::new();
+        guards.push((i, ks.lock(i)));
+        Locks { guards, all: Vec::new() }
+    }
+
     /// Locks every shard.
     pub fn all(ks: &'a Keyspace) -> Locks<'a> {
         Locks { guards: SmallVec::new(), all: ks.lock_all() }

@@ -130,6 +130,10 @@ pub fn execute(
     let locks = match cmd.lock {
         LockMode::None => Locks::none(),
         LockMode::All => Locks::all(ks),
+        LockMode::Keys if cmd.single_key.is_some_and(|p| p < argv.len()) => {
+            let pos = cmd.single_key.expect("checked");
+            Locks::one(ks, ks.hash(argv[pos]))
+        }
         LockMode::Keys => match key_positions(&cmd.spec, argv) {
             Ok(pos) => Locks::for_hashes(ks, pos.iter().map(|(i, _)| ks.hash(argv[*i]))),
             // Arguments that do not fit the key spec: lock everything and let the handler

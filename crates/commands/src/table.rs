@@ -71,6 +71,9 @@ pub struct Command {
     pub subcommands: BTreeMap<String, Command>,
     /// Counters.
     pub stats: CommandStats,
+    /// For commands whose only key is at a fixed position (`GET`, `SET`, `INCR`, ...): that
+    /// position, so the executor can lock without walking key specs.
+    pub single_key: Option<usize>,
     /// True for commands that report counters (server group: `INFO`, `CONFIG`, ...), before
     /// which a connection's batched counters are flushed.
     pub reads_stats: bool,
@@ -110,7 +113,9 @@ impl Table {
             }
             let b = bindings.remove(name.as_str());
             let reads_stats = spec.group == "server";
+            let single_key = single_key(&spec);
             let cmd = Command {
+                single_key,
                 reads_stats,
                 spec,
                 handler: b.map(|b| b.handler),
@@ -126,9 +131,11 @@ impl Table {
             let b = bindings.remove(spec.name.as_str());
             let parent = commands.get_mut(container.as_bytes()).expect("container exists");
             let reads_stats = spec.group == "server";
+            let single_key = single_key(&spec);
             parent.subcommands.insert(
                 sub,
                 Command {
+                    single_key,
                     reads_stats,
                     spec,
                     handler: b.map(|b| b.handler),
@@ -165,6 +172,18 @@ impl Table {
     /// Every implemented top-level command.
     pub fn implemented(&self) -> impl Iterator<Item = &Command> {
         self.commands.values().filter(|c| c.implemented())
+    }
+}
+
+/// The fixed position of a command's only key, if its key specs say there is exactly one.
+fn single_key(spec: &CommandSpec) -> Option<usize> {
+    use crate::spec::{BeginSearch, FindKeys};
+    match spec.key_specs.as_slice() {
+        [ks] => match (&ks.begin, &ks.find) {
+            (BeginSearch::Index(pos), FindKeys::Range { lastkey: 0, .. }) => Some(*pos),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

@@ -8,6 +8,7 @@ use crate::Shared;
 use commands::exec::{execute, ExecOptions, Status};
 use commands::session::ReplyMode;
 use commands::stats::LocalStats;
+use commands::table::Command;
 use commands::{Effects, Session};
 use engine::{Env, Rng};
 use protocol::{Limits, ReplyWriter, RequestParser, Resp};
@@ -62,6 +63,8 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
     let mut start = 0usize;
     let mut effects = Effects::default();
     let mut local = LocalStats::default();
+    // The command whose duration is still open, and when it started.
+    let mut timing: Option<(&'static Command, Instant)> = None;
     let mut rng = Rng::new(client.id ^ (unix_ms() as u64).rotate_left(32));
     let stats = &shared.stats;
     loop {
@@ -117,6 +120,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                 // earlier commands produced first so their clients are not held too.
                 let covered = shared.pause.covers(&argv);
                 if covered {
+                    settle(&mut local, &mut timing, Instant::now());
                     write_out(shared, stream, &mut out).await?;
                     shared.pause.wait().await;
                 }
@@ -128,6 +132,9 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             // One monotonic clock read per command serves both the command's time (anchored
             // to the wall clock once per batch) and its duration for INFO commandstats.
             let t0 = Instant::now();
+            // This read also ends the previous command's timing (its duration then includes
+            // parsing this request, a few tens of nanoseconds).
+            settle(&mut local, &mut timing, t0);
             let now = anchor_ms + t0.duration_since(anchor).as_millis() as i64;
             let mut env = Env { now_ms: now, rng: Rng::new(rng.next_u64()) };
             let outcome = execute(
@@ -143,7 +150,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             );
             if let Some(cmd) = outcome.command {
                 if outcome.status != Status::Rejected {
-                    local.call(cmd, t0.elapsed().as_micros() as u64);
+                    timing = Some((cmd, t0));
                 }
             }
             match session.reply_mode {
@@ -163,6 +170,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                 break;
             }
             if let Some(ms) = session.wait_ms.take() {
+                settle(&mut local, &mut timing, Instant::now());
                 local.flush(stats);
                 write_out(shared, stream, &mut out).await?;
                 if ms == 0 {
@@ -173,6 +181,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                 tokio::time::sleep(Duration::from_millis(ms as u64)).await;
             }
             if out.len() >= OUTPUT_FLUSH_THRESHOLD {
+                settle(&mut local, &mut timing, Instant::now());
                 write_out(shared, stream, &mut out).await?;
             }
         }
@@ -183,6 +192,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             rbuf.drain(..start);
             start = 0;
         }
+        settle(&mut local, &mut timing, Instant::now());
         local.flush(stats);
         client.publish(&session, unix_ms(), rbuf.len() - start);
         if !effects.list.is_empty() {
@@ -193,6 +203,14 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
         if close {
             return Ok(());
         }
+    }
+}
+
+/// Closes the open command timing at `now`.
+#[inline]
+fn settle(local: &mut LocalStats, timing: &mut Option<(&'static Command, Instant)>, now: Instant) {
+    if let Some((cmd, t0)) = timing.take() {
+        local.call(cmd, now.duration_since(t0).as_micros() as u64);
     }
 }
 

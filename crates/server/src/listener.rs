@@ -20,6 +20,62 @@ pub struct Server {
     listeners: Vec<TcpListener>,
 }
 
+/// Hands accepted connections to worker threads. Each worker runs a single-threaded runtime
+/// and keeps every connection it is given for that connection's life, so a client's reads,
+/// commands and writes never hop between threads (no work stealing, no cross-thread wake-ups
+/// per request); the accepting thread serves its share too.
+struct Workers {
+    senders: Vec<tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Workers {
+    fn start(shared: &Arc<Shared>, threads: usize) -> Workers {
+        let mut senders = Vec::new();
+        for i in 1..threads.max(1) {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("tandem-worker-{i}"))
+                .spawn(move || {
+                    let rt =
+                        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("worker runtime");
+                    rt.block_on(async move {
+                        while let Some((stream, addr)) = rx.recv().await {
+                            match TcpStream::from_std(stream) {
+                                Ok(s) => {
+                                    tokio::spawn(admit(shared.clone(), s, addr));
+                                }
+                                Err(e) => tracing::warn!("could not adopt a connection: {e}"),
+                            }
+                        }
+                    });
+                })
+                .expect("spawning a worker thread");
+            senders.push(tx);
+        }
+        Workers { senders, next: std::sync::atomic::AtomicUsize::new(0) }
+    }
+
+    /// Serves a connection here or on the next worker, round robin.
+    fn dispatch(&self, shared: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
+        let n = self.senders.len() + 1;
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        if i == 0 {
+            tokio::spawn(admit(shared.clone(), stream, addr));
+            return;
+        }
+        match stream.into_std() {
+            Ok(s) => {
+                if self.senders[i - 1].send((s, addr)).is_err() {
+                    tracing::warn!("worker {i} is gone; connection dropped");
+                }
+            }
+            Err(e) => tracing::warn!("could not hand a connection over: {e}"),
+        }
+    }
+}
+
 impl Server {
     /// Binds every address of `bind` on `port` (an address prefixed with `-` may fail).
     pub async fn bind(config: Config, config_file: String) -> std::io::Result<Server> {
@@ -62,13 +118,16 @@ impl Server {
         self.listeners[0].local_addr().expect("bound")
     }
 
-    /// Accepts connections and runs background tasks until shutdown is requested.
-    pub async fn run(self) {
+    /// Accepts connections and runs background tasks until shutdown is requested. Runs on the
+    /// calling (single-threaded) runtime, which serves connections too, plus `threads - 1`
+    /// worker threads.
+    pub async fn run(self, threads: usize) {
         let shared = self.shared.clone();
         tokio::spawn(crate::expiry::run(shared.clone()));
         tokio::spawn(crate::rates::run(shared.clone()));
+        let workers = Arc::new(Workers::start(&shared, threads));
         for l in self.listeners {
-            tokio::spawn(accept_loop(shared.clone(), l));
+            tokio::spawn(accept_loop(shared.clone(), l, workers.clone()));
         }
         shared.shutdown_notify.notified().await;
     }
@@ -87,7 +146,7 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(s.into())
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, workers: Arc<Workers>) {
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(x) => x,
@@ -100,7 +159,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         if shared.shutting_down.load(Ordering::Relaxed) {
             return;
         }
-        tokio::spawn(admit(shared.clone(), stream, addr));
+        workers.dispatch(&shared, stream, addr);
     }
 }
 

@@ -143,11 +143,8 @@ fn main() {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         n => n as usize,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    // This thread accepts and serves connections too; see server::listener::Workers.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     rt.block_on(async move {
         let server = match server::Server::bind(config, file).await {
             Ok(s) => s,
@@ -165,7 +162,7 @@ fn main() {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
-            _ = server.run() => {}
+            _ = server.run(workers) => {}
             _ = term.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),
             _ = tokio::signal::ctrl_c() => tracing::warn!("Received SIGINT scheduling shutdown..."),
         }
