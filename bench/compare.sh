@@ -23,7 +23,7 @@ cleanup() { kill "$TPID" "$RPID" 2>/dev/null || true; wait 2>/dev/null || true; 
 trap cleanup EXIT
 
 start() {
-  "$TANDEM" --port "$TP" >"$WORK/tandem.log" 2>&1 & TPID=$!
+  "$TANDEM" --port "$TP" ${TANDEM_ARGS:-} >"$WORK/tandem.log" 2>&1 & TPID=$!
   redis-server --port "$RP" --save '' --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 & RPID=$!
   for p in "$TP" "$RP"; do
     for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done

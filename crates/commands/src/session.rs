@@ -41,8 +41,6 @@ pub struct Session {
     pub lib_ver: Vec<u8>,
     /// Set by `QUIT` (and protocol errors): close once the pending replies are written.
     pub close_after_reply: bool,
-    /// Set by `RESET`: the server resets its own per-connection state too.
-    pub reset_requested: bool,
     /// Name of the last command run (for `CLIENT LIST`'s `cmd=`).
     pub last_cmd: String,
     /// Set by `WAIT` asking for replicas: hold the reply this many milliseconds (0 = forever).
@@ -64,7 +62,6 @@ impl Session {
             lib_name: Vec::new(),
             lib_ver: Vec::new(),
             close_after_reply: false,
-            reset_requested: false,
             last_cmd: "NULL".to_string(),
             wait_ms: None,
         }

@@ -104,7 +104,10 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                 Ok(Some(c)) => c,
                 Ok(None) => break,
                 Err(e) => {
-                    out.error(format!("ERR {e}").as_bytes());
+                    // Redis echoes offending bytes raw (`expected '$', got 'X'`), so use bytes.
+                    let mut text = b"ERR ".to_vec();
+                    text.extend_from_slice(&e.message_bytes());
+                    out.error(&text);
                     close = true;
                     break;
                 }
@@ -162,9 +165,6 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                 _ => {}
             }
             start += consumed;
-            if session.reset_requested {
-                session.reset_requested = false;
-            }
             if session.close_after_reply {
                 close = true;
                 break;

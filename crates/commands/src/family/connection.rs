@@ -62,7 +62,6 @@ fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     let authenticated = ctx.host.requirepass().is_none();
     let id = ctx.session.id;
     *ctx.session = Session::new(id, authenticated);
-    ctx.session.reset_requested = true;
     ctx.out.resp = Resp::V2;
     ctx.out.simple(b"RESET");
     Ok(())
