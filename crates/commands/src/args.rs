@@ -34,3 +34,20 @@ pub fn owned(argv: &[&[u8]]) -> Vec<Vec<u8>> {
 pub fn int_bytes(v: i64) -> Vec<u8> {
     v.to_string().into_bytes()
 }
+
+/// Redis's range normalisation (`GETRANGE`, `BITCOUNT`, `BITPOS`, later `LRANGE`-likes): negative indexes count from the
+/// end of a `len`-unit string, then both ends are clamped into it. `None` for an empty range.
+pub fn normalize_range(mut start: i64, mut end: i64, len: i64) -> Option<(u64, u64)> {
+    if start < 0 {
+        start += len;
+    }
+    if end < 0 {
+        end += len;
+    }
+    start = start.max(0);
+    end = end.max(0);
+    if end >= len {
+        end = len - 1;
+    }
+    (start <= end).then_some((start as u64, end as u64))
+}

@@ -80,6 +80,19 @@ pub struct Command {
 }
 
 impl Command {
+    /// An entry for `spec`, bound to `binding` if a family implements it.
+    fn new(spec: CommandSpec, binding: Option<Binding>) -> Command {
+        Command {
+            single_key: single_key(&spec),
+            reads_stats: spec.group == "server",
+            handler: binding.map(|b| b.handler),
+            lock: binding.map(|b| b.lock).unwrap_or(LockMode::None),
+            subcommands: BTreeMap::new(),
+            stats: CommandStats::default(),
+            spec,
+        }
+    }
+
     /// True if the command (or, for a container, any subcommand) can run.
     pub fn implemented(&self) -> bool {
         self.handler.is_some() || self.subcommands.values().any(|s| s.implemented())
@@ -112,38 +125,14 @@ impl Table {
                 continue;
             }
             let b = bindings.remove(name.as_str());
-            let reads_stats = spec.group == "server";
-            let single_key = single_key(&spec);
-            let cmd = Command {
-                single_key,
-                reads_stats,
-                spec,
-                handler: b.map(|b| b.handler),
-                lock: b.map(|b| b.lock).unwrap_or(LockMode::None),
-                subcommands: BTreeMap::new(),
-                stats: CommandStats::default(),
-            };
-            commands.insert(name.into_bytes(), cmd);
+            commands.insert(name.into_bytes(), Command::new(spec, b));
         }
         for spec in subs {
             let container = spec.container.clone().expect("subcommand has a container");
             let sub = spec.name.split('|').nth(1).expect("subcommand name").to_string();
             let b = bindings.remove(spec.name.as_str());
             let parent = commands.get_mut(container.as_bytes()).expect("container exists");
-            let reads_stats = spec.group == "server";
-            let single_key = single_key(&spec);
-            parent.subcommands.insert(
-                sub,
-                Command {
-                    single_key,
-                    reads_stats,
-                    spec,
-                    handler: b.map(|b| b.handler),
-                    lock: b.map(|b| b.lock).unwrap_or(LockMode::None),
-                    subcommands: BTreeMap::new(),
-                    stats: CommandStats::default(),
-                },
-            );
+            parent.subcommands.insert(sub, Command::new(spec, b));
         }
         assert!(bindings.is_empty(), "bindings without facts: {:?}", bindings.keys().collect::<Vec<_>>());
         Table { commands }

@@ -68,23 +68,6 @@ fn bitfield_type(arg: &[u8]) -> Result<(bool, u32), CmdError> {
     Ok((signed, bits as u32))
 }
 
-/// Redis's range normalisation for `BITCOUNT` and `BITPOS`: negative indexes count from the
-/// end of a `len`-unit string, then both ends are clamped into it. `None` for an empty range.
-fn normalize_range(mut start: i64, mut end: i64, len: i64) -> Option<(u64, u64)> {
-    if start < 0 {
-        start += len;
-    }
-    if end < 0 {
-        end += len;
-    }
-    start = start.max(0);
-    end = end.max(0);
-    if end >= len {
-        end = len - 1;
-    }
-    (start <= end).then_some((start as u64, end as u64))
-}
-
 /// `BIT` or `BYTE` (true for `BIT`); anything else is a syntax error.
 fn range_unit(arg: &[u8]) -> Result<bool, CmdError> {
     if is(arg, "bit") {
@@ -438,12 +421,12 @@ fn bitcount(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
                     None => false,
                 };
                 if in_bits {
-                    match normalize_range(start, end, len * 8) {
+                    match args::normalize_range(start, end, len * 8) {
                         Some(r) => r,
                         None => return Ok(0),
                     }
                 } else {
-                    match normalize_range(start, end, len) {
+                    match args::normalize_range(start, end, len) {
                         Some((s, e)) => (s * 8, e * 8 + 7),
                         None => return Ok(0),
                     }
@@ -473,7 +456,7 @@ fn bitpos(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         let len = b.len() as i64;
         let mut end_given = false;
         let range = match argv.len() {
-            3 => normalize_range(0, len - 1, len).map(|(s, e)| (s * 8, e * 8 + 7)),
+            3 => args::normalize_range(0, len - 1, len).map(|(s, e)| (s * 8, e * 8 + 7)),
             4..=6 => {
                 let start = args::int(argv[3])?;
                 // The unit is checked before the end is parsed, as in Redis.
@@ -489,9 +472,9 @@ fn bitpos(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
                     None => len - 1,
                 };
                 if in_bits {
-                    normalize_range(start, end, len * 8)
+                    args::normalize_range(start, end, len * 8)
                 } else {
-                    normalize_range(start, end, len).map(|(s, e)| (s * 8, e * 8 + 7))
+                    args::normalize_range(start, end, len).map(|(s, e)| (s * 8, e * 8 + 7))
                 }
             }
             _ => return Err(CmdError::Syntax),
@@ -923,12 +906,12 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(normalize_range(0, -1, 5), Some((0, 4)));
-        assert_eq!(normalize_range(-100, 100, 5), Some((0, 4)));
-        assert_eq!(normalize_range(3, 1, 5), None);
-        assert_eq!(normalize_range(0, -1, 0), None);
-        assert_eq!(normalize_range(i64::MIN, i64::MAX, 5), Some((0, 4)));
-        assert_eq!(normalize_range(-1, -1, 5), Some((4, 4)));
+        assert_eq!(args::normalize_range(0, -1, 5), Some((0, 4)));
+        assert_eq!(args::normalize_range(-100, 100, 5), Some((0, 4)));
+        assert_eq!(args::normalize_range(3, 1, 5), None);
+        assert_eq!(args::normalize_range(0, -1, 0), None);
+        assert_eq!(args::normalize_range(i64::MIN, i64::MAX, 5), Some((0, 4)));
+        assert_eq!(args::normalize_range(-1, -1, 5), Some((4, 4)));
     }
 
     proptest! {

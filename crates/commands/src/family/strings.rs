@@ -297,34 +297,20 @@ fn getex(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 /// `GETRANGE key start end` (and its old name `SUBSTR`).
 fn getrange(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let mut start = args::int(argv[2])?;
-    let mut end = args::int(argv[3])?;
+    let start = args::int(argv[2])?;
+    let end = args::int(argv[3])?;
     let Some(s) = ctx.store.get_str(argv[1])? else {
         ctx.out.bulk(b"");
         return Ok(());
     };
     let out = &mut *ctx.out;
     s.with_bytes(|b| {
-        let len = b.len() as i64;
-        if start < 0 && end < 0 && start > end {
-            out.bulk(b"");
-            return;
-        }
-        if start < 0 {
-            start += len;
-        }
-        if end < 0 {
-            end += len;
-        }
-        start = start.max(0);
-        end = end.max(0);
-        if end >= len {
-            end = len - 1;
-        }
-        if start > end || len == 0 {
-            out.bulk(b"");
-        } else {
-            out.bulk(&b[start as usize..=end as usize]);
+        // Both ends negative and reversed is empty before any clamping, as in Redis.
+        let range =
+            if start < 0 && end < 0 && start > end { None } else { args::normalize_range(start, end, b.len() as i64) };
+        match range {
+            Some((start, end)) => out.bulk(&b[start as usize..=end as usize]),
+            None => out.bulk(b""),
         }
     });
     Ok(())
