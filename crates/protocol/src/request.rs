@@ -337,6 +337,17 @@ fn split_inline(line: &[u8], scratch: &mut Vec<u8>, spans: &mut Vec<(usize, usiz
     }
 }
 
+/// Splits a line into arguments exactly like Redis's `sdssplitargs`, the one splitter Redis
+/// uses for inline commands, configuration files and `redis-cli` input: whitespace-separated
+/// words, double quotes with `\n \r \t \b \a \\ \" \xHH` escapes, single quotes with `\'`.
+/// A closing quote followed by anything but a space, or an unterminated quote, is an error.
+pub fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
+    let mut scratch = Vec::new();
+    let mut spans = Vec::new();
+    split_inline(line, &mut scratch, &mut spans)?;
+    Ok(spans.iter().map(|&(start, len)| scratch[start..start + len].to_vec()).collect())
+}
+
 /// A resumable parser for the requests a client sends.
 ///
 /// One parser belongs to one connection. It keeps its vectors between
