@@ -36,18 +36,22 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}'
 echo "redis: $(redis-server --version | awk '{print $3}')  tandem: $($TANDEM --version | awk '{print $3}')"
 echo
 printf "%-6s %-3s | %12s %12s %6s | %8s %8s | %8s %8s\n" test P "tandem rps" "redis rps" ratio "t p50" "r p50" "t p99" "r p99"
-# Each figure is the median of ROUNDS runs, alternating servers, because the two servers and
+# Each figure is the median of ROUNDS runs, alternating servers and their order, because the two servers and
 # the load generator share this machine's cores and single runs vary by ±15%.
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-4}
 bench1() { redis-benchmark -p "$1" -c "$CLIENTS" -n "$N" -P "$2" -t "$3" -r 1000000 --csv | tail -1 | tr -d '"'; }
 median() { python3 -c "import sys,statistics;print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
 for P in 1 16; do
   for t in ${TESTS//,/ }; do
     trps=(); rrps=(); tp50=(); rp50=(); tp99=(); rp99=()
-    for _ in $(seq "$ROUNDS"); do
-      # CSV columns (redis-benchmark 7): test, rps, avg, min, p50, p95, p99, max
-      IFS=, read -r _ a _ _ b _ c _ <<<"$(bench1 "$TP" "$P" "$t")"; trps+=("$a"); tp50+=("$b"); tp99+=("$c")
-      IFS=, read -r _ a _ _ b _ c _ <<<"$(bench1 "$RP" "$P" "$t")"; rrps+=("$a"); rp50+=("$b"); rp99+=("$c")
+    for round in $(seq "$ROUNDS"); do
+      # CSV columns (redis-benchmark 7): test, rps, avg, min, p50, p95, p99, max. The order
+      # flips every round so that neither server always runs first.
+      order=("$TP" "$RP"); [ $((round % 2)) -eq 0 ] && order=("$RP" "$TP")
+      for port in "${order[@]}"; do
+        IFS=, read -r _ a _ _ b _ c _ <<<"$(bench1 "$port" "$P" "$t")"
+        if [ "$port" = "$TP" ]; then trps+=("$a"); tp50+=("$b"); tp99+=("$c"); else rrps+=("$a"); rp50+=("$b"); rp99+=("$c"); fi
+      done
     done
     tr=$(median "${trps[@]}"); rr=$(median "${rrps[@]}")
     ratio=$(python3 -c "print(f'{$tr/$rr:.2f}')")
