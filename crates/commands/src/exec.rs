@@ -141,6 +141,7 @@ pub fn execute(
             Err(_) => Locks::all(ks),
         },
     };
+    let env_now = env.now_ms;
     let mut ctx = Ctx {
         store: Store {
             ks,
@@ -170,23 +171,21 @@ pub fn execute(
         }
     };
     let dirty = ctx.store.dirty;
-    let db = ctx.store.db;
-    let rewrite = ctx.rewrite.take();
-    // Release the shards before logging.
-    drop(ctx);
-    if dirty > 0 {
-        local.dirty += dirty;
-        if effects.enabled {
-            match rewrite {
-                Some(cmds) => {
-                    for c in cmds {
-                        effects.push(db, env.now_ms, c);
-                    }
+    if dirty > 0 && ctx.store.effects.enabled {
+        // Effects are recorded while the command still holds its shards, so that two commands
+        // on the same key are logged in the order they ran (AOF and Raft depend on it).
+        let db = ctx.store.db;
+        match ctx.rewrite.take() {
+            Some(cmds) => {
+                for c in cmds {
+                    ctx.store.effects.push(db, env_now, c);
                 }
-                None => effects.push(db, env.now_ms, argv.iter().map(|a| a.to_vec()).collect()),
             }
+            None => ctx.store.effects.push(db, env_now, argv.iter().map(|a| a.to_vec()).collect()),
         }
     }
+    drop(ctx);
+    local.dirty += dirty;
     if status == Status::Failed {
         local.failed(cmd);
     }
