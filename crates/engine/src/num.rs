@@ -83,6 +83,13 @@ const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
 /// growing `out`.
 pub fn format_i64(v: i64, out: &mut Vec<u8>) {
     let mut buf = [0u8; 20];
+    let start = format_i64_into(v, &mut buf);
+    out.extend_from_slice(&buf[start..]);
+}
+
+/// Writes the decimal form of `v` at the end of `buf` and returns where it starts (20 bytes
+/// hold any i64, sign included).
+pub fn format_i64_into(v: i64, buf: &mut [u8; 20]) -> usize {
     let mut i = buf.len();
     let mut n = v.unsigned_abs();
     while n >= 100 {
@@ -100,9 +107,10 @@ pub fn format_i64(v: i64, out: &mut Vec<u8>) {
         buf[i] = b'0' + n as u8;
     }
     if v < 0 {
-        out.push(b'-');
+        i -= 1;
+        buf[i] = b'-';
     }
-    out.extend_from_slice(&buf[i..]);
+    i
 }
 
 /// Reports whether `b` is a plain decimal `-?[0-9]+(\.[0-9]+)?` short enough that Rust's

@@ -125,25 +125,11 @@ impl ItoaBuf {
     }
 }
 
-/// Formats an integer into a stack buffer.
+/// Formats an integer into a stack buffer (the same digits as [`num::format_i64`]).
 pub fn itoa_buf(v: i64) -> ItoaBuf {
     let mut buf = [0u8; 20];
-    let mut i = 20;
-    let neg = v < 0;
-    let mut n = v.unsigned_abs();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if neg {
-        i -= 1;
-        buf[i] = b'-';
-    }
-    ItoaBuf { buf, start: i }
+    let start = num::format_i64_into(v, &mut buf);
+    ItoaBuf { buf, start }
 }
 
 /// A value of any type.

@@ -329,7 +329,7 @@ fn object_refcount(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 }
 
 /// `OBJECT HELP`
-fn object_help(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+fn object_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     const LINES: &[&str] = &[
         "ENCODING <key>",
         "    Return the kind of internal representation used in order to store the value",
@@ -344,14 +344,7 @@ fn object_help(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         "    Return the number of references of the value associated with the specified",
         "    <key>.",
     ];
-    let name = String::from_utf8_lossy(argv[0]).to_ascii_uppercase();
-    ctx.out.array(LINES.len() + 3);
-    ctx.out.simple(format!("{name} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:").as_bytes());
-    for l in LINES {
-        ctx.out.simple(l.as_bytes());
-    }
-    ctx.out.simple(b"HELP");
-    ctx.out.simple(b"    Prints this help.");
+    crate::family::server::help_reply(ctx, "OBJECT", LINES);
     Ok(())
 }
 

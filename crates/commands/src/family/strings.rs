@@ -64,6 +64,15 @@ pub(crate) enum Expiry {
     Keep,
 }
 
+/// Reads an expiry option word: its name, its unit in milliseconds, and whether it is an
+/// absolute time (`EX`, `PX`, `EXAT`, `PXAT`, as `SET` and `GETEX` take them).
+fn expiry_option(arg: &[u8]) -> Option<(&'static str, i64, bool)> {
+    ["EX", "PX", "EXAT", "PXAT"]
+        .into_iter()
+        .find(|w| is(arg, w))
+        .map(|w| (w, if w.starts_with('E') { 1000 } else { 1 }, w.ends_with("AT")))
+}
+
 /// Converts a relative or absolute expiry argument to absolute milliseconds, with Redis's
 /// checks: the value must be positive and the result must not overflow.
 pub(crate) fn expiry_ms(ctx: &Ctx, unit_ms: i64, absolute: bool, arg: &[u8], cmd: &str) -> Result<i64, CmdError> {
@@ -106,7 +115,7 @@ fn set(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     while i < argv.len() {
         let a = argv[i];
         let next = argv.get(i + 1);
-        let word = ["EX", "PX", "EXAT", "PXAT"].into_iter().find(|w| is(a, w));
+        let word = expiry_option(a);
         if is(a, "NX") && !xx {
             nx = true;
         } else if is(a, "XX") && !nx {
@@ -115,13 +124,12 @@ fn set(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             get = true;
         } else if is(a, "KEEPTTL") && expiry_word.is_none() {
             keepttl = true;
-        } else if let (Some(w), Some(next)) = (word, next) {
+        } else if let (Some((w, unit, absolute)), Some(next)) = (word, next) {
             if keepttl || expiry_word.is_some_and(|e| e != w) {
                 return Err(CmdError::Syntax);
             }
             expiry_word = Some(w);
-            let unit = if w == "EX" || w == "EXAT" { 1000 } else { 1 };
-            expiry_arg = Some((unit, w.ends_with("AT"), next));
+            expiry_arg = Some((unit, absolute, next));
             i += 1;
         } else {
             return Err(CmdError::Syntax);
@@ -250,16 +258,15 @@ fn getex(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     while i < argv.len() {
         let a = argv[i];
         let next = argv.get(i + 1);
-        let w = ["EX", "PX", "EXAT", "PXAT"].into_iter().find(|w| is(a, w));
+        let w = expiry_option(a);
         if is(a, "PERSIST") && word.is_none() {
             persist = true;
-        } else if let (Some(w), Some(next), false) = (w, next, persist) {
+        } else if let (Some((w, unit, absolute)), Some(next), false) = (w, next, persist) {
             if word.is_some_and(|e| e != w) {
                 return Err(CmdError::Syntax);
             }
             word = Some(w);
-            let unit = if w == "EX" || w == "EXAT" { 1000 } else { 1 };
-            expiry_arg = Some((unit, w.ends_with("AT"), next));
+            expiry_arg = Some((unit, absolute, next));
             i += 1;
         } else {
             return Err(CmdError::Syntax);
