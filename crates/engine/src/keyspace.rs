@@ -91,7 +91,7 @@ impl Db {
 
     /// Removes a key and its time to live.
     pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<Entry> {
-        let removed = self.main.remove(hash, key).map(|(_, e)| e);
+        let removed = self.main.remove(hash, key);
         if removed.is_some() && !self.expires.is_empty() {
             self.expires.remove(hash, key);
         }

@@ -16,6 +16,7 @@ pub mod glob;
 pub mod keyspace;
 pub mod num;
 pub mod rdb;
+pub mod small;
 pub mod sync;
 pub mod value;
 

@@ -5,6 +5,7 @@
 //! `OBJECT ENCODING` reports what a Redis user expects.
 
 use crate::num;
+use crate::small::SmallBytes;
 
 /// The longest string Redis stores as `embstr` (one allocation with its object header).
 pub const EMBSTR_MAX: usize = 44;
@@ -14,8 +15,9 @@ pub const EMBSTR_MAX: usize = 44;
 pub enum Str {
     /// A canonical decimal integer kept as a number (`int`).
     Int(i64),
-    /// A short string that has not been modified in place (`embstr`).
-    Emb(Box<[u8]>),
+    /// A short string that has not been modified in place (`embstr`); up to 22 bytes it needs
+    /// no allocation of its own.
+    Emb(SmallBytes),
     /// A string that is long or was modified in place (`raw`).
     Raw(Vec<u8>),
 }
@@ -217,6 +219,13 @@ impl Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inline_short_strings_do_not_widen_values() {
+        // A string value stays one word of tag plus its 24-byte payload.
+        assert_eq!(std::mem::size_of::<Str>(), 32);
+        assert_eq!(std::mem::size_of::<Value>(), 32);
+    }
 
     #[test]
     fn encodings_follow_redis() {

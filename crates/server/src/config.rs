@@ -69,7 +69,7 @@ pub const DEFS: &[Def] = &[
     def("keyspace-shards", Kind::Int(1, 65536), "256", false),
     def("io-threads", Kind::Int(1, 128), "1", false),
     // Threads that run connections and commands; 0 means one per CPU core.
-    def("worker-threads", Kind::Int(0, 1024), "0", false),
+    def("worker-threads", Kind::Int(0, 1024), "0", false), // 0 = cores - 1, at least 1
     // Persistence settings exist only in their "off" form until persistence lands; clients
     // (redis-benchmark among them) read them on connect.
     def("save", Kind::Save, "", true),
