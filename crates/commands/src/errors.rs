@@ -81,6 +81,10 @@ pub enum CmdError {
     InvalidCursor,
     /// `ERR value is out of range, value must between <min> and <max>`
     OutOfRangeBetween(i64, i64),
+    /// `LOADING Redis is loading the dataset in memory`
+    Loading,
+    /// `MISCONF ...`: writes refused after a failed background save.
+    Misconf,
     /// Any other error; the text is complete (it starts with its code, e.g. `ERR ...`).
     Other(String),
 }
@@ -116,6 +120,13 @@ impl fmt::Display for CmdError {
         match self {
             CmdError::WrongType => f.write_str("WRONGTYPE Operation against a key holding the wrong kind of value"),
             CmdError::Syntax => f.write_str("ERR syntax error"),
+            CmdError::Loading => f.write_str("LOADING Redis is loading the dataset in memory"),
+            CmdError::Misconf => f.write_str(
+                "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. \
+                 Commands that may modify the data set are disabled, because this instance is configured to report \
+                 errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check \
+                 the Redis logs for details about the RDB error.",
+            ),
             CmdError::NotInteger => f.write_str("ERR value is not an integer or out of range"),
             CmdError::NotFloat => f.write_str("ERR value is not a valid float"),
             CmdError::Overflow => f.write_str("ERR increment or decrement would overflow"),

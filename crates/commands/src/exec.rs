@@ -122,6 +122,12 @@ pub fn execute(
     if !session.authenticated && !cmd.spec.flags.has(crate::spec::Flags::NO_AUTH) {
         return reject(out, host.stats(), local, CmdError::NoAuth, Some(cmd));
     }
+    let gates = host.stats().gates.load(std::sync::atomic::Ordering::Relaxed);
+    if gates != 0 {
+        if let Some(e) = gate_error(gates, cmd) {
+            return reject(out, host.stats(), local, e, Some(cmd));
+        }
+    }
     let handler = cmd.handler.expect("resolve returns implemented commands");
     if cmd.reads_stats {
         // INFO, CONFIG RESETSTAT and friends see every earlier command of this connection.
@@ -190,4 +196,18 @@ pub fn execute(
         local.failed(cmd);
     }
     Outcome { command: Some(cmd), status, dirty: dirty > 0 }
+}
+
+/// The refusal a closed gate gives this command, in Redis's order (MISCONF before LOADING).
+#[cold]
+fn gate_error(gates: u8, cmd: &Command) -> Option<CmdError> {
+    use crate::stats::Gate;
+    let flags = cmd.spec.flags;
+    if gates & Gate::Misconf as u8 != 0 && (flags.has(crate::spec::Flags::WRITE) || cmd.spec.name == "ping") {
+        return Some(CmdError::Misconf);
+    }
+    if gates & Gate::Loading as u8 != 0 && !flags.has(crate::spec::Flags::LOADING) {
+        return Some(CmdError::Loading);
+    }
+    None
 }

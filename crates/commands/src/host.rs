@@ -3,6 +3,7 @@
 
 use crate::session::Session;
 use crate::stats::Stats;
+use engine::Shard;
 
 /// Filters of `CLIENT KILL`.
 #[derive(Clone, Debug, Default)]
@@ -60,4 +61,26 @@ pub trait Host: Send + Sync {
     fn set_active_expire(&self, on: bool);
     /// Unix time in microseconds (for `TIME`, which is not a write and may read the clock).
     fn unix_time_us(&self) -> i64;
+
+    /// `SAVE`: a snapshot written before replying. The error is the complete reply text.
+    fn save(&self) -> Result<(), String> {
+        Err(NO_PERSISTENCE.into())
+    }
+    /// `BGSAVE [SCHEDULE]`: the status reply text, or the complete error text.
+    fn bgsave(&self, _schedule: bool) -> Result<&'static str, String> {
+        Err(NO_PERSISTENCE.into())
+    }
+    /// `LASTSAVE`: Unix seconds of the last successful save.
+    fn lastsave(&self) -> i64 {
+        0
+    }
+    /// Called by `FLUSHALL` with every shard still locked and empty: Redis then saves (an empty
+    /// dataset) if save points are configured, and abandons any snapshot in progress.
+    fn flushed_all(&self, _shards: &[&mut Shard]) {}
+    /// `DEBUG RELOAD`: save the locked shards, empty them, load the file back into them.
+    fn debug_reload(&self, _shards: &mut [&mut Shard]) -> Result<(), String> {
+        Err(NO_PERSISTENCE.into())
+    }
 }
+
+const NO_PERSISTENCE: &str = "ERR persistence is not available in this host";

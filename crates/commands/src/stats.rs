@@ -1,6 +1,6 @@
 //! Server-wide counters that commands update (`INFO stats`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 /// Counters shared by every connection.
 #[derive(Debug, Default)]
@@ -19,6 +19,20 @@ pub struct Stats {
     pub error_replies: AtomicU64,
     /// Error replies by their first word (`ERR`, `WRONGTYPE`, ...), for `INFO errorstats`.
     pub errors_by_code: parking_lot::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Server states that refuse commands (see [`Gate`]), as bits. Kept here because every
+    /// command already reaches `Stats`; one relaxed load per command when nothing is set.
+    pub gates: AtomicU8,
+}
+
+/// A server state in which commands are refused before they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Gate {
+    /// A dataset is loading: commands without the `loading` flag get `-LOADING`.
+    Loading = 1,
+    /// The last background save failed and `stop-writes-on-bgsave-error` is on: writes (and
+    /// `PING`, as in Redis) get `-MISCONF`.
+    Misconf = 2,
 }
 
 impl Stats {
@@ -40,6 +54,20 @@ impl Stats {
     #[inline]
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Opens or closes a gate.
+    pub fn set_gate(&self, gate: Gate, closed: bool) {
+        if closed {
+            self.gates.fetch_or(gate as u8, Ordering::SeqCst);
+        } else {
+            self.gates.fetch_and(!(gate as u8), Ordering::SeqCst);
+        }
+    }
+
+    /// True if the gate is closed.
+    pub fn gate(&self, gate: Gate) -> bool {
+        self.gates.load(Ordering::Relaxed) & gate as u8 != 0
     }
 }
 

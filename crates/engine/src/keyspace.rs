@@ -6,6 +6,8 @@
 //! and `SWAPDB` swaps per shard. Lock order: shards in ascending index; a command locks all its
 //! shards before touching any of them, and never waits for anything while holding them.
 
+use std::sync::Arc;
+
 use crate::dict::{Dict, KeyHasher};
 use crate::sync::{Mutex, MutexGuard};
 use crate::value::Value;
@@ -120,6 +122,22 @@ impl Db {
 pub struct Shard {
     /// One entry per database.
     pub dbs: Box<[Db]>,
+    /// A snapshot this shard still owes its contents to (see [`Keyspace::begin_snapshot`]).
+    pending: Option<Arc<dyn Capture>>,
+}
+
+/// Receives shards for a point-in-time snapshot (an RDB file, later a Raft snapshot).
+///
+/// Fork-less snapshots work like this: [`Keyspace::begin_snapshot`] marks every shard as owing
+/// its contents to the snapshot, atomically (all shard locks held). From then on, whoever locks a
+/// shard first — the snapshot's own walk or any command that is about to read or change it —
+/// hands the shard, still unchanged since the cut, to [`Capture::capture`] before doing anything
+/// else. So every shard is captured exactly as it was at the cut, nothing is copied in memory
+/// beyond one shard's serialization, and commands never wait for more than one shard's capture.
+pub trait Capture: Send + Sync {
+    /// Serializes shard number `index`. Called with that shard locked (and possibly other
+    /// shards of the same command too): it must not lock shards itself.
+    fn capture(&self, index: usize, shard: &Shard);
 }
 
 /// The whole keyspace: `databases` databases split over a power-of-two number of shards.
@@ -137,7 +155,7 @@ impl Keyspace {
         let shards = shards.max(1).next_power_of_two();
         let hasher = KeyHasher::with_seed(seed);
         let shard_vec = (0..shards)
-            .map(|_| Mutex::new(Shard { dbs: (0..databases).map(|_| Db::new(&hasher)).collect() }))
+            .map(|_| Mutex::new(Shard { dbs: (0..databases).map(|_| Db::new(&hasher)).collect(), pending: None }))
             .collect();
         Keyspace { shards: shard_vec, shard_bits: shards.trailing_zeros(), hasher, databases }
     }
@@ -173,15 +191,47 @@ impl Keyspace {
         }
     }
 
-    /// Locks one shard. Callers that lock several must go in ascending index order.
+    /// Locks one shard. Callers that lock several must go in ascending index order. If a
+    /// snapshot is waiting for this shard, the shard is captured first (see [`Capture`]).
     #[inline]
     pub fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
-        self.shards[shard].lock()
+        let mut guard = self.shards[shard].lock();
+        if guard.pending.is_some() {
+            capture_pending(shard, &mut guard);
+        }
+        guard
     }
 
     /// Locks every shard in order.
     pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
-        self.shards.iter().map(|s| s.lock()).collect()
+        (0..self.shards.len()).map(|i| self.lock(i)).collect()
+    }
+
+    /// Starts a point-in-time snapshot that `capture` receives shard by shard. `at_cut` runs while
+    /// every shard is locked, at the snapshot's instant: the place to note what the snapshot
+    /// contains (e.g. switch the AOF to a new file). Any snapshot still in progress is completed
+    /// first. Call [`Keyspace::complete_snapshot`] to capture the shards nobody touched.
+    pub fn begin_snapshot<R>(&self, capture: Arc<dyn Capture>, at_cut: impl FnOnce() -> R) -> R {
+        let mut guards = self.lock_all();
+        for g in guards.iter_mut() {
+            g.pending = Some(capture.clone());
+        }
+        at_cut()
+    }
+
+    /// Captures every shard still owed to the current snapshot, one shard lock at a time.
+    pub fn complete_snapshot(&self) {
+        for i in 0..self.shards.len() {
+            drop(self.lock(i));
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn capture_pending(index: usize, shard: &mut Shard) {
+    if let Some(c) = shard.pending.take() {
+        c.capture(index, shard);
     }
 }
 
@@ -222,5 +272,76 @@ mod tests {
             counts[ks.shard_of(ks.hash(format!("k{i}").as_bytes()))] += 1;
         }
         assert!(counts.iter().all(|&c| c > 700 && c < 1300), "{counts:?}");
+    }
+
+    /// (db, key, value)
+    type Item = (usize, Vec<u8>, Vec<u8>);
+
+    /// Records what each capture saw: shard index and its sorted items.
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<(usize, Vec<Item>)>>);
+
+    impl Capture for Recorder {
+        fn capture(&self, index: usize, shard: &Shard) {
+            let mut items = Vec::new();
+            for (d, db) in shard.dbs.iter().enumerate() {
+                db.main.for_each(|k, e| {
+                    let Value::Str(s) = &e.value;
+                    items.push((d, k.to_vec(), s.to_vec()));
+                });
+            }
+            items.sort();
+            self.0.lock().unwrap().push((index, items));
+        }
+    }
+
+    fn put(ks: &Keyspace, db: usize, key: &str, val: &str) {
+        let h = ks.hash(key.as_bytes());
+        let mut s = ks.lock(ks.shard_of(h));
+        s.dbs[db].set(h, key.as_bytes(), Value::Str(Str::from_bytes(val.as_bytes())), 0);
+    }
+
+    #[test]
+    fn snapshot_sees_the_cut_not_later_writes() {
+        let ks = Keyspace::new(4, 8, 3);
+        for i in 0..200 {
+            put(&ks, i % 4, &format!("k{i}"), "old");
+        }
+        let rec = Arc::new(Recorder::default());
+        let cut = ks.begin_snapshot(rec.clone(), || 42);
+        assert_eq!(cut, 42);
+        assert!(rec.0.lock().unwrap().is_empty(), "nothing is captured at the cut itself");
+        // Writes after the cut, to keys in every shard: each shard is captured before it changes.
+        for i in 0..200 {
+            put(&ks, i % 4, &format!("k{i}"), "new");
+            put(&ks, 0, &format!("extra{i}"), "new");
+        }
+        ks.complete_snapshot();
+        let seen = rec.0.lock().unwrap();
+        let mut shards: Vec<usize> = seen.iter().map(|(i, _)| *i).collect();
+        shards.sort();
+        assert_eq!(shards, (0..8).collect::<Vec<_>>(), "every shard exactly once");
+        let mut all: Vec<_> = seen.iter().flat_map(|(_, items)| items.clone()).collect();
+        all.sort();
+        let mut want: Vec<_> = (0..200).map(|i| (i % 4, format!("k{i}").into_bytes(), b"old".to_vec())).collect();
+        want.sort();
+        assert_eq!(all, want);
+        drop(seen);
+        // The snapshot is over: locking no longer captures.
+        put(&ks, 1, "after", "x");
+        assert_eq!(rec.0.lock().unwrap().len(), 8);
+    }
+
+    #[test]
+    fn a_new_snapshot_completes_the_previous_one() {
+        let ks = Keyspace::new(1, 4, 3);
+        put(&ks, 0, "a", "1");
+        let first = Arc::new(Recorder::default());
+        let second = Arc::new(Recorder::default());
+        ks.begin_snapshot(first.clone(), || ());
+        ks.begin_snapshot(second.clone(), || ());
+        assert_eq!(first.0.lock().unwrap().len(), 4);
+        ks.complete_snapshot();
+        assert_eq!(second.0.lock().unwrap().len(), 4);
     }
 }

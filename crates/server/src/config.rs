@@ -27,6 +27,8 @@ pub enum Kind {
     List,
     /// `save` points: pairs of integers, or the empty string.
     Save,
+    /// A file name without directories (`dbfilename`).
+    FileName,
 }
 
 /// One setting.
@@ -70,9 +72,14 @@ pub const DEFS: &[Def] = &[
     def("io-threads", Kind::Int(1, 128), "1", false),
     // Threads that run connections and commands; 0 means one per CPU core.
     def("worker-threads", Kind::Int(0, 1024), "0", false), // 0 = cores - 1, at least 1
-    // Persistence settings exist only in their "off" form until persistence lands; clients
-    // (redis-benchmark among them) read them on connect.
+    // RDB. `save` is off by default: Tandem started with no configuration keeps data in memory
+    // only (Redis's built-in default has save points; set them to get its behaviour).
     def("save", Kind::Save, "", true),
+    def("dbfilename", Kind::FileName, "dump.rdb", true),
+    def("rdbcompression", Kind::Bool, "yes", true),
+    def("rdbchecksum", Kind::Bool, "yes", false),
+    def("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
+    // The AOF exists only in its "off" form until it lands.
     def("appendonly", Kind::Enum(&["no"]), "no", true),
 ];
 
@@ -104,11 +111,14 @@ fn normalise(d: &Def, raw: &str) -> Result<String, String> {
             }
         }
         Kind::List => Ok(raw.split_whitespace().collect::<Vec<_>>().join(" ")),
+        Kind::FileName => {
+            if raw.contains('/') {
+                return Err(format!("{} can't be a path, just a filename", d.name));
+            }
+            Ok(raw.to_string())
+        }
         Kind::Save => {
             let parts: Vec<&str> = raw.split_whitespace().collect();
-            if !parts.is_empty() {
-                return Err("save points need persistence, which this build does not have yet".into());
-            }
             if !parts.len().is_multiple_of(2) || parts.iter().any(|p| p.parse::<u64>().is_err()) {
                 return Err("Invalid save parameters".into());
             }
@@ -213,6 +223,7 @@ impl Config {
     /// options turned into lines, as redis-server does). Unknown names and bad values stop
     /// with an error naming the line.
     pub fn load_text(&self, text: &str) -> Result<(), ConfigError> {
+        let mut save_seen = false;
         for (i, line) in text.lines().enumerate() {
             let trimmed = line.trim();
             if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -231,7 +242,18 @@ impl Config {
             if words.len() < 2 && !matches!(d.kind, Kind::List | Kind::Save | Kind::Str) {
                 return Err(err("wrong number of arguments".into()));
             }
-            let v = normalise(d, &value).map_err(err)?;
+            let mut v = normalise(d, &value).map_err(err)?;
+            if matches!(d.kind, Kind::Save) {
+                // In a config file `save` lines add up; the first one replaces the default and
+                // `save ""` clears them.
+                if save_seen && !v.is_empty() {
+                    let prev = self.get("save");
+                    if !prev.is_empty() {
+                        v = format!("{prev} {v}");
+                    }
+                }
+                save_seen = true;
+            }
             self.values.write().insert(d.name, v);
         }
         self.mirror();
@@ -258,6 +280,17 @@ impl Config {
     /// A setting parsed as an integer.
     pub fn get_i64(&self, name: &str) -> i64 {
         self.get(name).parse().unwrap_or(0)
+    }
+
+    /// A yes/no setting.
+    pub fn get_bool(&self, name: &str) -> bool {
+        self.get(name) == "yes"
+    }
+
+    /// The `save` points as (seconds, changes) pairs.
+    pub fn save_points(&self) -> Vec<(u64, u64)> {
+        let v: Vec<u64> = self.get("save").split_whitespace().filter_map(|p| p.parse().ok()).collect();
+        v.chunks_exact(2).map(|c| (c[0], c[1])).collect()
     }
 
     /// `CONFIG GET pattern`.

@@ -1,6 +1,7 @@
 //! `commands::Host` for the server: configuration, clients, INFO, pause, shutdown.
 
 use crate::connection::unix_ms;
+use crate::persist::SaveError;
 use crate::Shared;
 use commands::host::{Host, KillFilter};
 use commands::{Session, Stats};
@@ -28,7 +29,10 @@ impl Host for Shared {
     }
 
     fn config_set(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), String> {
-        self.config.set_many(pairs)
+        self.config.set_many(pairs)?;
+        // `save` and `stop-writes-on-bgsave-error` decide whether writes are refused.
+        self.update_misconf_gate();
+        Ok(())
     }
 
     fn config_resetstat(&self) {
@@ -100,13 +104,8 @@ impl Host for Shared {
         if abort {
             return Err("ERR No shutdown in progress.".into());
         }
-        if save == Some(true) {
-            // There is no persistence yet, so a requested save cannot happen; refusing is
-            // better than exiting as if the data were saved.
-            tracing::warn!("SHUTDOWN SAVE refused: persistence is not available in this build");
-            return Err("ERR Errors trying to SHUTDOWN. Check logs.".into());
-        }
         tracing::warn!("User requested shutdown...");
+        self.save_before_exit(save).map_err(|_| "ERR Errors trying to SHUTDOWN. Check logs.".to_string())?;
         self.shutting_down.store(true, Ordering::SeqCst);
         self.shutdown_notify.notify_one();
         Ok(())
@@ -118,5 +117,34 @@ impl Host for Shared {
 
     fn unix_time_us(&self) -> i64 {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+    }
+
+    fn save(&self) -> Result<(), String> {
+        match self.save_now() {
+            Ok(()) => Ok(()),
+            Err(SaveError::Busy) => Err("ERR Background save already in progress".into()),
+            // Redis answers a failed SAVE with a bare "ERR".
+            Err(_) => Err("ERR".into()),
+        }
+    }
+
+    fn bgsave(&self, _schedule: bool) -> Result<&'static str, String> {
+        match self.arc().start_bgsave() {
+            Ok(()) => Ok("Background saving started"),
+            Err(SaveError::Busy) => Err("ERR Background save already in progress".into()),
+            Err(_) => Err("ERR".into()),
+        }
+    }
+
+    fn lastsave(&self) -> i64 {
+        self.persist.last_save()
+    }
+
+    fn flushed_all(&self, shards: &[&mut engine::Shard]) {
+        self.after_flushall(shards);
+    }
+
+    fn debug_reload(&self, shards: &mut [&mut engine::Shard]) -> Result<(), String> {
+        Shared::debug_reload(self, shards)
     }
 }

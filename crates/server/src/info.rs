@@ -69,14 +69,7 @@ pub fn render(s: &Shared, requested: &[String], _me: &Session) -> String {
         );
     });
     section("memory", &mut out, &|o| memory(o));
-    section("persistence", &mut out, &|o| {
-        let _ = write!(
-            o,
-            "loading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_last_write_status:ok\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
-            Stats::get(&s.stats.dirty),
-            s.start_ms / 1000
-        );
-    });
+    section("persistence", &mut out, &|o| s.info_persistence(o));
     section("stats", &mut out, &|o| {
         let st = &s.stats;
         let _ = write!(

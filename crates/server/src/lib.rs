@@ -16,6 +16,7 @@ pub mod info;
 pub mod listener;
 pub mod memory;
 pub mod pause;
+pub mod persist;
 pub mod rates;
 
 use clients::Clients;
@@ -56,6 +57,10 @@ pub struct Shared {
     pub shutdown_notify: Notify,
     /// Instantaneous rates for INFO.
     pub rates: rates::Rates,
+    /// RDB persistence state.
+    pub persist: persist::Persist,
+    /// This value's own `Arc`, for work handed to other threads (background saves).
+    me: std::sync::Weak<Shared>,
 }
 
 impl Shared {
@@ -66,7 +71,7 @@ impl Shared {
         let seed = random_seed();
         let run_id: String =
             (0..40).map(|i| format!("{:x}", (seed.rotate_left(i * 7) ^ (i as u64 * 0x9e37)) % 16)).collect();
-        Arc::new(Shared {
+        Arc::new_cyclic(|me| Shared {
             ks: Keyspace::new(databases, shards, seed),
             config,
             clients: Clients::default(),
@@ -81,7 +86,14 @@ impl Shared {
             shutting_down: AtomicBool::new(false),
             shutdown_notify: Notify::new(),
             rates: rates::Rates::default(),
+            persist: persist::Persist::new(connection::unix_ms()),
+            me: me.clone(),
         })
+    }
+
+    /// This value's `Arc` (it always lives in one).
+    pub fn arc(&self) -> Arc<Shared> {
+        self.me.upgrade().expect("Shared lives in an Arc")
     }
 }
 

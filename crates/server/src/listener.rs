@@ -125,9 +125,17 @@ impl Server {
         let shared = self.shared.clone();
         tokio::spawn(crate::expiry::run(shared.clone()));
         tokio::spawn(crate::rates::run(shared.clone()));
+        tokio::spawn(crate::persist::cron(shared.clone()));
+        // The dataset loads on its own thread while clients may already connect: until it is
+        // in, commands without the `loading` flag get -LOADING, as in Redis.
+        let loader = shared.clone();
+        let loading = shared.begin_loading().then(|| tokio::task::spawn_blocking(move || loader.load_at_startup()));
         let workers = Arc::new(Workers::start(&shared, threads));
         for l in self.listeners {
             tokio::spawn(accept_loop(shared.clone(), l, workers.clone()));
+        }
+        if let Some(l) = loading {
+            let _ = l.await;
         }
         shared.shutdown_notify.notified().await;
     }

@@ -165,10 +165,22 @@ fn main() {
         );
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = server.run(workers) => {}
-            _ = term.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),
-            _ = tokio::signal::ctrl_c() => tracing::warn!("Received SIGINT scheduling shutdown..."),
+        let run = server.run(workers);
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                _ = &mut run => break,
+                _ = term.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),
+                _ = tokio::signal::ctrl_c() => tracing::warn!("Received SIGINT scheduling shutdown..."),
+            }
+            // As Redis: save if save points are configured; if that fails, keep serving.
+            let s = shared.clone();
+            match tokio::task::spawn_blocking(move || s.save_before_exit(None)).await {
+                Ok(Ok(())) => break,
+                _ => tracing::warn!(
+                    "SIGTERM received but errors trying to shut down the server, check the logs for more information"
+                ),
+            }
         }
         shared.shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
         tracing::warn!("Tandem is now ready to exit, bye bye...");

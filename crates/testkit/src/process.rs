@@ -431,6 +431,21 @@ impl TandemProcess {
     }
 }
 
+impl TandemProcess {
+    /// [`TandemProcess::spawn_bin`] with `--dir data_dir` instead of the private directory, so
+    /// that a restarted server finds the files an earlier one wrote (logs stay private).
+    pub fn spawn_with_data_dir(bin: impl AsRef<Path>, data_dir: &Path, args: &[&str]) -> TandemProcess {
+        let data = data_dir.display().to_string();
+        TandemProcess(ServerProcess::spawn_on_free_port(
+            "tandem-server",
+            bin.as_ref(),
+            args,
+            move |port, _dir| vec!["--port".into(), port.to_string(), "--dir".into(), data.clone()],
+            true,
+        ))
+    }
+}
+
 impl Deref for TandemProcess {
     type Target = ServerProcess;
     fn deref(&self) -> &ServerProcess {

@@ -28,6 +28,9 @@ pub const BINDINGS: &[Binding] = &[
     bind("dbsize", dbsize, LockMode::All),
     bind("flushdb", flushdb, LockMode::All),
     bind("flushall", flushall, LockMode::All),
+    bind("save", save, LockMode::None),
+    bind("bgsave", bgsave, LockMode::None),
+    bind("lastsave", lastsave, LockMode::None),
     bind("swapdb", swapdb, LockMode::All),
     bind("wait", wait, LockMode::None),
     bind("command", command, LockMode::None),
@@ -146,9 +149,18 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
                 "OBJECT <key>",
                 "SLEEP <seconds>",
                 "JMAP",
+                "RELOAD",
                 "SET-ACTIVE-EXPIRE <0|1>",
             ],
         );
+    } else if is(sub, "RELOAD") {
+        // Redis's options (MERGE, NOFLUSH, NOSAVE) are not supported: plain save-flush-load.
+        if argv.len() != 2 {
+            return Err(CmdError::Syntax);
+        }
+        let mut shards: Vec<&mut engine::Shard> = ctx.store.locks.shards().collect();
+        ctx.host.debug_reload(&mut shards).map_err(CmdError::Other)?;
+        ctx.out.ok();
     } else if is(sub, "SLEEP") && argv.len() == 3 {
         let secs = args::float(argv[2])?;
         // Redis blocks the whole server; here the shards stay locked for the duration, which
@@ -298,7 +310,34 @@ fn flushall(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let asynchronous = flush_mode(argv)?;
     let n = ctx.store.ks.databases();
     flush(ctx, 0..n, asynchronous);
+    let shards: Vec<&mut engine::Shard> = ctx.store.locks.shards().collect();
+    ctx.host.flushed_all(&shards);
     ctx.out.ok();
+    Ok(())
+}
+
+/// `SAVE`
+fn save(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    ctx.host.save().map_err(CmdError::Other)?;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// `BGSAVE [SCHEDULE]`
+fn bgsave(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let schedule = match argv.len() {
+        1 => false,
+        2 if is(argv[1], "SCHEDULE") => true,
+        _ => return Err(CmdError::Syntax),
+    };
+    let status = ctx.host.bgsave(schedule).map_err(CmdError::Other)?;
+    ctx.out.simple(status.as_bytes());
+    Ok(())
+}
+
+/// `LASTSAVE`
+fn lastsave(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    ctx.out.int(ctx.host.lastsave());
     Ok(())
 }
 

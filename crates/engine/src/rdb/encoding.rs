@@ -57,6 +57,9 @@ pub const RDB_TYPE_STREAM_LISTPACKS_3: u8 = 21;
 
 /// File opcode: a function library (Redis 7.0).
 pub const RDB_OPCODE_FUNCTION2: u8 = 245;
+/// File opcode: a function library in the format of Redis 7.0's release candidates (always
+/// rejected by Redis 7.0 and later).
+pub const RDB_OPCODE_FUNCTION_PRE_GA: u8 = 246;
 /// File opcode: auxiliary module data.
 pub const RDB_OPCODE_MODULE_AUX: u8 = 247;
 /// File opcode: LRU idle time of the next key.
@@ -100,6 +103,21 @@ pub const RDB_ENC_LZF: u8 = 3;
 /// not this build can load it yet.
 pub fn is_object_type(t: u8) -> bool {
     t <= RDB_TYPE_MODULE_2 || (RDB_TYPE_HASH_ZIPMAP..=RDB_TYPE_STREAM_LISTPACKS_3).contains(&t)
+}
+
+/// Names the data type a value type byte stands for (`"string"`, `"list"`, ... as `TYPE`
+/// replies), or `None` when `t` is not a value type (see [`is_object_type`]).
+pub fn type_name(t: u8) -> Option<&'static str> {
+    Some(match t {
+        RDB_TYPE_STRING => "string",
+        RDB_TYPE_LIST | RDB_TYPE_LIST_ZIPLIST | RDB_TYPE_LIST_QUICKLIST | RDB_TYPE_LIST_QUICKLIST_2 => "list",
+        RDB_TYPE_SET | RDB_TYPE_SET_INTSET | RDB_TYPE_SET_LISTPACK => "set",
+        RDB_TYPE_ZSET | RDB_TYPE_ZSET_2 | RDB_TYPE_ZSET_ZIPLIST | RDB_TYPE_ZSET_LISTPACK => "zset",
+        RDB_TYPE_HASH | RDB_TYPE_HASH_ZIPMAP | RDB_TYPE_HASH_ZIPLIST | RDB_TYPE_HASH_LISTPACK => "hash",
+        RDB_TYPE_STREAM_LISTPACKS | RDB_TYPE_STREAM_LISTPACKS_2 | RDB_TYPE_STREAM_LISTPACKS_3 => "stream",
+        RDB_TYPE_MODULE_PRE_GA | RDB_TYPE_MODULE_2 => "module",
+        _ => return None,
+    })
 }
 
 /// Appends one raw byte (type bytes, opcodes).
@@ -430,6 +448,15 @@ fn decimal(v: i64) -> Vec<u8> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn every_object_type_has_a_name() {
+        for t in 0..=255u8 {
+            assert_eq!(type_name(t).is_some(), is_object_type(t), "type byte {t}");
+        }
+        assert_eq!(type_name(RDB_TYPE_LIST_QUICKLIST_2), Some("list"));
+        assert_eq!(type_name(RDB_TYPE_SET_LISTPACK), Some("set"));
+    }
 
     #[test]
     fn length_forms() {

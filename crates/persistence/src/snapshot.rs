@@ -1,0 +1,172 @@
+//! Fork-less RDB snapshots: a point-in-time image of the keyspace written while commands go on.
+//!
+//! Redis forks and lets the kernel copy pages on write, which can double memory under a write
+//! load. Here the keyspace does the work instead (see `engine::keyspace::Capture`): at the cut
+//! every shard is marked as owing its contents to the snapshot, and each shard is serialized the
+//! first time anyone locks it afterwards (this file's walk, or a command about to change it),
+//! then written straight to the file. Memory overhead is one shard's serialization at a time;
+//! the RDB format allows one database's keys to come in several `SELECTDB` runs, so shards can
+//! land in any order.
+
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use engine::{Keyspace, Shard, Value};
+use parking_lot::Mutex;
+
+use crate::rdb_file::{self, AuxInfo, Checksummed};
+
+/// How to write a snapshot.
+#[derive(Clone, Debug)]
+pub struct SnapshotOptions {
+    /// `rdbcompression`: LZF-compress long strings.
+    pub compress: bool,
+    /// `rdbchecksum`: write a real CRC-64 (else 0, as Redis does).
+    pub checksum: bool,
+    /// The Redis version reported in the `redis-ver` aux field.
+    pub redis_ver: String,
+    /// Unix seconds for the `ctime` aux field.
+    pub ctime_secs: i64,
+    /// Bytes in use, for the `used-mem` aux field.
+    pub used_mem: u64,
+    /// True when the file is the base of an AOF (`aof-base` aux field).
+    pub aof_base: bool,
+}
+
+/// What a finished snapshot wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SaveStats {
+    /// Keys written.
+    pub keys: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+}
+
+struct Output {
+    writer: Option<Checksummed<BufWriter<File>>>,
+    error: Option<io::Error>,
+    keys: u64,
+}
+
+/// An RDB file being written from keyspace shards (the keyspace's `Capture`).
+pub struct RdbSnapshot {
+    out: Mutex<Output>,
+    compress: bool,
+    checksum: bool,
+    tmp_path: PathBuf,
+}
+
+impl RdbSnapshot {
+    /// Creates `tmp_path` and writes the header and aux fields.
+    pub fn create(tmp_path: &Path, opts: &SnapshotOptions) -> io::Result<Arc<RdbSnapshot>> {
+        let file = File::create(tmp_path)?;
+        let mut writer = Checksummed::new(BufWriter::with_capacity(1 << 20, file));
+        let mut head = Vec::new();
+        rdb_file::write_header(&mut head);
+        rdb_file::write_standard_aux(
+            &mut head,
+            &AuxInfo {
+                redis_ver: &opts.redis_ver,
+                ctime_secs: opts.ctime_secs,
+                used_mem: opts.used_mem,
+                aof_base: opts.aof_base,
+            },
+        );
+        writer.write_all(&head)?;
+        Ok(Arc::new(RdbSnapshot {
+            out: Mutex::new(Output { writer: Some(writer), error: None, keys: 0 }),
+            compress: opts.compress,
+            checksum: opts.checksum,
+            tmp_path: tmp_path.to_path_buf(),
+        }))
+    }
+
+    /// Writes the EOF marker and checksum, syncs the file and renames it to `path` (and syncs
+    /// the directory so the rename survives a crash). Every shard must have been captured.
+    pub fn finish(&self, path: &Path) -> io::Result<SaveStats> {
+        let mut out = self.out.lock();
+        if let Some(e) = out.error.take() {
+            drop(out);
+            let _ = std::fs::remove_file(&self.tmp_path);
+            return Err(e);
+        }
+        let keys = out.keys;
+        let writer = out.writer.take().ok_or_else(|| io::Error::other("snapshot already finished"))?;
+        drop(out);
+        let result = (|| {
+            let bytes = writer.bytes_written() + 9;
+            let buffered = writer.finish(self.checksum)?;
+            let file = buffered.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            drop(file);
+            std::fs::rename(&self.tmp_path, path)?;
+            sync_parent_dir(path)?;
+            Ok(SaveStats { keys, bytes })
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&self.tmp_path);
+        }
+        result
+    }
+}
+
+impl engine::keyspace::Capture for RdbSnapshot {
+    fn capture(&self, _index: usize, shard: &Shard) {
+        // Serialize outside the file lock so that shards captured by different threads only
+        // contend for the write itself.
+        let mut buf = Vec::new();
+        let mut keys = 0u64;
+        for (d, db) in shard.dbs.iter().enumerate() {
+            if db.is_empty() {
+                continue;
+            }
+            rdb_file::write_select_db(&mut buf, d as u64);
+            let hasher = db.main.hasher();
+            db.main.for_each(|key, entry| {
+                let expire = db.expire_of(hasher.hash(key), key);
+                match &entry.value {
+                    Value::Str(s) => s.with_bytes(|v| {
+                        rdb_file::write_string_entry(&mut buf, key, v, expire, self.compress);
+                    }),
+                }
+                keys += 1;
+            });
+        }
+        let mut out = self.out.lock();
+        out.keys += keys;
+        if out.error.is_some() {
+            return;
+        }
+        if let Some(w) = out.writer.as_mut() {
+            if let Err(e) = w.write_all(&buf) {
+                out.error = Some(e);
+            }
+        }
+    }
+}
+
+/// Saves the keyspace to `path` (through `<path>.tmp-<pid>`), capturing every shard from this
+/// thread while other threads go on working. `at_cut` runs at the snapshot's instant.
+pub fn save(ks: &Keyspace, path: &Path, opts: &SnapshotOptions, at_cut: impl FnOnce()) -> io::Result<SaveStats> {
+    let tmp = temp_path_for(path);
+    let snap = RdbSnapshot::create(&tmp, opts)?;
+    ks.begin_snapshot(snap.clone(), at_cut);
+    ks.complete_snapshot();
+    snap.finish(path)
+}
+
+/// The temporary file a save writes before renaming (Redis uses `temp-<pid>.rdb`).
+pub fn temp_path_for(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    dir.join(format!("temp-{}.rdb", std::process::id()))
+}
+
+fn sync_parent_dir(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}

@@ -1,0 +1,368 @@
+//! RDB persistence with real processes: files move both ways between Tandem and Debian's
+//! redis-server with identical keyspaces, `redis-check-rdb` accepts Tandem's files, snapshots
+//! are point-in-time while writes go on, and damage or failure is never silent.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{redis, tandem, TANDEM_BIN};
+use testkit::{bulk, simple, Frame, RawClient, TandemProcess};
+
+/// Every key of every database: (db, key) -> (value, pttl).
+type Dump = BTreeMap<(usize, Vec<u8>), (Vec<u8>, i64)>;
+
+fn dump(c: &mut RawClient) -> Dump {
+    let mut out = Dump::new();
+    for db in 0..16 {
+        assert_eq!(c.send(&["SELECT", &db.to_string()]), simple("OK"));
+        let Frame::Array(keys) = c.send(&["KEYS", "*"]) else { panic!("KEYS failed") };
+        for k in keys {
+            let Frame::Bulk(key) = k else { panic!("key {k:?}") };
+            let Frame::Bulk(v) = c.send(&[b"GET".as_slice(), &key]) else { panic!("GET {key:?}") };
+            let Frame::Integer(ttl) = c.send(&[b"PTTL".as_slice(), &key]) else { panic!("PTTL") };
+            out.insert((db, key), (v, ttl));
+        }
+    }
+    c.send(&["SELECT", "0"]);
+    out
+}
+
+/// Equal keys and values; TTLs equal within `slack_ms` (both -1 for no TTL).
+fn assert_same(a: &Dump, b: &Dump, slack_ms: i64) {
+    assert_eq!(a.len(), b.len(), "key counts differ");
+    for (k, (v, ttl)) in a {
+        let (v2, ttl2) = b.get(k).unwrap_or_else(|| panic!("missing {k:?}"));
+        assert_eq!(v, v2, "value of {k:?}");
+        if *ttl < 0 || *ttl2 < 0 {
+            assert_eq!(ttl, ttl2, "ttl of {k:?}");
+        } else {
+            assert!((ttl - ttl2).abs() <= slack_ms, "ttl of {k:?}: {ttl} vs {ttl2}");
+        }
+    }
+}
+
+/// Writes keys covering every string encoding, expiries and several databases.
+fn fill(c: &mut RawClient) {
+    let long_text = "the quick brown fox jumps over the lazy dog ".repeat(40);
+    let random: Vec<u8> = (0..3000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let values: Vec<Vec<u8>> = vec![
+        b"0".to_vec(),
+        b"-1".to_vec(),
+        b"127".to_vec(),
+        b"-128".to_vec(),
+        b"32767".to_vec(),
+        b"-32769".to_vec(),
+        b"2147483647".to_vec(),
+        b"-2147483649".to_vec(),
+        b"9223372036854775807".to_vec(),
+        b"-9223372036854775808".to_vec(),
+        b"007".to_vec(),
+        b" 1".to_vec(),
+        b"1.0".to_vec(),
+        b"".to_vec(),
+        b"x".to_vec(),
+        vec![b'e'; 44],
+        vec![b'f'; 45],
+        long_text.into_bytes(),
+        random,
+        b"bin\x00ary\r\n\xff".to_vec(),
+    ];
+    for db in [0usize, 3, 15] {
+        assert_eq!(c.send(&["SELECT", &db.to_string()]), simple("OK"));
+        for (i, v) in values.iter().enumerate() {
+            let key = format!("k{db}:{i}");
+            assert_eq!(c.send(&[b"SET".as_slice(), key.as_bytes(), v]), simple("OK"), "SET {key}");
+        }
+        // Keys with a time to live far enough ahead to survive the round trip.
+        for i in 0..5 {
+            let key = format!("ttl{db}:{i}");
+            c.send(&["SET", &key, "v", "PX", &(600_000 + i * 1000).to_string()]);
+        }
+        c.send(&["APPEND", &format!("raw{db}"), "appended"]);
+    }
+    c.send(&["SELECT", "0"]);
+}
+
+fn data_dir(name: &str) -> PathBuf {
+    testkit::temp_dir(name)
+}
+
+fn tandem_in(dir: &Path, args: &[&str]) -> TandemProcess {
+    TandemProcess::spawn_with_data_dir(TANDEM_BIN, dir, args)
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn info_field(c: &mut RawClient, field: &str) -> String {
+    let Frame::Bulk(text) = c.send(&["INFO", "persistence"]) else { panic!("INFO") };
+    let text = String::from_utf8(text).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+        .unwrap_or_else(|| panic!("no {field} in INFO persistence:\n{text}"))
+}
+
+#[test]
+fn save_and_restart_keeps_every_key() {
+    let dir = data_dir("rdb-restart");
+    let before = {
+        let t = tandem_in(&dir, &[]);
+        let mut c = t.client();
+        fill(&mut c);
+        let d = dump(&mut c);
+        let last = c.send(&["LASTSAVE"]);
+        assert_eq!(c.send(&["SAVE"]), simple("OK"));
+        assert!(matches!((last, c.send(&["LASTSAVE"])), (Frame::Integer(a), Frame::Integer(b)) if b >= a));
+        assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "0");
+        assert_eq!(info_field(&mut c, "rdb_saves"), "1");
+        d
+    };
+    let t = tandem_in(&dir, &[]);
+    let mut c = t.client();
+    assert_same(&before, &dump(&mut c), 2_000);
+    assert_eq!(info_field(&mut c, "rdb_last_load_keys_loaded"), before.len().to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn redis_files_load_into_tandem() {
+    for flags in [&[][..], &["--rdbcompression", "no"][..], &["--rdbchecksum", "no"][..]] {
+        let r = redis(&[flags, &["--enable-debug-command", "yes"]].concat());
+        let mut rc = r.client();
+        fill(&mut rc);
+        let want = dump(&mut rc);
+        assert_eq!(rc.send(&["SAVE"]), simple("OK"));
+        let dir = data_dir("from-redis");
+        std::fs::copy(r.dir.join("dump.rdb"), dir.join("dump.rdb")).unwrap();
+        let t = tandem_in(&dir, &[]);
+        let mut tc = t.client();
+        assert_same(&want, &dump(&mut tc), 2_000);
+        // Same dataset, same digest: the encodings Redis chose were read faithfully.
+        assert_eq!(tc.send(&["DEBUG", "DIGEST"]), rc.send(&["DEBUG", "DIGEST"]));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn tandem_files_load_into_redis_and_pass_redis_check_rdb() {
+    for flags in [&[][..], &["--rdbcompression", "no"][..], &["--rdbchecksum", "no"][..]] {
+        let dir = data_dir("to-redis");
+        let want = {
+            let t = tandem_in(&dir, flags);
+            let mut c = t.client();
+            fill(&mut c);
+            assert_eq!(c.send(&["SAVE"]), simple("OK"));
+            dump(&mut c)
+        };
+        let file = dir.join("dump.rdb");
+        let check = std::process::Command::new(testkit::tool_bin("redis-check-rdb")).arg(&file).output().unwrap();
+        let out = String::from_utf8_lossy(&check.stdout);
+        assert!(check.status.success() && out.contains("RDB looks OK"), "redis-check-rdb: {out}");
+        let r = redis(&["--dir", &dir.display().to_string()]);
+        assert_same(&want, &dump(&mut r.client()), 2_000);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn bgsave_is_a_point_in_time_image_while_writes_go_on() {
+    // A writer keeps setting 64 keys (spread over many shards) to the same generation number
+    // with one MSET each time. Whatever instant a snapshot is cut at, every key in the file
+    // must carry the same generation.
+    let dir = data_dir("bgsave-cut");
+    let t = tandem_in(&dir, &[]);
+    let mut c = t.client();
+    for i in 0..50_000 {
+        if i % 1000 == 0 {
+            let mut pipe = Vec::new();
+            for j in i..i + 1000 {
+                pipe.extend(testkit::encode_command(&["SET", &format!("filler:{j}"), "x"]));
+            }
+            c.send_raw(&pipe).unwrap();
+            for _ in 0..1000 {
+                c.read_frame();
+            }
+        }
+    }
+    let keys: Vec<String> = (0..64).map(|i| format!("gen:{i}")).collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    // Stops the writer also when an assertion below panics (else the scope would wait forever).
+    struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    std::thread::scope(|s| {
+        let _stop_guard = StopOnDrop(&stop);
+        let writer = s.spawn(|| {
+            let mut w = t.client();
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let mut args = vec!["MSET".to_string()];
+                for k in &keys {
+                    args.push(k.clone());
+                    args.push(n.to_string());
+                }
+                assert_eq!(w.send(&args), simple("OK"));
+            }
+            n
+        });
+        wait_for("first MSET", Duration::from_secs(10), || c.send(&["EXISTS", "gen:63"]) == Frame::Integer(1));
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(30));
+            assert_eq!(c.send(&["BGSAVE"]), simple("Background saving started"));
+            wait_for("bgsave", Duration::from_secs(30), || info_field(&mut c, "rdb_bgsave_in_progress") == "0");
+            assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+            // Load the file into a real Redis and check the cut.
+            let copy = data_dir("bgsave-copy");
+            std::fs::copy(dir.join("dump.rdb"), copy.join("dump.rdb")).unwrap();
+            let r = redis(&["--dir", &copy.display().to_string()]);
+            let mut rc = r.client();
+            let Frame::Array(vals) = rc.send(&[&["MGET".to_string()][..], &keys[..]].concat()) else { panic!("MGET") };
+            assert!(vals.iter().all(|v| *v == vals[0]), "torn snapshot: {vals:?}");
+            assert_eq!(rc.send(&["DBSIZE"]), Frame::Integer(50_000 + 64));
+            let _ = std::fs::remove_dir_all(&copy);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(writer.join().unwrap() > 5);
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn save_points_shutdown_and_sigterm_save() {
+    let dir = data_dir("save-points");
+    {
+        let t = tandem_in(&dir, &["--save", "1 1"]);
+        let mut c = t.client();
+        c.send(&["SET", "a", "1"]);
+        wait_for("automatic save", Duration::from_secs(10), || dir.join("dump.rdb").exists());
+        wait_for("rdb_saves", Duration::from_secs(10), || info_field(&mut c, "rdb_saves") != "0");
+        c.send(&["SET", "b", "2"]);
+        // SIGTERM with save points: the final save has b.
+        t.signal(testkit::signal::SIGTERM);
+        let mut t = t;
+        assert!(t.wait_exit(Duration::from_secs(10)).is_some_and(|s| s.success()));
+    }
+    {
+        let t = tandem_in(&dir, &["--save", "3600 1"]);
+        let mut c = t.client();
+        assert_eq!(c.send(&["MGET", "a", "b"]), Frame::Array(vec![bulk("1"), bulk("2")]));
+        c.send(&["SET", "c", "3"]);
+        // SHUTDOWN NOSAVE loses c; SHUTDOWN (save points configured) would keep it.
+        c.write_command(&["SHUTDOWN", "NOSAVE"]).unwrap();
+        let mut t = t;
+        assert!(t.wait_exit(Duration::from_secs(10)).is_some());
+    }
+    {
+        let t = tandem_in(&dir, &[]);
+        let mut c = t.client();
+        assert_eq!(c.send(&["EXISTS", "c"]), Frame::Integer(0));
+        c.send(&["SET", "d", "4"]);
+        // No save points: plain SHUTDOWN does not save, SHUTDOWN SAVE does.
+        c.write_command(&["SHUTDOWN", "SAVE"]).unwrap();
+        let mut t = t;
+        assert!(t.wait_exit(Duration::from_secs(10)).is_some());
+    }
+    let t = tandem_in(&dir, &[]);
+    assert_eq!(t.client().send(&["MGET", "a", "d"]), Frame::Array(vec![bulk("1"), bulk("4")]));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn flushall_with_save_points_saves_the_empty_dataset() {
+    let dir = data_dir("flushall");
+    {
+        let t = tandem_in(&dir, &["--save", "3600 1"]);
+        let mut c = t.client();
+        c.send(&["SET", "a", "1"]);
+        assert_eq!(c.send(&["SAVE"]), simple("OK"));
+        assert_eq!(c.send(&["FLUSHALL"]), simple("OK"));
+        // Killed without a chance to save again: the file already has the flush.
+    }
+    let t = tandem_in(&dir, &[]);
+    assert_eq!(t.client().send(&["DBSIZE"]), Frame::Integer(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn debug_reload_keeps_the_dataset() {
+    let t = tandem(&[]);
+    let mut c = t.client();
+    fill(&mut c);
+    let digest = c.send(&["DEBUG", "DIGEST"]);
+    let before = dump(&mut c);
+    assert_eq!(c.send(&["DEBUG", "RELOAD"]), simple("OK"));
+    assert_eq!(c.send(&["DEBUG", "DIGEST"]), digest);
+    assert_same(&before, &dump(&mut c), 2_000);
+}
+
+#[test]
+fn damaged_files_stop_start_up_with_file_and_offset() {
+    // A real file from Redis, cut short and then with a flipped byte.
+    let r = redis(&[]);
+    let mut rc = r.client();
+    fill(&mut rc);
+    rc.send(&["SAVE"]);
+    let good = std::fs::read(r.dir.join("dump.rdb")).unwrap();
+    for (what, bytes) in [
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("corrupted", {
+            let mut b = good.clone();
+            let i = b.len() - 20;
+            b[i] ^= 0x5a;
+            b
+        }),
+    ] {
+        let dir = data_dir("damaged");
+        std::fs::write(dir.join("dump.rdb"), &bytes).unwrap();
+        let out = std::process::Command::new(TANDEM_BIN)
+            .args(["--port", &testkit::free_port().to_string(), "--dir", &dir.display().to_string()])
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success(), "{what}: start-up must fail:\n{text}");
+        assert!(
+            text.contains("dump.rdb") && text.contains("offset"),
+            "{what}: message must name file and offset:\n{text}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn failed_background_save_refuses_writes_with_misconf() {
+    let dir = data_dir("misconf");
+    let t = tandem_in(&dir, &["--save", "3600 1"]);
+    let mut c = t.client();
+    c.send(&["SET", "a", "1"]);
+    // The directory disappears: the next save cannot create its file.
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(c.send(&["BGSAVE"]), simple("Background saving started"));
+    wait_for("failed bgsave", Duration::from_secs(10), || info_field(&mut c, "rdb_last_bgsave_status") == "err");
+    let Frame::Error(e) = c.send(&["SET", "b", "2"]) else { panic!("SET must fail") };
+    assert!(String::from_utf8_lossy(&e).starts_with("MISCONF "), "{}", String::from_utf8_lossy(&e));
+    assert!(matches!(c.send(&["PING"]), Frame::Error(e) if e.starts_with(b"MISCONF")));
+    // Reads still work; turning the option off lets writes through again.
+    assert_eq!(c.send(&["GET", "a"]), bulk("1"));
+    assert_eq!(c.send(&["SAVE"]), testkit::error("ERR"));
+    assert_eq!(c.send(&["CONFIG", "SET", "stop-writes-on-bgsave-error", "no"]), simple("OK"));
+    assert_eq!(c.send(&["SET", "b", "2"]), simple("OK"));
+    // With the directory back, a save succeeds and clears the error.
+    std::fs::create_dir_all(&dir).unwrap();
+    assert_eq!(c.send(&["CONFIG", "SET", "stop-writes-on-bgsave-error", "yes"]), simple("OK"));
+    assert_eq!(c.send(&["BGSAVE"]), simple("Background saving started"));
+    wait_for("good bgsave", Duration::from_secs(10), || info_field(&mut c, "rdb_last_bgsave_status") == "ok");
+    assert_eq!(c.send(&["SET", "c", "3"]), simple("OK"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
