@@ -44,3 +44,25 @@ fn command_info_set_has_redis_facts() {
     assert_eq!(&info[3..6], &[Frame::Integer(1), Frame::Integer(1), Frame::Integer(1)]);
     assert_eq!(info[6], Frame::Array(vec![simple("@write"), simple("@string"), simple("@slow")]));
 }
+
+#[test]
+fn closed_gates_refuse_commands_as_redis_does() {
+    use commands::stats::Gate;
+    let mut h = Harness::new(0);
+    h.run(&["SET", "k", "v"]);
+    // While a dataset loads, only commands flagged `loading` run.
+    h.host.stats.set_gate(Gate::Loading, true);
+    assert_eq!(h.run(&["GET", "k"]), error("LOADING Redis is loading the dataset in memory"));
+    assert_eq!(h.run(&["PING"]), error("LOADING Redis is loading the dataset in memory"));
+    assert!(matches!(h.run(&["INFO", "server"]), Frame::Bulk(_)));
+    h.host.stats.set_gate(Gate::Loading, false);
+    assert_eq!(h.run(&["GET", "k"]), bulk("v"));
+    // After a failed background save: writes and PING are refused, reads are not.
+    h.host.stats.set_gate(Gate::Misconf, true);
+    let Frame::Error(e) = h.run(&["SET", "k", "w"]) else { panic!("SET must be refused") };
+    assert!(e.starts_with(b"MISCONF Redis is configured to save RDB snapshots"));
+    assert!(matches!(h.run(&["PING"]), Frame::Error(e) if e.starts_with(b"MISCONF")));
+    assert_eq!(h.run(&["GET", "k"]), bulk("v"));
+    h.host.stats.set_gate(Gate::Misconf, false);
+    assert_eq!(h.run(&["SET", "k", "w"]), simple("OK"));
+}

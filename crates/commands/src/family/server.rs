@@ -1,6 +1,6 @@
 //! The server family: `INFO`, `CONFIG`, `DEBUG`, `SHUTDOWN`, `TIME`, `DBSIZE`, `FLUSHDB`,
-//! `FLUSHALL`, `SWAPDB`, `WAIT`, `COMMAND`, and the reset commands clients send on connect
-//! (`FUNCTION FLUSH`, `SCRIPT FLUSH`) answered as an empty Redis would.
+//! `FLUSHALL`, `SWAPDB`, `WAIT`, `COMMAND`, `SAVE`/`BGSAVE`/`LASTSAVE`, and the reset commands
+//! clients send on connect (`FUNCTION FLUSH`, `SCRIPT FLUSH`) answered as an empty Redis would.
 
 use crate::args::{self, is};
 use crate::ctx::Ctx;

@@ -43,6 +43,32 @@ fn hash_index(h: u32) -> usize {
 /// Redis calls this with `out_cap = input.len() - 4`, storing the string uncompressed when
 /// compression does not save at least four bytes.
 pub fn compress(input: &[u8], out_cap: usize) -> Option<Vec<u8>> {
+    // The 256 KiB hash table is kept per thread and handed back all zero: allocating and
+    // zeroing it per call made saving 1M short values take seconds (a snapshot compresses
+    // every string longer than 20 bytes). Zeroing matches liblzf with INIT_HTAB, whose output
+    // Redis's DUMP payloads are compared with.
+    thread_local! {
+        static HTAB: std::cell::RefCell<Vec<u32>> = std::cell::RefCell::new(vec![0u32; HSIZE]);
+    }
+    HTAB.with(|t| {
+        let mut htab = t.borrow_mut();
+        let out = compress_with(input, out_cap, &mut htab);
+        if input.len() > HSIZE / 8 {
+            htab.fill(0);
+        } else {
+            // Every slot written is the hash of some three input bytes (the index depends only
+            // on the low 24 bits of the rolling value), so clearing those restores all zeros.
+            for w in input.windows(3) {
+                let v = (u32::from(w[0]) << 16) | (u32::from(w[1]) << 8) | u32::from(w[2]);
+                htab[hash_index(v)] = 0;
+            }
+        }
+        debug_assert!(htab.iter().all(|&x| x == 0), "hash table must be handed back clean");
+        out
+    })
+}
+
+fn compress_with(input: &[u8], out_cap: usize, htab: &mut [u32]) -> Option<Vec<u8>> {
     let in_len = input.len();
     // Hash slots hold 32-bit positions; Redis strings are far below that limit anyway.
     if in_len == 0 || out_cap == 0 || u32::try_from(in_len).is_err() {
@@ -55,7 +81,6 @@ pub fn compress(input: &[u8], out_cap: usize) -> Option<Vec<u8>> {
     let physical = out_cap.min(in_len + in_len / MAX_LIT + 2);
     let mut out = vec![0u8; physical];
     // Slot value 0 doubles as "empty": position 0 is never used as a reference anyway.
-    let mut htab = vec![0u32; HSIZE];
 
     let mut ip = 0usize;
     let mut op = 1usize; // out[0] is reserved for the first literal run's header.
