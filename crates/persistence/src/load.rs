@@ -51,10 +51,11 @@ impl Loader<'_, '_> {
             Target::Locked(shards) => shards[index],
         };
         let db = &mut shard.dbs[self.db];
-        if db.entry(h, key).is_some() {
+        // A duplicate aborts the whole load, so overwriting before noticing is harmless and
+        // saves a second lookup per key.
+        if !db.set(h, key, value, lru) {
             return Err(format!("RDB has duplicated key '{}' in DB {}", String::from_utf8_lossy(key), self.db));
         }
-        db.set(h, key, value, lru);
         if let Some(t) = expire {
             db.set_expire(h, key, t);
         }

@@ -83,32 +83,53 @@ impl RdbSnapshot {
         }))
     }
 
-    /// Writes the EOF marker and checksum, syncs the file and renames it to `path` (and syncs
-    /// the directory so the rename survives a crash). Every shard must have been captured.
-    pub fn finish(&self, path: &Path) -> io::Result<SaveStats> {
+    /// Writes the EOF marker and checksum and syncs the temporary file. Every shard must have
+    /// been captured. The file replaces the real one only when [`Written::commit`] is called.
+    pub fn finish(&self) -> io::Result<Written> {
         let mut out = self.out.lock();
-        if let Some(e) = out.error.take() {
-            drop(out);
-            let _ = std::fs::remove_file(&self.tmp_path);
+        let failed = out.error.take();
+        let writer = out.writer.take();
+        let keys = out.keys;
+        drop(out);
+        // From here on the temporary file is removed unless committed.
+        let mut written =
+            Written { tmp_path: self.tmp_path.clone(), stats: SaveStats { keys, bytes: 0 }, committed: false };
+        if let Some(e) = failed {
             return Err(e);
         }
-        let keys = out.keys;
-        let writer = out.writer.take().ok_or_else(|| io::Error::other("snapshot already finished"))?;
-        drop(out);
-        let result = (|| {
-            let bytes = writer.bytes_written() + 9;
-            let buffered = writer.finish(self.checksum)?;
-            let file = buffered.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            drop(file);
-            std::fs::rename(&self.tmp_path, path)?;
-            sync_parent_dir(path)?;
-            Ok(SaveStats { keys, bytes })
-        })();
-        if result.is_err() {
+        let writer = writer.ok_or_else(|| io::Error::other("snapshot already finished"))?;
+        let bytes = writer.bytes_written() + 9;
+        let buffered = writer.finish(self.checksum)?;
+        let file = buffered.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        written.stats.bytes = bytes;
+        Ok(written)
+    }
+}
+
+/// A complete snapshot in its temporary file, removed on drop unless committed.
+#[derive(Debug)]
+pub struct Written {
+    tmp_path: PathBuf,
+    stats: SaveStats,
+    committed: bool,
+}
+
+impl Written {
+    /// Renames the file to `path` and syncs the directory so the rename survives a crash.
+    pub fn commit(mut self, path: &Path) -> io::Result<SaveStats> {
+        std::fs::rename(&self.tmp_path, path)?;
+        self.committed = true;
+        sync_parent_dir(path)?;
+        Ok(self.stats)
+    }
+}
+
+impl Drop for Written {
+    fn drop(&mut self) {
+        if !self.committed {
             let _ = std::fs::remove_file(&self.tmp_path);
         }
-        result
     }
 }
 
@@ -124,8 +145,9 @@ impl engine::keyspace::Capture for RdbSnapshot {
             }
             rdb_file::write_select_db(&mut buf, d as u64);
             let hasher = db.main.hasher();
+            let volatile = !db.expires.is_empty();
             db.main.for_each(|key, entry| {
-                let expire = db.expire_of(hasher.hash(key), key);
+                let expire = if volatile { db.expire_of(hasher.hash(key), key) } else { None };
                 match &entry.value {
                     Value::Str(s) => s.with_bytes(|v| {
                         rdb_file::write_string_entry(&mut buf, key, v, expire, self.compress);
@@ -147,20 +169,23 @@ impl engine::keyspace::Capture for RdbSnapshot {
     }
 }
 
-/// Saves the keyspace to `path` (through `<path>.tmp-<pid>`), capturing every shard from this
-/// thread while other threads go on working. `at_cut` runs at the snapshot's instant.
-pub fn save(ks: &Keyspace, path: &Path, opts: &SnapshotOptions, at_cut: impl FnOnce()) -> io::Result<SaveStats> {
-    let tmp = temp_path_for(path);
-    let snap = RdbSnapshot::create(&tmp, opts)?;
+/// Writes the keyspace to a temporary file beside `path`, capturing every shard from this
+/// thread while other threads go on working. `at_cut` runs at the snapshot's instant. The
+/// caller decides whether to [`Written::commit`] it.
+pub fn save(ks: &Keyspace, path: &Path, opts: &SnapshotOptions, at_cut: impl FnOnce()) -> io::Result<Written> {
+    let snap = RdbSnapshot::create(&temp_path_for(path), opts)?;
     ks.begin_snapshot(snap.clone(), at_cut);
     ks.complete_snapshot();
-    snap.finish(path)
+    snap.finish()
 }
 
-/// The temporary file a save writes before renaming (Redis uses `temp-<pid>.rdb`).
+/// A fresh temporary file name beside `path` (Redis uses `temp-<pid>.rdb`; a sequence number
+/// keeps two saves of this process, e.g. a background save and `FLUSHALL`'s, apart).
 pub fn temp_path_for(path: &Path) -> PathBuf {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = path.parent().unwrap_or(Path::new("."));
-    dir.join(format!("temp-{}.rdb", std::process::id()))
+    dir.join(format!("temp-{}-{n}.rdb", std::process::id()))
 }
 
 fn sync_parent_dir(path: &Path) -> io::Result<()> {

@@ -21,4 +21,4 @@ pub mod request;
 
 pub use frame::{parse_frame, Frame, FrameError};
 pub use reply::{ReplyWriter, Resp};
-pub use request::{split_args, Argv, Limits, ProtocolError, RequestParser};
+pub use request::{encode_multibulk, split_args, Argv, Limits, ProtocolError, RequestParser};

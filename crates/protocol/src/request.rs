@@ -337,6 +337,23 @@ fn split_inline(line: &[u8], scratch: &mut Vec<u8>, spans: &mut Vec<(usize, usiz
     }
 }
 
+/// Appends `argv` as a RESP multibulk request (`*<argc>\r\n` then `$<len>\r\n<arg>\r\n` per
+/// argument): what clients send, and what Redis writes to its AOF for every logged command.
+pub fn encode_multibulk<A: AsRef<[u8]>>(out: &mut Vec<u8>, argv: &[A]) {
+    out.reserve(16 + argv.iter().map(|a| a.as_ref().len() + 16).sum::<usize>());
+    out.push(b'*');
+    crate::reply::format_i64(argv.len() as i64, out);
+    out.extend_from_slice(b"\r\n");
+    for arg in argv {
+        let arg = arg.as_ref();
+        out.push(b'$');
+        crate::reply::format_i64(arg.len() as i64, out);
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 /// Splits a line into arguments exactly like Redis's `sdssplitargs`, the one splitter Redis
 /// uses for inline commands, configuration files and `redis-cli` input: whitespace-separated
 /// words, double quotes with `\n \r \t \b \a \\ \" \xHH` escapes, single quotes with `\'`.

@@ -31,6 +31,8 @@ pub struct Persist {
     bgsave_started_ms: AtomicI64,
     /// Bumped by `FLUSHALL`: a save that started before it is abandoned (Redis kills its child).
     generation: AtomicU64,
+    /// Held while a finished snapshot is checked against `generation` and renamed into place.
+    file_lock: parking_lot::Mutex<()>,
     last_save_s: AtomicI64,
     /// `Stats::dirty` as it was at the cut of the last successful save.
     dirty_at_save: AtomicU64,
@@ -38,7 +40,6 @@ pub struct Persist {
     last_bgsave_secs: AtomicI64,
     last_bgsave_try_ms: AtomicI64,
     saves: AtomicU64,
-    loading: AtomicBool,
     loading_started_s: AtomicI64,
     loading_total_bytes: AtomicU64,
     last_load_keys: AtomicU64,
@@ -53,13 +54,13 @@ impl Persist {
             bgsave_running: AtomicBool::new(false),
             bgsave_started_ms: AtomicI64::new(0),
             generation: AtomicU64::new(0),
+            file_lock: parking_lot::Mutex::new(()),
             last_save_s: AtomicI64::new(now_ms / 1000),
             dirty_at_save: AtomicU64::new(0),
             last_bgsave_ok: AtomicBool::new(true),
             last_bgsave_secs: AtomicI64::new(-1),
             last_bgsave_try_ms: AtomicI64::new(0),
             saves: AtomicU64::new(0),
-            loading: AtomicBool::new(false),
             loading_started_s: AtomicI64::new(0),
             loading_total_bytes: AtomicU64::new(0),
             last_load_keys: AtomicU64::new(0),
@@ -117,27 +118,38 @@ impl Shared {
     fn save_inner(&self) -> Result<snapshot::SaveStats, SaveError> {
         let p = &self.persist;
         let path = self.rdb_path();
-        let opts = self.snapshot_options();
         let mut cut = (0u64, 0u64);
-        let result = snapshot::save(&self.ks, &path, &opts, || {
+        let written = snapshot::save(&self.ks, &path, &self.snapshot_options(), || {
             cut = (self.stats.dirty.load(Ordering::Relaxed), p.generation.load(Ordering::SeqCst));
-        });
-        let stats = result.map_err(|e| {
-            tracing::warn!(
-                "Failed saving the DB to {} (in server root dir {}): {e}",
-                path.display(),
-                std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default()
-            );
-            SaveError::Io(e)
-        })?;
+        })
+        .map_err(|e| self.save_failed(e))?;
+        // Checked and renamed under the file lock, which FLUSHALL's save holds too: either this
+        // file lands first and FLUSHALL's replaces it, or FLUSHALL ran after our cut and this
+        // older image must not replace the empty one.
+        let _file = p.file_lock.lock();
         if p.generation.load(Ordering::SeqCst) != cut.1 {
-            // FLUSHALL wrote the empty dataset after our cut; do not put the old one back.
             return Err(SaveError::Abandoned);
         }
-        p.dirty_at_save.store(cut.0, Ordering::Relaxed);
+        let stats = written.commit(&path).map_err(|e| self.save_failed(e))?;
+        self.record_save(cut.0);
+        Ok(stats)
+    }
+
+    fn save_failed(&self, e: std::io::Error) -> SaveError {
+        tracing::warn!(
+            "Failed saving the DB to {} (in server root dir {}): {e}",
+            self.rdb_path().display(),
+            std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default()
+        );
+        SaveError::Io(e)
+    }
+
+    /// Notes a successful save of the dataset as it was when `dirty` changes had been made.
+    fn record_save(&self, dirty: u64) {
+        let p = &self.persist;
+        p.dirty_at_save.store(dirty, Ordering::Relaxed);
         p.last_save_s.store(unix_ms() / 1000, Ordering::Relaxed);
         p.saves.fetch_add(1, Ordering::Relaxed);
-        Ok(stats)
     }
 
     /// `SAVE` (and the save on shutdown): returns when the file is on disk.
@@ -241,16 +253,14 @@ impl Shared {
     /// hold the whole keyspace (`FLUSHALL`, `DEBUG RELOAD`), where a snapshot cut is not needed.
     fn save_locked(&self, shards: &[&mut Shard]) -> std::io::Result<()> {
         let path = self.rdb_path();
-        let snap =
-            persistence::snapshot::RdbSnapshot::create(&snapshot::temp_path_for(&path), &self.snapshot_options())?;
+        let snap = snapshot::RdbSnapshot::create(&snapshot::temp_path_for(&path), &self.snapshot_options())?;
         for (i, s) in shards.iter().enumerate() {
             engine::keyspace::Capture::capture(&*snap, i, s);
         }
-        snap.finish(&path)?;
-        let p = &self.persist;
-        p.dirty_at_save.store(self.stats.dirty.load(Ordering::Relaxed), Ordering::Relaxed);
-        p.last_save_s.store(unix_ms() / 1000, Ordering::Relaxed);
-        p.saves.fetch_add(1, Ordering::Relaxed);
+        let written = snap.finish()?;
+        let _file = self.persist.file_lock.lock();
+        written.commit(&path)?;
+        self.record_save(self.stats.dirty.load(Ordering::Relaxed));
         Ok(())
     }
 
@@ -298,7 +308,6 @@ impl Shared {
             return false;
         };
         let p = &self.persist;
-        p.loading.store(true, Ordering::SeqCst);
         p.loading_started_s.store(unix_ms() / 1000, Ordering::Relaxed);
         p.loading_total_bytes.store(meta.len(), Ordering::Relaxed);
         self.stats.set_gate(Gate::Loading, true);
@@ -335,7 +344,6 @@ impl Shared {
                 std::process::exit(1);
             }
         }
-        p.loading.store(false, Ordering::SeqCst);
         self.stats.set_gate(Gate::Loading, false);
     }
 
@@ -345,7 +353,7 @@ impl Shared {
         let p = &self.persist;
         let now = unix_ms();
         let bgsave = p.bgsave_running.load(Ordering::Relaxed);
-        let loading = p.loading.load(Ordering::Relaxed);
+        let loading = self.stats.gate(Gate::Loading);
         let changes = self.stats.dirty.load(Ordering::Relaxed).saturating_sub(p.dirty_at_save.load(Ordering::Relaxed));
         let _ = write!(out, "loading:{}\r\nasync_loading:0\r\n", loading as u8);
         if loading {
@@ -385,7 +393,7 @@ pub async fn cron(shared: Arc<Shared>) {
         if shared.shutting_down.load(Ordering::Relaxed) {
             return;
         }
-        if !shared.persist.loading.load(Ordering::Relaxed) {
+        if !shared.stats.gate(Gate::Loading) {
             shared.save_points_cron();
         }
         shared.update_misconf_gate();

@@ -292,6 +292,29 @@ fn flushall_with_save_points_saves_the_empty_dataset() {
     }
     let t = tandem_in(&dir, &[]);
     assert_eq!(t.client().send(&["DBSIZE"]), Frame::Integer(0));
+    drop(t);
+    // A background save still running when FLUSHALL comes must not put the old keys back.
+    for round in 0..5 {
+        {
+            let t = tandem_in(&dir, &["--save", "3600 1"]);
+            let mut c = t.client();
+            let mut pipe = Vec::new();
+            for j in 0..100_000 {
+                pipe.extend(testkit::encode_command(&["SET", &format!("key:{j}"), "some value"]));
+            }
+            c.send_raw(&pipe).unwrap();
+            for _ in 0..100_000 {
+                c.read_frame();
+            }
+            assert_eq!(c.send(&["BGSAVE"]), simple("Background saving started"));
+            // Land FLUSHALL at different points of the save (cut, capture, file sync).
+            std::thread::sleep(Duration::from_millis([0, 2, 5, 10, 20][round]));
+            assert_eq!(c.send(&["FLUSHALL"]), simple("OK"));
+            wait_for("bgsave", Duration::from_secs(30), || info_field(&mut c, "rdb_bgsave_in_progress") == "0");
+        }
+        let t = tandem_in(&dir, &[]);
+        assert_eq!(t.client().send(&["DBSIZE"]), Frame::Integer(0), "round {round}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -7,20 +7,10 @@
 
 use engine::num::{format_i64, format_i64_into};
 
-/// Appends `argv` as a RESP multibulk: `*<argc>\r\n` then `$<len>\r\n<arg>\r\n` per argument.
+/// Appends `argv` as a RESP multibulk: `*<argc>\r\n` then `$<len>\r\n<arg>\r\n` per argument
+/// (the request encoding lives in `protocol`; this name says what the AOF uses it for).
 pub fn append_command<A: AsRef<[u8]>>(out: &mut Vec<u8>, argv: &[A]) {
-    out.reserve(16 + argv.iter().map(|a| a.as_ref().len() + 16).sum::<usize>());
-    out.push(b'*');
-    format_i64(argv.len() as i64, out);
-    out.extend_from_slice(b"\r\n");
-    for arg in argv {
-        let arg = arg.as_ref();
-        out.push(b'$');
-        format_i64(arg.len() as i64, out);
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
+    protocol::encode_multibulk(out, argv);
 }
 
 /// Appends `SELECT <db>` as Redis writes it.
