@@ -24,7 +24,7 @@ cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm 
 trap cleanup EXIT
 wait_ping() { for _ in $(seq 600); do redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.05; done; return 1; }
 
-"$TANDEM" --port "$TP" --dir "$WORK/t" >"$WORK/t/log" 2>&1 & TPID=$!; PIDS+=("$TPID")
+"$TANDEM" --port "$TP" --dir "$WORK/t" ${TANDEM_ARGS:-} >"$WORK/t/log" 2>&1 & TPID=$!; PIDS+=("$TPID")
 redis-server --port "$RP" --save '' --appendonly no --dir "$WORK/r" >"$WORK/r/log" 2>&1 & RPID=$!; PIDS+=("$RPID")
 wait_ping "$TP"; wait_ping "$RP"
 

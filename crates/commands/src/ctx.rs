@@ -34,7 +34,9 @@ impl<'a> Locks<'a> {
         let mut idx: SmallVec<[usize; 4]> = hashes.map(|h| ks.shard_of(h)).collect();
         idx.sort_unstable();
         idx.dedup();
-        let guards = idx.into_iter().map(|i| (i, ks.lock(i))).collect();
+        // Deferred: a pending snapshot is served key by key through `Store` (see
+        // `Shard::before_write`) instead of capturing the whole shard first.
+        let guards = idx.into_iter().map(|i| (i, ks.lock_deferred(i))).collect();
         Locks { guards, all: Vec::new() }
     }
 
@@ -43,7 +45,7 @@ impl<'a> Locks<'a> {
     pub fn one(ks: &'a Keyspace, hash: u64) -> Locks<'a> {
         let i = ks.shard_of(hash);
         let mut guards = SmallVec::new();
-        guards.push((i, ks.lock(i)));
+        guards.push((i, ks.lock_deferred(i)));
         Locks { guards, all: Vec::new() }
     }
 
@@ -57,10 +59,19 @@ impl<'a> Locks<'a> {
         !self.all.is_empty()
     }
 
-    /// The locked shard with index `i`; panics if the command did not lock it, which is a bug
-    /// in the command's key spec or lock mode.
+    /// The locked shard with index `i` for any use: a snapshot still owed this shard is given it
+    /// first. Panics if the command did not lock it, which is a bug in the command's key spec
+    /// or lock mode.
     #[inline]
     pub fn shard(&mut self, i: usize) -> &mut Shard {
+        let s = self.shard_deferred(i);
+        s.capture_now();
+        s
+    }
+
+    /// The locked shard with index `i`, leaving a pending snapshot to [`Shard::before_write`].
+    #[inline]
+    fn shard_deferred(&mut self, i: usize) -> &mut Shard {
         if !self.all.is_empty() {
             return &mut self.all[i];
         }
@@ -72,10 +83,17 @@ impl<'a> Locks<'a> {
         panic!("shard {i} touched without being locked");
     }
 
-    /// Every locked shard.
+    /// Every locked shard, for any use (see [`Locks::shard`]).
     pub fn shards(&mut self) -> impl Iterator<Item = &mut Shard> + use<'_, 'a> {
-        self.all.iter_mut().map(|g| &mut **g).chain(self.guards.iter_mut().map(|(_, g)| &mut **g))
+        let all = self.all.iter_mut().map(|g| &mut **g);
+        all.chain(self.guards.iter_mut().map(|(_, g)| &mut **g)).map(served)
     }
+}
+
+/// A shard handed out for any use, after serving a pending snapshot.
+fn served(s: &mut Shard) -> &mut Shard {
+    s.capture_now();
+    s
 }
 
 /// Key access for one command.
@@ -101,7 +119,8 @@ pub struct Store<'a> {
 }
 
 impl<'a> Store<'a> {
-    /// The database share holding `key` in database `db`, and the key's hash.
+    /// The database share holding `key` in database `db`, and the key's hash, for any change
+    /// (a snapshot still owed the shard is given it first).
     #[inline]
     pub fn db_for(&mut self, db: usize, key: &[u8]) -> (&mut Db, u64) {
         let h = self.ks.hash(key);
@@ -109,15 +128,41 @@ impl<'a> Store<'a> {
         (&mut self.locks.shard(s).dbs[db], h)
     }
 
+    /// The database share holding `key`, for reading.
+    #[inline]
+    pub fn db_for_read(&mut self, db: usize, key: &[u8]) -> (&Db, u64) {
+        let (d, h) = self.db_deferred(db, key);
+        (d, h)
+    }
+
+    /// The database share holding `key` without capturing a pending snapshot: for reads.
+    #[inline]
+    fn db_deferred(&mut self, db: usize, key: &[u8]) -> (&mut Db, u64) {
+        let h = self.ks.hash(key);
+        let s = self.ks.shard_of(h);
+        (&mut self.locks.shard_deferred(s).dbs[db], h)
+    }
+
+    /// The database share holding `key`, about to change `key` only: its state at a pending
+    /// snapshot's cut is kept first (`Shard::before_write`).
+    #[inline]
+    fn db_to_change(&mut self, db: usize, key: &[u8]) -> (&mut Db, u64) {
+        let h = self.ks.hash(key);
+        let shard = self.locks.shard_deferred(self.ks.shard_of(h));
+        shard.before_write(db, h, key);
+        (&mut shard.dbs[db], h)
+    }
+
     /// Removes `key` of database `db` if its time has run out; true if it is (logically) gone.
     fn expire_if_needed(&mut self, db: usize, key: &[u8]) -> bool {
         let now = self.now_ms;
         let may_expire = self.may_expire;
-        let (d, h) = self.db_for(db, key);
+        let (d, h) = self.db_deferred(db, key);
         if !d.is_expired(h, key, now) {
             return false;
         }
         if may_expire {
+            let (d, h) = self.db_to_change(db, key);
             d.remove(h, key);
             self.stats.expired_keys += 1;
             self.effects.push(db, now, vec![b"DEL".to_vec(), key.to_vec()]);
@@ -134,9 +179,9 @@ impl<'a> Store<'a> {
         }
         let lru = lru_clock(self.now_ms);
         let touch = !self.no_touch;
+        // Reads only refresh the access time, which snapshots do not keep: no capture.
         let h = self.ks.hash(key);
-        let s = self.ks.shard_of(h);
-        let shard = self.locks.shard(s);
+        let shard = self.locks.shard_deferred(self.ks.shard_of(h));
         match shard.dbs[db].entry_mut(h, key) {
             Some(e) => {
                 self.stats.keyspace_hits += 1;
@@ -164,7 +209,9 @@ impl<'a> Store<'a> {
             return None;
         }
         let lru = lru_clock(self.now_ms);
-        let (d, h) = self.db_for(db, key);
+        let (d, h) = self.db_deferred(db, key);
+        d.entry(h, key)?;
+        let (d, h) = self.db_to_change(db, key);
         let e = d.entry_mut(h, key)?;
         e.lru = lru;
         Some(e)
@@ -181,7 +228,7 @@ impl<'a> Store<'a> {
         if self.expire_if_needed(db, key) {
             return false;
         }
-        let (d, h) = self.db_for(db, key);
+        let (d, h) = self.db_deferred(db, key);
         d.entry(h, key).is_some()
     }
 
@@ -219,7 +266,7 @@ impl<'a> Store<'a> {
     pub fn set_in(&mut self, db: usize, key: &[u8], value: Value, keep_ttl: bool) -> bool {
         let lru = lru_clock(self.now_ms);
         self.dirty += 1;
-        let (d, h) = self.db_for(db, key);
+        let (d, h) = self.db_to_change(db, key);
         if keep_ttl {
             d.set_keep_ttl(h, key, value, lru)
         } else {
@@ -237,7 +284,11 @@ impl<'a> Store<'a> {
         if self.expire_if_needed(db, key) {
             return false;
         }
-        let (d, h) = self.db_for(db, key);
+        let (d, h) = self.db_deferred(db, key);
+        if d.entry(h, key).is_none() {
+            return false;
+        }
+        let (d, h) = self.db_to_change(db, key);
         let removed = d.remove(h, key).is_some();
         if removed {
             self.dirty += 1;
@@ -255,7 +306,9 @@ impl<'a> Store<'a> {
         if self.expire_if_needed(db, key) {
             return None;
         }
-        let (d, h) = self.db_for(db, key);
+        let (d, h) = self.db_deferred(db, key);
+        d.entry(h, key)?;
+        let (d, h) = self.db_to_change(db, key);
         let when = d.expire_of(h, key);
         let e = d.remove(h, key)?;
         self.dirty += 1;
@@ -264,7 +317,7 @@ impl<'a> Store<'a> {
 
     /// The absolute expiry of an existing key of database `db`.
     pub fn expire_of_in(&mut self, db: usize, key: &[u8]) -> Option<i64> {
-        let (d, h) = self.db_for(db, key);
+        let (d, h) = self.db_deferred(db, key);
         d.expire_of(h, key)
     }
 
@@ -276,7 +329,13 @@ impl<'a> Store<'a> {
     /// Sets the absolute expiry of an existing key of database `db`; counts one change.
     pub fn set_expire_in(&mut self, db: usize, key: &[u8], when_ms: i64) {
         self.dirty += 1;
-        let (d, h) = self.db_for(db, key);
+        self.set_expire_unchanged_in(db, key, when_ms);
+    }
+
+    /// Sets the absolute expiry of an existing key without counting a change (for commands
+    /// that count the store and the expiry as one, `SET ... EX`).
+    pub fn set_expire_unchanged_in(&mut self, db: usize, key: &[u8], when_ms: i64) {
+        let (d, h) = self.db_to_change(db, key);
         d.set_expire(h, key, when_ms);
     }
 
@@ -288,7 +347,11 @@ impl<'a> Store<'a> {
     /// Removes a key's time to live; true (and one change) if it had one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
         let db = self.db;
-        let (d, h) = self.db_for(db, key);
+        let (d, h) = self.db_deferred(db, key);
+        if d.expire_of(h, key).is_none() {
+            return false;
+        }
+        let (d, h) = self.db_to_change(db, key);
         let had = d.persist(h, key);
         if had {
             self.dirty += 1;

@@ -23,12 +23,15 @@ pub struct Effects {
     pub enabled: bool,
     /// Recorded effects, in order.
     pub list: Vec<Effect>,
+    /// The end position in the server's log (`Host::log_effects`) of the last effect this
+    /// recorder handed to it: the caller must see the log durable up to here before replying.
+    pub logged_upto: u64,
 }
 
 impl Effects {
     /// A recorder that keeps effects.
     pub fn recording() -> Effects {
-        Effects { enabled: true, list: Vec::new() }
+        Effects { enabled: true, list: Vec::new(), logged_upto: 0 }
     }
 
     /// Records an effect if recording is enabled.

@@ -85,6 +85,9 @@ pub enum CmdError {
     Loading,
     /// `MISCONF ...`: writes refused after a failed background save.
     Misconf,
+    /// `MISCONF Errors writing to the AOF file: <strerror>`: writes refused after a failed AOF
+    /// write or fsync.
+    AofMisconf(String),
     /// Any other error; the text is complete (it starts with its code, e.g. `ERR ...`).
     Other(String),
 }
@@ -127,6 +130,7 @@ impl fmt::Display for CmdError {
                  errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check \
                  the Redis logs for details about the RDB error.",
             ),
+            CmdError::AofMisconf(why) => write!(f, "MISCONF Errors writing to the AOF file: {why}"),
             CmdError::NotInteger => f.write_str("ERR value is not an integer or out of range"),
             CmdError::NotFloat => f.write_str("ERR value is not a valid float"),
             CmdError::Overflow => f.write_str("ERR increment or decrement would overflow"),

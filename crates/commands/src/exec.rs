@@ -39,11 +39,14 @@ pub struct Outcome {
 pub struct ExecOptions {
     /// When false, expired keys are hidden but not removed (a follower's local read).
     pub may_expire: bool,
+    /// Replaying a log (AOF at start-up): no authentication and no gates (the server is
+    /// `-LOADING` for everyone else meanwhile).
+    pub replay: bool,
 }
 
 impl Default for ExecOptions {
     fn default() -> Self {
-        ExecOptions { may_expire: true }
+        ExecOptions { may_expire: true, replay: false }
     }
 }
 
@@ -119,12 +122,12 @@ pub fn execute(
     if session.last_cmd != cmd.spec.name {
         session.last_cmd.clone_from(&cmd.spec.name);
     }
-    if !session.authenticated && !cmd.spec.flags.has(crate::spec::Flags::NO_AUTH) {
+    if !session.authenticated && !cmd.spec.flags.has(crate::spec::Flags::NO_AUTH) && !opts.replay {
         return reject(out, host.stats(), local, CmdError::NoAuth, Some(cmd));
     }
     let gates = host.stats().gates.load(std::sync::atomic::Ordering::Relaxed);
-    if gates != 0 {
-        if let Some(e) = gate_error(gates, cmd) {
+    if gates != 0 && !opts.replay {
+        if let Some(e) = gate_error(gates, cmd, host) {
             return reject(out, host.stats(), local, e, Some(cmd));
         }
     }
@@ -148,6 +151,11 @@ pub fn execute(
         },
     };
     let env_now = env.now_ms;
+    // Read under the command's shard locks: the log is switched on under all of them.
+    let logging = host.logging();
+    let recording = effects.enabled;
+    effects.enabled |= logging;
+    let first_effect = effects.list.len();
     let mut ctx = Ctx {
         store: Store {
             ks,
@@ -190,7 +198,19 @@ pub fn execute(
             None => ctx.store.effects.push(db, env_now, argv.iter().map(|a| a.to_vec()).collect()),
         }
     }
+    if logging {
+        // Still under the shard locks, for the same reason. Effects of keys this command found
+        // expired count even when the command itself changed nothing.
+        let effects = &mut *ctx.store.effects;
+        if effects.list.len() > first_effect {
+            effects.logged_upto = host.log_effects(&effects.list[first_effect..]);
+        }
+        if !recording {
+            effects.list.truncate(first_effect);
+        }
+    }
     drop(ctx);
+    effects.enabled = recording;
     local.dirty += dirty;
     if status == Status::Failed {
         local.failed(cmd);
@@ -200,11 +220,15 @@ pub fn execute(
 
 /// The refusal a closed gate gives this command, in Redis's order (MISCONF before LOADING).
 #[cold]
-fn gate_error(gates: u8, cmd: &Command) -> Option<CmdError> {
+fn gate_error(gates: u8, cmd: &Command, host: &dyn Host) -> Option<CmdError> {
     use crate::stats::Gate;
     let flags = cmd.spec.flags;
-    if gates & Gate::Misconf as u8 != 0 && (flags.has(crate::spec::Flags::WRITE) || cmd.spec.name == "ping") {
+    let denies_writes = flags.has(crate::spec::Flags::WRITE) || cmd.spec.name == "ping";
+    if gates & Gate::Misconf as u8 != 0 && denies_writes {
         return Some(CmdError::Misconf);
+    }
+    if gates & Gate::AofError as u8 != 0 && denies_writes {
+        return Some(CmdError::AofMisconf(host.aof_error()));
     }
     if gates & Gate::Loading as u8 != 0 && !flags.has(crate::spec::Flags::LOADING) {
         return Some(CmdError::Loading);

@@ -77,6 +77,25 @@ pub trait Host: Send + Sync {
     /// Called by `FLUSHALL` with every shard still locked and empty: Redis then saves (an empty
     /// dataset) if save points are configured, and abandons any snapshot in progress.
     fn flushed_all(&self, _shards: &[&mut Shard]) {}
+    /// Whether writes are being logged (AOF). Read by every command after it has locked its
+    /// shards, so a log switched on under all shard locks misses no command.
+    fn logging(&self) -> bool {
+        false
+    }
+    /// Appends one command's effects to the log, in order with every other command's (the
+    /// caller still holds the command's shard locks). Returns the log position after them.
+    fn log_effects(&self, _effects: &[crate::effects::Effect]) -> u64 {
+        0
+    }
+    /// Why the AOF cannot be written (the text after `MISCONF Errors writing to the AOF
+    /// file: `), while the [`crate::stats::Gate::AofError`] gate is closed.
+    fn aof_error(&self) -> String {
+        String::new()
+    }
+    /// `BGREWRITEAOF`: the status reply text, or the complete error text.
+    fn bgrewriteaof(&self) -> Result<&'static str, String> {
+        Err(NO_PERSISTENCE.into())
+    }
     /// `DEBUG RELOAD`: save the locked shards, empty them, load the file back into them.
     fn debug_reload(&self, _shards: &mut [&mut Shard]) -> Result<(), String> {
         Err(NO_PERSISTENCE.into())

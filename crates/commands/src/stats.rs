@@ -33,6 +33,9 @@ pub enum Gate {
     /// The last background save failed and `stop-writes-on-bgsave-error` is on: writes (and
     /// `PING`, as in Redis) get `-MISCONF`.
     Misconf = 2,
+    /// Writing or syncing the AOF failed: writes (and `PING`) get `-MISCONF` naming the error
+    /// until a write succeeds again.
+    AofError = 4,
 }
 
 impl Stats {

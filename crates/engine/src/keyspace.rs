@@ -6,6 +6,7 @@
 //! and `SWAPDB` swaps per shard. Lock order: shards in ascending index; a command locks all its
 //! shards before touching any of them, and never waits for anything while holding them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::dict::{Dict, KeyHasher};
@@ -124,19 +125,87 @@ pub struct Shard {
     pub dbs: Box<[Db]>,
     /// A snapshot this shard still owes its contents to (see [`Keyspace::begin_snapshot`]).
     pending: Option<Arc<dyn Capture>>,
+    /// Keys changed since that snapshot's cut, per database, as they were at the cut (`None`:
+    /// the key did not exist).
+    saved: Option<Box<[SavedKeys]>>,
+    /// This shard's index in the keyspace.
+    index: usize,
+}
+
+/// A key's state at a snapshot's cut: its value and expiry, or `None` if it did not exist.
+type SavedKeys = HashMap<Box<[u8]>, Option<(Value, Option<i64>)>>;
+
+impl Shard {
+    /// Must be called before any change to `key` of database `db` made through a lock taken
+    /// with [`Keyspace::lock_deferred`]: if a snapshot still owes this shard, the key's state
+    /// at the cut is kept for it (once per key), so the change can go ahead at once.
+    #[inline]
+    pub fn before_write(&mut self, db: usize, hash: u64, key: &[u8]) {
+        if self.pending.is_some() {
+            self.save_at_cut(db, hash, key);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn save_at_cut(&mut self, db: usize, hash: u64, key: &[u8]) {
+        let n = self.dbs.len();
+        let saved = self.saved.get_or_insert_with(|| (0..n).map(|_| SavedKeys::new()).collect());
+        if saved[db].contains_key(key) {
+            return;
+        }
+        let d = &self.dbs[db];
+        let state = d.entry(hash, key).map(|e| (e.value.clone(), d.expire_of(hash, key)));
+        saved[db].insert(key.into(), state);
+    }
+
+    /// Hands the shard to the snapshot that still owes it, now: before changes that
+    /// [`Shard::before_write`] does not describe (whole databases, raw access).
+    #[inline]
+    pub fn capture_now(&mut self) {
+        if self.pending.is_some() {
+            capture_pending(self.index, self);
+        }
+    }
+
+    /// Every key of the shard as it was at the pending snapshot's cut (or as it is, if no
+    /// snapshot is pending): `f(db, key, value, expiry)`.
+    pub fn for_each_at_cut(&self, mut f: impl FnMut(usize, &[u8], &Value, Option<i64>)) {
+        for (d, db) in self.dbs.iter().enumerate() {
+            let saved = self.saved.as_ref().map(|s| &s[d]).filter(|m| !m.is_empty());
+            let hasher = db.main.hasher();
+            let volatile = !db.expires.is_empty();
+            db.main.for_each(|key, entry| {
+                if saved.is_some_and(|m| m.contains_key(key)) {
+                    return;
+                }
+                let expire = if volatile { db.expire_of(hasher.hash(key), key) } else { None };
+                f(d, key, &entry.value, expire);
+            });
+            for (key, state) in saved.into_iter().flatten() {
+                if let Some((value, expire)) = state {
+                    f(d, key, value, *expire);
+                }
+            }
+        }
+    }
 }
 
 /// Receives shards for a point-in-time snapshot (an RDB file, later a Raft snapshot).
 ///
 /// Fork-less snapshots work like this: [`Keyspace::begin_snapshot`] marks every shard as owing
-/// its contents to the snapshot, atomically (all shard locks held). From then on, whoever locks a
-/// shard first — the snapshot's own walk or any command that is about to read or change it —
-/// hands the shard, still unchanged since the cut, to [`Capture::capture`] before doing anything
-/// else. So every shard is captured exactly as it was at the cut, nothing is copied in memory
-/// beyond one shard's serialization, and commands never wait for more than one shard's capture.
+/// its contents to the snapshot, atomically (all shard locks held). From then on a shard is
+/// captured as it was at the cut: by the snapshot's own walk, or at once by anyone who locks
+/// it with [`Keyspace::lock`] (raw access), while commands that lock with
+/// [`Keyspace::lock_deferred`] only keep the cut-time state of each key they change
+/// ([`Shard::before_write`]) and go on; the capture then writes those saved states instead of
+/// the changed keys ([`Shard::for_each_at_cut`]). Memory overhead is one shard's serialization
+/// plus the keys changed during the snapshot; a command waits at most for the one shard the
+/// walk holds.
 pub trait Capture: Send + Sync {
-    /// Serializes shard number `index`. Called with that shard locked (and possibly other
-    /// shards of the same command too): it must not lock shards itself.
+    /// Serializes shard number `index` as [`Shard::for_each_at_cut`] shows it. Called with that
+    /// shard locked (and possibly other shards of the same command too): it must not lock
+    /// shards itself.
     fn capture(&self, index: usize, shard: &Shard);
 }
 
@@ -155,7 +224,15 @@ impl Keyspace {
         let shards = shards.max(1).next_power_of_two();
         let hasher = KeyHasher::with_seed(seed);
         let shard_vec = (0..shards)
-            .map(|_| Mutex::new(Shard { dbs: (0..databases).map(|_| Db::new(&hasher)).collect(), pending: None }))
+            .enumerate()
+            .map(|(index, _)| {
+                Mutex::new(Shard {
+                    dbs: (0..databases).map(|_| Db::new(&hasher)).collect(),
+                    pending: None,
+                    saved: None,
+                    index,
+                })
+            })
             .collect();
         Keyspace { shards: shard_vec, shard_bits: shards.trailing_zeros(), hasher, databases }
     }
@@ -202,6 +279,14 @@ impl Keyspace {
         guard
     }
 
+    /// Locks one shard without capturing it for a pending snapshot: the caller promises to call
+    /// [`Shard::before_write`] before every change of a key, or [`Shard::capture_now`] before
+    /// any other change (commands do so through their `Store`).
+    #[inline]
+    pub fn lock_deferred(&self, shard: usize) -> MutexGuard<'_, Shard> {
+        self.shards[shard].lock()
+    }
+
     /// Locks every shard in order.
     pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
         (0..self.shards.len()).map(|i| self.lock(i)).collect()
@@ -232,6 +317,7 @@ impl Keyspace {
 fn capture_pending(index: usize, shard: &mut Shard) {
     if let Some(c) = shard.pending.take() {
         c.capture(index, shard);
+        shard.saved = None;
     }
 }
 

@@ -21,6 +21,9 @@ pub struct LoadReport {
     pub version: u32,
     /// File size.
     pub bytes: u64,
+    /// Bytes of the RDB image, through its checksum (an AOF with an RDB preamble continues
+    /// with commands after it).
+    pub rdb_bytes: u64,
 }
 
 /// Where loaded keys go: the keyspace (locking one shard per key), or shards the caller
@@ -100,6 +103,7 @@ fn run(loader: &mut Loader<'_, '_>, data: &[u8], verify_checksum: bool) -> Resul
     let mut report = loader.report.clone();
     report.version = summary.version;
     report.bytes = data.len() as u64;
+    report.rdb_bytes = summary.bytes;
     Ok(report)
 }
 

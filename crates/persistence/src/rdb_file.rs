@@ -183,6 +183,12 @@ impl<W: Write> Checksummed<W> {
         self.crc
     }
 
+    /// The inner writer, without writing the EOF opcode and checksum (for files that are not
+    /// RDB images, such as an AOF base of commands).
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+
     /// The inner writer.
     pub fn get_ref(&self) -> &W {
         &self.inner

@@ -33,6 +33,20 @@ pub struct SnapshotOptions {
     pub used_mem: u64,
     /// True when the file is the base of an AOF (`aof-base` aux field).
     pub aof_base: bool,
+    /// What the file holds: an RDB image, or commands (an AOF base written with
+    /// `aof-use-rdb-preamble no`).
+    pub format: Format,
+}
+
+/// The form of a snapshot file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Redis's RDB format.
+    #[default]
+    Rdb,
+    /// The commands that rebuild the dataset, as Redis's rewrite writes them without an RDB
+    /// preamble: `SELECT`, then per key `SET` (and `PEXPIREAT` if it has a time to live).
+    Commands,
 }
 
 /// What a finished snapshot wrote.
@@ -55,6 +69,7 @@ pub struct RdbSnapshot {
     out: Mutex<Output>,
     compress: bool,
     checksum: bool,
+    format: Format,
     tmp_path: PathBuf,
 }
 
@@ -63,22 +78,25 @@ impl RdbSnapshot {
     pub fn create(tmp_path: &Path, opts: &SnapshotOptions) -> io::Result<Arc<RdbSnapshot>> {
         let file = File::create(tmp_path)?;
         let mut writer = Checksummed::new(BufWriter::with_capacity(1 << 20, file));
-        let mut head = Vec::new();
-        rdb_file::write_header(&mut head);
-        rdb_file::write_standard_aux(
-            &mut head,
-            &AuxInfo {
-                redis_ver: &opts.redis_ver,
-                ctime_secs: opts.ctime_secs,
-                used_mem: opts.used_mem,
-                aof_base: opts.aof_base,
-            },
-        );
-        writer.write_all(&head)?;
+        if opts.format == Format::Rdb {
+            let mut head = Vec::new();
+            rdb_file::write_header(&mut head);
+            rdb_file::write_standard_aux(
+                &mut head,
+                &AuxInfo {
+                    redis_ver: &opts.redis_ver,
+                    ctime_secs: opts.ctime_secs,
+                    used_mem: opts.used_mem,
+                    aof_base: opts.aof_base,
+                },
+            );
+            writer.write_all(&head)?;
+        }
         Ok(Arc::new(RdbSnapshot {
             out: Mutex::new(Output { writer: Some(writer), error: None, keys: 0 }),
             compress: opts.compress,
             checksum: opts.checksum,
+            format: opts.format,
             tmp_path: tmp_path.to_path_buf(),
         }))
     }
@@ -98,8 +116,14 @@ impl RdbSnapshot {
             return Err(e);
         }
         let writer = writer.ok_or_else(|| io::Error::other("snapshot already finished"))?;
-        let bytes = writer.bytes_written() + 9;
-        let buffered = writer.finish(self.checksum)?;
+        let (bytes, buffered) = match self.format {
+            Format::Rdb => (writer.bytes_written() + 9, writer.finish(self.checksum)?),
+            Format::Commands => {
+                let mut w = writer;
+                std::io::Write::flush(&mut w)?;
+                (w.bytes_written(), w.into_inner())
+            }
+        };
         let file = buffered.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         written.stats.bytes = bytes;
@@ -136,26 +160,29 @@ impl Drop for Written {
 impl engine::keyspace::Capture for RdbSnapshot {
     fn capture(&self, _index: usize, shard: &Shard) {
         // Serialize outside the file lock so that shards captured by different threads only
-        // contend for the write itself.
+        // contend for the write itself. Keys come database by database; each database's run
+        // starts with its SELECT (shards interleave in the file).
         let mut buf = Vec::new();
         let mut keys = 0u64;
-        for (d, db) in shard.dbs.iter().enumerate() {
-            if db.is_empty() {
-                continue;
+        let mut current_db = None;
+        shard.for_each_at_cut(|d, key, value, expire| {
+            if current_db != Some(d) {
+                match self.format {
+                    Format::Rdb => rdb_file::write_select_db(&mut buf, d as u64),
+                    Format::Commands => crate::aof::encode::append_select(&mut buf, d),
+                }
+                current_db = Some(d);
             }
-            rdb_file::write_select_db(&mut buf, d as u64);
-            let hasher = db.main.hasher();
-            let volatile = !db.expires.is_empty();
-            db.main.for_each(|key, entry| {
-                let expire = if volatile { db.expire_of(hasher.hash(key), key) } else { None };
-                match &entry.value {
+            match self.format {
+                Format::Rdb => match value {
                     Value::Str(s) => s.with_bytes(|v| {
                         rdb_file::write_string_entry(&mut buf, key, v, expire, self.compress);
                     }),
-                }
-                keys += 1;
-            });
-        }
+                },
+                Format::Commands => write_commands(&mut buf, key, value, expire),
+            }
+            keys += 1;
+        });
         let mut out = self.out.lock();
         out.keys += keys;
         if out.error.is_some() {
@@ -166,6 +193,18 @@ impl engine::keyspace::Capture for RdbSnapshot {
                 out.error = Some(e);
             }
         }
+    }
+}
+
+/// Appends the commands that rebuild one key, as Redis's rewrite writes strings: `SET`, then
+/// `PEXPIREAT` if it has a time to live.
+fn write_commands(buf: &mut Vec<u8>, key: &[u8], value: &Value, expire: Option<i64>) {
+    use crate::aof::encode::append_command;
+    match value {
+        Value::Str(s) => s.with_bytes(|v| append_command(buf, &[b"SET".as_slice(), key, v])),
+    }
+    if let Some(at) = expire {
+        append_command(buf, &[b"PEXPIREAT".as_slice(), key, at.to_string().as_bytes()]);
     }
 }
 

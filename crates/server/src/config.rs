@@ -79,8 +79,15 @@ pub const DEFS: &[Def] = &[
     def("rdbcompression", Kind::Bool, "yes", true),
     def("rdbchecksum", Kind::Bool, "yes", false),
     def("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
-    // The AOF exists only in its "off" form until it lands.
-    def("appendonly", Kind::Enum(&["no"]), "no", true),
+    // AOF (see `server::aof`).
+    def("appendonly", Kind::Bool, "no", true),
+    def("appendfsync", Kind::Enum(&["always", "everysec", "no"]), "everysec", true),
+    def("appenddirname", Kind::FileName, "appendonlydir", false),
+    def("appendfilename", Kind::FileName, "appendonly.aof", false),
+    def("aof-use-rdb-preamble", Kind::Bool, "yes", true),
+    def("aof-load-truncated", Kind::Bool, "yes", true),
+    def("auto-aof-rewrite-percentage", Kind::Int(0, i32::MAX as i64), "100", true),
+    def("auto-aof-rewrite-min-size", Kind::Memory, "64mb", true),
 ];
 
 /// Canonical text of a value for `CONFIG GET`, or the error text Redis gives for bad input.

@@ -3,6 +3,7 @@
 //! (pipelining). Per-connection state lives in a `commands::Session`; what other clients may
 //! see is published to the registry after each command.
 
+use crate::aof::Fsync;
 use crate::clients::{Client, Snapshot};
 use crate::Shared;
 use commands::exec::{execute, ExecOptions, Status};
@@ -124,7 +125,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                 let covered = shared.pause.covers(&argv);
                 if covered {
                     settle(&mut local, &mut timing, Instant::now());
-                    write_out(shared, stream, &mut out).await?;
+                    write_out(shared, stream, &mut out, &mut effects).await?;
                     shared.pause.wait().await;
                 }
             }
@@ -172,7 +173,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             if let Some(ms) = session.wait_ms.take() {
                 settle(&mut local, &mut timing, Instant::now());
                 local.flush(stats);
-                write_out(shared, stream, &mut out).await?;
+                write_out(shared, stream, &mut out, &mut effects).await?;
                 if ms == 0 {
                     // WAIT for replicas that do not exist, forever: until the client goes away.
                     client.kill_notify.notified().await;
@@ -182,7 +183,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             }
             if out.len() >= OUTPUT_FLUSH_THRESHOLD {
                 settle(&mut local, &mut timing, Instant::now());
-                write_out(shared, stream, &mut out).await?;
+                write_out(shared, stream, &mut out, &mut effects).await?;
             }
         }
         if start == rbuf.len() {
@@ -195,11 +196,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
         settle(&mut local, &mut timing, Instant::now());
         local.flush(stats);
         client.publish(&session, unix_ms(), rbuf.len() - start);
-        if !effects.list.is_empty() {
-            // Nothing consumes effects yet (persistence and replication will); keep memory flat.
-            effects.list.clear();
-        }
-        write_out(shared, stream, &mut out).await?;
+        write_out(shared, stream, &mut out, &mut effects).await?;
         if close {
             return Ok(());
         }
@@ -214,11 +211,41 @@ fn settle(local: &mut LocalStats, timing: &mut Option<(&'static Command, Instant
     }
 }
 
-async fn write_out(shared: &Shared, stream: &mut TcpStream, out: &mut ReplyWriter) -> std::io::Result<()> {
+/// Writes the replies gathered so far, once what their commands logged is as durable as
+/// `appendfsync` promises: written to the kernel (every policy, as Redis writes before it
+/// replies) and, under `always`, synced.
+async fn write_out(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    out: &mut ReplyWriter,
+    effects: &mut Effects,
+) -> std::io::Result<()> {
+    if effects.logged_upto > 0 {
+        durable(shared, std::mem::take(&mut effects.logged_upto)).await;
+    }
     if !out.is_empty() {
         stream.write_all(&out.buf).await?;
         shared.net_output_bytes.fetch_add(out.len() as u64, Ordering::Relaxed);
         out.clear();
     }
     Ok(())
+}
+
+/// Returns once the log is written up to `pos` and, under `appendfsync always`, synced.
+async fn durable(shared: &Shared, pos: u64) {
+    let aof = &shared.aof;
+    if aof.written() < pos {
+        aof.write_pending(shared);
+    }
+    if aof.policy() != Fsync::Always {
+        return;
+    }
+    let mut rx = aof.subscribe();
+    loop {
+        if *rx.borrow_and_update() >= pos || !aof.is_on() {
+            return;
+        }
+        // The timeout re-checks `is_on`: switching the AOF off releases every waiter.
+        let _ = tokio::time::timeout(Duration::from_millis(200), rx.changed()).await;
+    }
 }

@@ -43,13 +43,23 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, a
         if t0.elapsed() > budget {
             return i;
         }
-        let mut shard = shared.ks.lock(i);
-        for db in shard.dbs.iter_mut() {
+        // Rehashing and shrinking leave the keys as they are, so a pending snapshot need not be
+        // served first; removing expired keys does change them (captured just below).
+        let mut shard = shared.ks.lock_deferred(i);
+        if active && shard.dbs.iter().any(|d| !d.expires.is_empty()) {
+            shard.capture_now();
+        }
+        // Read under the shard lock, like a command's `Host::logging`.
+        let logging = shared.aof.is_on();
+        for (d, db) in shard.dbs.iter_mut().enumerate() {
             if active && !db.expires.is_empty() {
                 loop {
                     let now = unix_ms();
-                    let s = sample_and_expire(db, now, rng, KEYS_PER_LOOP, |_key| {
-                        // Effects of expiry (DEL) go to persistence/replication once they exist.
+                    let s = sample_and_expire(db, now, rng, KEYS_PER_LOOP, |key| {
+                        // Logged as DEL under the shard lock, in order with commands on the key.
+                        if logging {
+                            shared.aof.append_one(d, &[b"DEL", key]);
+                        }
                     });
                     Stats::add(&shared.stats.expired_keys, s.expired as u64);
                     if s.sampled == 0 || s.expired * 4 <= s.sampled || t0.elapsed() > budget {

@@ -29,9 +29,24 @@ impl Host for Shared {
     }
 
     fn config_set(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), String> {
+        let aof_was = self.config.get_bool("appendonly");
         self.config.set_many(pairs)?;
         // `save` and `stop-writes-on-bgsave-error` decide whether writes are refused.
         self.update_misconf_gate();
+        self.aof_config_changed();
+        let aof_now = self.config.get_bool("appendonly");
+        if aof_was && !aof_now {
+            self.aof_stop();
+        } else if aof_now && !aof_was {
+            // As Redis: the reply comes at once, the rewrite that switches the AOF on runs in
+            // the background (the cron retries if another save is running).
+            let me = self.arc();
+            std::thread::spawn(move || {
+                if let Err(e) = me.aof_start() {
+                    tracing::warn!("Can't switch the AOF on yet: {e:?}");
+                }
+            });
+        }
         Ok(())
     }
 
@@ -128,12 +143,38 @@ impl Host for Shared {
         }
     }
 
-    fn bgsave(&self, _schedule: bool) -> Result<&'static str, String> {
+    fn bgsave(&self, schedule: bool) -> Result<&'static str, String> {
         match self.arc().start_bgsave() {
             Ok(()) => Ok("Background saving started"),
+            Err(SaveError::Busy) if self.aof.rewrite_running.load(Ordering::SeqCst) => {
+                if schedule {
+                    self.persist.bgsave_scheduled.store(true, Ordering::SeqCst);
+                    Ok("Background saving scheduled")
+                } else {
+                    Err("ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE \
+                         in order to schedule a BGSAVE whenever possible."
+                        .into())
+                }
+            }
             Err(SaveError::Busy) => Err("ERR Background save already in progress".into()),
             Err(_) => Err("ERR".into()),
         }
+    }
+
+    fn logging(&self) -> bool {
+        self.aof.is_on()
+    }
+
+    fn log_effects(&self, effects: &[commands::effects::Effect]) -> u64 {
+        self.aof.append(effects)
+    }
+
+    fn aof_error(&self) -> String {
+        self.aof.error_text()
+    }
+
+    fn bgrewriteaof(&self) -> Result<&'static str, String> {
+        self.arc().start_aof_rewrite()
     }
 
     fn lastsave(&self) -> i64 {

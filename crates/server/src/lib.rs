@@ -7,6 +7,7 @@
 //! This crate must not know how values are stored: it reaches keys only through
 //! `commands::execute` and the engine's expiry step.
 
+pub mod aof;
 pub mod clients;
 pub mod config;
 pub mod connection;
@@ -59,6 +60,8 @@ pub struct Shared {
     pub rates: rates::Rates,
     /// RDB persistence state.
     pub persist: persist::Persist,
+    /// The append-only file.
+    pub aof: aof::Aof,
     /// This value's own `Arc`, for work handed to other threads (background saves).
     me: std::sync::Weak<Shared>,
 }
@@ -87,6 +90,7 @@ impl Shared {
             shutdown_notify: Notify::new(),
             rates: rates::Rates::default(),
             persist: persist::Persist::new(connection::unix_ms()),
+            aof: aof::Aof::new(),
             me: me.clone(),
         })
     }

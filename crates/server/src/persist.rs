@@ -25,7 +25,9 @@ const BGSAVE_RETRY_DELAY_MS: i64 = 5_000;
 #[derive(Debug)]
 pub struct Persist {
     /// A save (of any kind) is running.
-    busy: AtomicBool,
+    pub busy: AtomicBool,
+    /// `BGSAVE SCHEDULE` came while an AOF rewrite ran; the cron starts it later.
+    pub bgsave_scheduled: AtomicBool,
     /// The running save is a background one.
     bgsave_running: AtomicBool,
     bgsave_started_ms: AtomicI64,
@@ -51,6 +53,7 @@ impl Persist {
     pub fn new(now_ms: i64) -> Persist {
         Persist {
             busy: AtomicBool::new(false),
+            bgsave_scheduled: AtomicBool::new(false),
             bgsave_running: AtomicBool::new(false),
             bgsave_started_ms: AtomicI64::new(0),
             generation: AtomicU64::new(0),
@@ -99,6 +102,7 @@ impl Shared {
             ctime_secs: unix_ms() / 1000,
             used_mem: crate::memory::allocated().unwrap_or(0),
             aof_base: false,
+            format: snapshot::Format::Rdb,
         }
     }
 
@@ -155,8 +159,13 @@ impl Shared {
     /// `SAVE` (and the save on shutdown): returns when the file is on disk.
     pub fn save_now(&self) -> Result<(), SaveError> {
         let p = &self.persist;
-        if p.busy.swap(true, Ordering::SeqCst) {
-            return Err(SaveError::Busy);
+        while p.busy.swap(true, Ordering::SeqCst) {
+            if p.bgsave_running.load(Ordering::SeqCst) {
+                return Err(SaveError::Busy);
+            }
+            // An AOF rewrite holds the (single) snapshot: SAVE waits for it, as blocking as
+            // Redis's SAVE is anyway.
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
         let result = self.save_inner();
         p.busy.store(false, Ordering::SeqCst);
@@ -169,6 +178,7 @@ impl Shared {
     /// (NOSAVE), `None` when save points are configured (as Redis). Waits for a background save
     /// in progress to finish first.
     pub fn save_before_exit(&self, save: Option<bool>) -> Result<(), SaveError> {
+        self.aof_before_exit();
         let wanted = save.unwrap_or_else(|| !self.config.save_points().is_empty());
         if !wanted {
             return Ok(());
@@ -240,6 +250,10 @@ impl Shared {
         let since_save = now / 1000 - p.last_save();
         let may_retry = p.last_bgsave_ok.load(Ordering::Relaxed)
             || now - p.last_bgsave_try_ms.load(Ordering::Relaxed) > BGSAVE_RETRY_DELAY_MS;
+        if p.bgsave_scheduled.swap(false, Ordering::SeqCst) {
+            let _ = self.start_bgsave();
+            return;
+        }
         for (secs, min_changes) in self.config.save_points() {
             if changes >= min_changes && since_save >= secs as i64 && may_retry {
                 tracing::info!("{min_changes} changes in {secs} seconds. Saving...");
@@ -304,10 +318,18 @@ impl Shared {
 
     /// Closes the `-LOADING` gate if there is an RDB file to load; true if there is.
     pub fn begin_loading(&self) -> bool {
+        self.aof_config_changed();
+        let p = &self.persist;
+        if self.config.get_bool("appendonly") {
+            // The AOF directory is the dataset (Redis ignores the RDB file then); even an
+            // empty one is created before clients may write.
+            p.loading_started_s.store(unix_ms() / 1000, Ordering::Relaxed);
+            self.stats.set_gate(Gate::Loading, true);
+            return true;
+        }
         let Ok(meta) = std::fs::metadata(self.rdb_path()) else {
             return false;
         };
-        let p = &self.persist;
         p.loading_started_s.store(unix_ms() / 1000, Ordering::Relaxed);
         p.loading_total_bytes.store(meta.len(), Ordering::Relaxed);
         self.stats.set_gate(Gate::Loading, true);
@@ -318,6 +340,11 @@ impl Shared {
     /// A damaged file stops the process with a message naming the file and the offset, as
     /// Redis does.
     pub fn load_at_startup(&self) {
+        if self.config.get_bool("appendonly") {
+            self.aof_load_and_open();
+            self.stats.set_gate(Gate::Loading, false);
+            return;
+        }
         let path = self.rdb_path();
         let p = &self.persist;
         let started = Instant::now();
@@ -368,10 +395,7 @@ impl Shared {
             out,
             "current_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\n\
              rdb_changes_since_last_save:{changes}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\n\
-             rdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\n\
-             aof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\n\
-             aof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\n\
-             module_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+             rdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\n",
             bgsave as u8,
             p.last_save(),
             if p.last_bgsave_ok.load(Ordering::Relaxed) { "ok" } else { "err" },
@@ -381,6 +405,8 @@ impl Shared {
             p.last_load_expired.load(Ordering::Relaxed),
             p.last_load_keys.load(Ordering::Relaxed),
         );
+        self.info_aof(out);
+        out.push_str("module_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n");
     }
 }
 
@@ -395,6 +421,7 @@ pub async fn cron(shared: Arc<Shared>) {
         }
         if !shared.stats.gate(Gate::Loading) {
             shared.save_points_cron();
+            shared.aof_cron();
         }
         shared.update_misconf_gate();
     }

@@ -4,111 +4,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::dataset::{assert_same, data_dir, dump, fill, info_field, tandem_in, wait_for};
 use common::{redis, tandem, TANDEM_BIN};
-use testkit::{bulk, simple, Frame, RawClient, TandemProcess};
-
-/// Every key of every database: (db, key) -> (value, pttl).
-type Dump = BTreeMap<(usize, Vec<u8>), (Vec<u8>, i64)>;
-
-fn dump(c: &mut RawClient) -> Dump {
-    let mut out = Dump::new();
-    for db in 0..16 {
-        assert_eq!(c.send(&["SELECT", &db.to_string()]), simple("OK"));
-        let Frame::Array(keys) = c.send(&["KEYS", "*"]) else { panic!("KEYS failed") };
-        for k in keys {
-            let Frame::Bulk(key) = k else { panic!("key {k:?}") };
-            let Frame::Bulk(v) = c.send(&[b"GET".as_slice(), &key]) else { panic!("GET {key:?}") };
-            let Frame::Integer(ttl) = c.send(&[b"PTTL".as_slice(), &key]) else { panic!("PTTL") };
-            out.insert((db, key), (v, ttl));
-        }
-    }
-    c.send(&["SELECT", "0"]);
-    out
-}
-
-/// Equal keys and values; TTLs equal within `slack_ms` (both -1 for no TTL).
-fn assert_same(a: &Dump, b: &Dump, slack_ms: i64) {
-    assert_eq!(a.len(), b.len(), "key counts differ");
-    for (k, (v, ttl)) in a {
-        let (v2, ttl2) = b.get(k).unwrap_or_else(|| panic!("missing {k:?}"));
-        assert_eq!(v, v2, "value of {k:?}");
-        if *ttl < 0 || *ttl2 < 0 {
-            assert_eq!(ttl, ttl2, "ttl of {k:?}");
-        } else {
-            assert!((ttl - ttl2).abs() <= slack_ms, "ttl of {k:?}: {ttl} vs {ttl2}");
-        }
-    }
-}
-
-/// Writes keys covering every string encoding, expiries and several databases.
-fn fill(c: &mut RawClient) {
-    let long_text = "the quick brown fox jumps over the lazy dog ".repeat(40);
-    let random: Vec<u8> = (0..3000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-    let values: Vec<Vec<u8>> = vec![
-        b"0".to_vec(),
-        b"-1".to_vec(),
-        b"127".to_vec(),
-        b"-128".to_vec(),
-        b"32767".to_vec(),
-        b"-32769".to_vec(),
-        b"2147483647".to_vec(),
-        b"-2147483649".to_vec(),
-        b"9223372036854775807".to_vec(),
-        b"-9223372036854775808".to_vec(),
-        b"007".to_vec(),
-        b" 1".to_vec(),
-        b"1.0".to_vec(),
-        b"".to_vec(),
-        b"x".to_vec(),
-        vec![b'e'; 44],
-        vec![b'f'; 45],
-        long_text.into_bytes(),
-        random,
-        b"bin\x00ary\r\n\xff".to_vec(),
-    ];
-    for db in [0usize, 3, 15] {
-        assert_eq!(c.send(&["SELECT", &db.to_string()]), simple("OK"));
-        for (i, v) in values.iter().enumerate() {
-            let key = format!("k{db}:{i}");
-            assert_eq!(c.send(&[b"SET".as_slice(), key.as_bytes(), v]), simple("OK"), "SET {key}");
-        }
-        // Keys with a time to live far enough ahead to survive the round trip.
-        for i in 0..5 {
-            let key = format!("ttl{db}:{i}");
-            c.send(&["SET", &key, "v", "PX", &(600_000 + i * 1000).to_string()]);
-        }
-        c.send(&["APPEND", &format!("raw{db}"), "appended"]);
-    }
-    c.send(&["SELECT", "0"]);
-}
-
-fn data_dir(name: &str) -> PathBuf {
-    testkit::temp_dir(name)
-}
-
-fn tandem_in(dir: &Path, args: &[&str]) -> TandemProcess {
-    TandemProcess::spawn_with_data_dir(TANDEM_BIN, dir, args)
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn info_field(c: &mut RawClient, field: &str) -> String {
-    let Frame::Bulk(text) = c.send(&["INFO", "persistence"]) else { panic!("INFO") };
-    let text = String::from_utf8(text).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
-        .unwrap_or_else(|| panic!("no {field} in INFO persistence:\n{text}"))
-}
+use testkit::{bulk, simple, Frame};
 
 #[test]
 fn save_and_restart_keeps_every_key() {

@@ -74,7 +74,7 @@ fn peek<'s>(store: &'s mut Store, key: &[u8]) -> Option<&'s Entry> {
         return None;
     }
     let db = store.db;
-    let (d, h) = store.db_for(db, key);
+    let (d, h) = store.db_for_read(db, key);
     d.entry(h, key)
 }
 

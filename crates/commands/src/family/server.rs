@@ -30,6 +30,7 @@ pub const BINDINGS: &[Binding] = &[
     bind("flushall", flushall, LockMode::All),
     bind("save", save, LockMode::None),
     bind("bgsave", bgsave, LockMode::None),
+    bind("bgrewriteaof", bgrewriteaof, LockMode::None),
     bind("lastsave", lastsave, LockMode::None),
     bind("swapdb", swapdb, LockMode::All),
     bind("wait", wait, LockMode::None),
@@ -178,7 +179,7 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         ctx.out.array(argv.len() - 2);
         for key in &argv[2..] {
             let db = ctx.store.db;
-            let (d, h) = ctx.store.db_for(db, key);
+            let (d, h) = ctx.store.db_for_read(db, key);
             let dg = digest::value_digest(d, h, key);
             ctx.out.simple(digest::to_hex(&dg).as_bytes());
         }
@@ -331,6 +332,13 @@ fn bgsave(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         _ => return Err(CmdError::Syntax),
     };
     let status = ctx.host.bgsave(schedule).map_err(CmdError::Other)?;
+    ctx.out.simple(status.as_bytes());
+    Ok(())
+}
+
+/// `BGREWRITEAOF`
+fn bgrewriteaof(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    let status = ctx.host.bgrewriteaof().map_err(CmdError::Other)?;
     ctx.out.simple(status.as_bytes());
     Ok(())
 }

@@ -97,8 +97,7 @@ fn expiry_at(now_ms: i64, unit_ms: i64, absolute: bool, arg: &[u8], cmd: &str) -
 /// (Redis counts `SET ... EX` and `SETEX` as one change).
 fn set_expire_same_change(ctx: &mut Ctx, key: &[u8], when_ms: i64) {
     let db = ctx.store.db;
-    let (d, h) = ctx.store.db_for(db, key);
-    d.set_expire(h, key, when_ms);
+    ctx.store.set_expire_unchanged_in(db, key, when_ms);
 }
 
 /// `SET key value [NX | XX] [GET] [EX s | PX ms | EXAT ts | PXAT ts-ms | KEEPTTL]`

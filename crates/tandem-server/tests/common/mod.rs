@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests of `tandem-server`.
 #![allow(dead_code)]
 
+pub mod dataset;
+
 use testkit::{RedisProcess, TandemProcess};
 
 /// The binary under test.
