@@ -144,7 +144,8 @@ impl<'a> Store<'a> {
     }
 
     /// The database share holding `key`, about to change `key` only: its state at a pending
-    /// snapshot's cut is kept first (`Shard::before_write`).
+    /// snapshot's cut is kept first (`Shard::before_write`; a key that turns out absent is
+    /// kept as absent, which the capture treats like not kept at all).
     #[inline]
     fn db_to_change(&mut self, db: usize, key: &[u8]) -> (&mut Db, u64) {
         let h = self.ks.hash(key);
@@ -209,8 +210,6 @@ impl<'a> Store<'a> {
             return None;
         }
         let lru = lru_clock(self.now_ms);
-        let (d, h) = self.db_deferred(db, key);
-        d.entry(h, key)?;
         let (d, h) = self.db_to_change(db, key);
         let e = d.entry_mut(h, key)?;
         e.lru = lru;
@@ -284,10 +283,6 @@ impl<'a> Store<'a> {
         if self.expire_if_needed(db, key) {
             return false;
         }
-        let (d, h) = self.db_deferred(db, key);
-        if d.entry(h, key).is_none() {
-            return false;
-        }
         let (d, h) = self.db_to_change(db, key);
         let removed = d.remove(h, key).is_some();
         if removed {
@@ -306,8 +301,6 @@ impl<'a> Store<'a> {
         if self.expire_if_needed(db, key) {
             return None;
         }
-        let (d, h) = self.db_deferred(db, key);
-        d.entry(h, key)?;
         let (d, h) = self.db_to_change(db, key);
         let when = d.expire_of(h, key);
         let e = d.remove(h, key)?;
@@ -347,10 +340,6 @@ impl<'a> Store<'a> {
     /// Removes a key's time to live; true (and one change) if it had one.
     pub fn persist(&mut self, key: &[u8]) -> bool {
         let db = self.db;
-        let (d, h) = self.db_deferred(db, key);
-        if d.expire_of(h, key).is_none() {
-            return false;
-        }
         let (d, h) = self.db_to_change(db, key);
         let had = d.persist(h, key);
         if had {

@@ -269,9 +269,12 @@ impl Aof {
             }
         }
         drop(f);
-        let (flag, cv) = &self.wake;
-        *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        cv.notify_one();
+        if after > before {
+            // Only new bytes wake the fsync thread (it calls this too, and must not wake itself).
+            let (flag, cv) = &self.wake;
+            *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            cv.notify_one();
+        }
     }
 
     /// One pass of the fsync thread: write what is pending, then sync it if the policy asks.
@@ -641,6 +644,19 @@ impl Shared {
         self.aof_start_inner(false)
     }
 
+    /// [`Shared::aof_start`] on its own thread (`CONFIG SET appendonly yes` replies at once,
+    /// as in Redis; the cron retries while another save runs).
+    pub fn aof_start_in_background(&self) {
+        let me = self.arc();
+        std::thread::spawn(move || {
+            if let Err(e) = me.aof_start() {
+                tracing::warn!(
+                    "Redis needs to enable the AOF but can't trigger a background AOF rewrite operation: {e:?}"
+                );
+            }
+        });
+    }
+
     fn aof_start_inner(&self, at_startup: bool) -> Result<(), RewriteError> {
         let p = &self.persist;
         if p.busy.swap(true, Ordering::SeqCst) {
@@ -775,16 +791,12 @@ impl Shared {
         // 2. The snapshot; its cut is where the new incr file begins.
         let tmp = dir.join(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
         let opts = SnapshotOptions {
-            compress: self.config.get_bool("rdbcompression"),
-            checksum: self.config.get_bool("rdbchecksum"),
-            redis_ver: commands::family::server::REDIS_VERSION.to_string(),
-            ctime_secs: unix_ms() / 1000,
-            used_mem: crate::memory::allocated().unwrap_or(0),
             aof_base: true,
             format: match format {
                 BaseFormat::Rdb => Format::Rdb,
                 BaseFormat::Aof => Format::Commands,
             },
+            ..self.snapshot_options()
         };
         let snap = RdbSnapshot::create(&tmp, &opts)?;
         if let Some(file) = &incr_file {

@@ -38,14 +38,7 @@ impl Host for Shared {
         if aof_was && !aof_now {
             self.aof_stop();
         } else if aof_now && !aof_was {
-            // As Redis: the reply comes at once, the rewrite that switches the AOF on runs in
-            // the background (the cron retries if another save is running).
-            let me = self.arc();
-            std::thread::spawn(move || {
-                if let Err(e) = me.aof_start() {
-                    tracing::warn!("Can't switch the AOF on yet: {e:?}");
-                }
-            });
+            self.aof_start_in_background();
         }
         Ok(())
     }

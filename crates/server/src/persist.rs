@@ -94,7 +94,7 @@ impl Shared {
         PathBuf::from(self.config.get("dir")).join(self.config.get("dbfilename"))
     }
 
-    fn snapshot_options(&self) -> SnapshotOptions {
+    pub(crate) fn snapshot_options(&self) -> SnapshotOptions {
         SnapshotOptions {
             compress: self.config.get_bool("rdbcompression"),
             checksum: self.config.get_bool("rdbchecksum"),

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::dataset::{assert_same, data_dir, dump, fill, info_field, tandem_in, wait_for};
-use common::{redis, TANDEM_BIN};
+use common::dataset::{assert_same, data_dir, dump, fill, info_field, start_expecting_exit, tandem_in, wait_for};
+use common::redis;
 use testkit::{bulk, simple, Frame, RawClient, RedisProcess};
 
 fn aof_dir(dir: &Path) -> PathBuf {
@@ -163,16 +163,6 @@ fn current_incr(dir: &Path) -> PathBuf {
     let m = manifest_text(dir);
     let name = m.lines().rfind(|l| l.ends_with("type i")).unwrap().split(' ').nth(1).unwrap().to_string();
     aof_dir(dir).join(name)
-}
-
-/// Starts Tandem expecting it to exit: (success, stdout + stderr).
-fn start_expecting_exit(dir: &Path, args: &[&str]) -> (bool, String) {
-    let port = testkit::free_port().to_string();
-    let d = dir.display().to_string();
-    let mut all = vec!["--port", &port, "--dir", &d];
-    all.extend_from_slice(args);
-    let f = testkit::run_to_exit(Command::new(TANDEM_BIN).args(&all), Duration::from_secs(10));
-    (f.status.success(), format!("{}{}", f.stdout, f.stderr))
 }
 
 #[test]
@@ -528,5 +518,49 @@ fn bgsave_and_bgrewriteaof_take_turns() {
     assert!(started.elapsed() < Duration::from_secs(30));
     assert!(dir.join("dump.rdb").is_file());
     drop(t);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// User plus system CPU time of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn an_idle_server_with_the_aof_on_stays_idle() {
+    let dir = data_dir("aof-idle");
+    let t = tandem_in(&dir, &["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut c = t.client();
+    assert_eq!(c.send(&["SET", "k", "v"]), simple("OK"));
+    let before = cpu_ticks(t.pid());
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(t.pid()) - before;
+    // Timers (expiry cycle, cron, the fsync thread's poll) cost a few ticks; a spinning thread
+    // would cost about 200.
+    assert!(used < 40, "{used} ticks of CPU in 2 s idle");
+    drop(t);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bgrewriteaof_with_the_aof_off_writes_a_base_redis_loads() {
+    let dir = data_dir("aof-off-rewrite");
+    let t = tandem_in(&dir, &[]);
+    let mut c = t.client();
+    fill(&mut c);
+    assert_eq!(c.send(&["BGREWRITEAOF"]), simple("Background append only file rewriting started"));
+    wait_for("rewrite", Duration::from_secs(10), || info_field(&mut c, "aof_rewrite_in_progress") == "0");
+    assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status"), "ok");
+    assert_eq!(manifest_text(&dir), "file appendonly.aof.1.base.rdb seq 1 type b\n");
+    let expected = dump(&mut c);
+    drop(t);
+    assert_check_aof_ok(&dir);
+    let r = redis_on(&dir);
+    assert_same(&expected, &dump(&mut r.client()), 5_000);
+    drop(r);
     let _ = std::fs::remove_dir_all(&dir);
 }

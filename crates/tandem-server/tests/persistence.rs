@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::dataset::{assert_same, data_dir, dump, fill, info_field, tandem_in, wait_for};
-use common::{redis, tandem, TANDEM_BIN};
+use common::dataset::{assert_same, data_dir, dump, fill, info_field, start_expecting_exit, tandem_in, wait_for};
+use common::{redis, tandem};
 use testkit::{bulk, simple, Frame};
 
 #[test]
@@ -249,12 +249,8 @@ fn damaged_files_stop_start_up_with_file_and_offset() {
     ] {
         let dir = data_dir("damaged");
         std::fs::write(dir.join("dump.rdb"), &bytes).unwrap();
-        let out = std::process::Command::new(TANDEM_BIN)
-            .args(["--port", &testkit::free_port().to_string(), "--dir", &dir.display().to_string()])
-            .output()
-            .unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(!out.status.success(), "{what}: start-up must fail:\n{text}");
+        let (ok, text) = start_expecting_exit(&dir, &[]);
+        assert!(!ok, "{what}: start-up must fail:\n{text}");
         assert!(
             text.contains("dump.rdb") && text.contains("offset"),
             "{what}: message must name file and offset:\n{text}"

@@ -116,3 +116,13 @@ pub fn info_field(c: &mut RawClient, field: &str) -> String {
         .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
         .unwrap_or_else(|| panic!("no {field} in INFO persistence:\n{text}"))
 }
+
+/// Starts Tandem expecting it to exit: (success, stdout + stderr).
+pub fn start_expecting_exit(dir: &Path, args: &[&str]) -> (bool, String) {
+    let port = testkit::free_port().to_string();
+    let d = dir.display().to_string();
+    let mut all = vec!["--port", &port, "--dir", &d];
+    all.extend_from_slice(args);
+    let f = testkit::run_to_exit(std::process::Command::new(TANDEM_BIN).args(&all), Duration::from_secs(10));
+    (f.status.success(), format!("{}{}", f.stdout, f.stderr))
+}
