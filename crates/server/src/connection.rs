@@ -235,7 +235,12 @@ async fn write_out(
 async fn durable(shared: &Shared, pos: u64) {
     let aof = &shared.aof;
     if aof.written() < pos {
-        aof.write_pending(shared);
+        // Let the other connections of this thread that are ready run their commands first:
+        // then one write(2) covers all of them, as Redis writes once per event-loop turn.
+        tokio::task::yield_now().await;
+        if aof.written() < pos {
+            aof.write_pending(shared);
+        }
     }
     if aof.policy() != Fsync::Always {
         return;
