@@ -2,9 +2,10 @@
 # Snapshot cost, side by side: tandem-server (fork-less BGSAVE) vs redis-server (fork + COW).
 #  1. Load KEYS keys (16-byte keys, 32-byte values) into each server.
 #  2. p99 of a SET/GET load (redis-benchmark, -P 1, random keys over the dataset) while idle,
-#     then while BGSAVE runs back to back for the whole run.
-#  3. Peak memory during BGSAVE against before it: proportional set size (PSS) of the server plus,
-#     for Redis, its fork child, so pages the two still share are counted once.
+#     then while BGSAVE runs back to back for the whole run; ROUNDS alternating pairs, medians.
+#     bench/snapshot_driver.py drives both phases the same way over one connection.
+#  3. Peak memory during BGSAVE under the same load, against before it: proportional set size
+#     (PSS) of the server plus, for Redis, its fork child, so pages the two share count once.
 #  4. Start-up load time of the saved 1M-key RDB: Redis's file loaded by both servers.
 #
 #   bench/bgsave.sh              # KEYS=1000000
@@ -12,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 KEYS=${KEYS:-1000000}
 N=${N:-300000}
+ROUNDS=${ROUNDS:-3}
 command -v redis-server >/dev/null || { echo "redis-server missing: apt-get install -y redis-server redis-tools" >&2; exit 1; }
 cargo build --release -q -p tandem-server
 TANDEM=$PWD/target/release/tandem-server
@@ -36,32 +38,38 @@ for i in range(n):
 PY
 for p in "$TP" "$RP"; do redis-cli -p "$p" --pipe <"$WORK/load.resp" >/dev/null; done
 
-rss_kb() { awk '/^Pss:/{r=$2} END{print r+0}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
-# Sum of PSS of a pid and its children (Redis's BGSAVE child), in kB.
-tree_rss_kb() { local t; t=$(rss_kb "$1"); for c in $(pgrep -P "$1" 2>/dev/null); do t=$((t + $(rss_kb "$c"))); done; echo "$t"; }
-p99() { redis-benchmark -p "$1" -c 50 -n "$N" -P 1 -t set,get -r "$KEYS" -d 32 --csv | tail -2 | tr -d '"' | awk -F, '{print $1"="$7}' | xargs; }
+pss_kb() { awk '/^Pss:/{r=$2} END{print r+0}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+bench() { redis-benchmark -p "$1" -c 50 -n "$N" -P 1 -t set,get -r "$KEYS" -d 32 --csv | tail -2 | tr -d '"' | awk -F, '{print $1, $7}'; }
 in_progress() { redis-cli -p "$1" info persistence | tr -d '\r' | awk -F: '$1=="rdb_bgsave_in_progress"{print $2}'; }
+# Runs the load with the driver in MODE alongside; prints "SET p99 GET p99".
+phase() {
+  local port=$1 pid=$2 mode=$3 out
+  python3 bench/snapshot_driver.py "$port" "$pid" "$mode" "$WORK/peak" & local drv=$!
+  out=$(bench "$port" | awk '{printf "%s ", $2}')
+  kill "$drv"; wait "$drv" 2>/dev/null || true
+  while [ "$(in_progress "$port")" = 1 ]; do sleep 0.05; done
+  echo "$out"
+}
+median() { sort -n | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'; }
 
-printf "%-8s | %-24s | %-24s | %6s | %6s %s\n" server "idle p99 ms" "during BGSAVE p99 ms" saves "peak/base PSS"
+echo "p99 of SET/GET (ms, median of $ROUNDS rounds; idle and during-BGSAVE runs alternate):"
+printf "%-8s | %-20s | %-20s | %-9s | %6s | %s\n" server "idle p99 SET/GET" "BGSAVE p99 SET/GET" "ratio" "saves" "peak/base PSS"
 for which in tandem redis; do
   if [ $which = tandem ]; then port=$TP; pid=$TPID; else port=$RP; pid=$RPID; fi
-  idle=$(p99 "$port")
-  base=$(rss_kb "$pid"); peak=$base
-  # Keep BGSAVE running back to back while the load runs; sample memory meanwhile.
-  (
-    while :; do
-      redis-cli -p "$port" bgsave >/dev/null 2>&1 || true
-      sleep 0.05
-      while [ "$(in_progress "$port")" = 1 ]; do sleep 0.02; done
-    done
-  ) & SAVER=$!
-  ( while :; do tree_rss_kb "$pid"; sleep 0.01; done ) >"$WORK/$which.rss" & SAMPLER=$!
-  busy=$(p99 "$port")
-  kill "$SAVER" "$SAMPLER"; wait "$SAVER" "$SAMPLER" 2>/dev/null || true
-  while [ "$(in_progress "$port")" = 1 ]; do sleep 0.05; done
-  peak=$(sort -n "$WORK/$which.rss" | tail -1)
+  : >"$WORK/idle"; : >"$WORK/busy"
+  for _ in $(seq "$ROUNDS"); do
+    phase "$port" "$pid" idle >>"$WORK/idle"
+    phase "$port" "$pid" save >>"$WORK/busy"
+  done
+  is=$(awk '{print $1}' "$WORK/idle" | median); ig=$(awk '{print $2}' "$WORK/idle" | median)
+  bs=$(awk '{print $1}' "$WORK/busy" | median); bg=$(awk '{print $2}' "$WORK/busy" | median)
   saves=$(redis-cli -p "$port" info persistence | tr -d '\r' | awk -F: '$1=="rdb_saves"{print $2}')
-  printf "%-8s | %-24s | %-24s | %6s | %6.2fx (%s / %s MB)\n" $which "$idle" "$busy" "$saves" \
+  # Memory in a run of its own (sampling smaps disturbs latency).
+  base=$(pss_kb "$pid")
+  phase "$port" "$pid" save-mem >/dev/null
+  peak=$(cat "$WORK/peak")
+  printf "%-8s | %-20s | %-20s | %-9s | %6s | %.2fx (%s / %s MB)\n" $which "$is / $ig" "$bs / $bg" \
+    "$(python3 -c "print('%.1f/%.1f' % ($bs/$is, $bg/$ig))")" "$saves" \
     "$(python3 -c "print($peak/$base)")" $((peak / 1024)) $((base / 1024))
 done
 

@@ -83,6 +83,13 @@ impl<'a> Locks<'a> {
         panic!("shard {i} touched without being locked");
     }
 
+    /// Every locked shard, for reading only: a pending snapshot is not served (commands that
+    /// read the whole keyspace, such as `DBSIZE` or `KEYS`, must not make it copy everything).
+    pub fn shards_read(&self) -> impl Iterator<Item = &Shard> + use<'_, 'a> {
+        let all = self.all.iter().map(|g| &**g);
+        all.chain(self.guards.iter().map(|(_, g)| &**g))
+    }
+
     /// Every locked shard, for any use (see [`Locks::shard`]).
     pub fn shards(&mut self) -> impl Iterator<Item = &mut Shard> + use<'_, 'a> {
         let all = self.all.iter_mut().map(|g| &mut **g);

@@ -6,7 +6,7 @@
 //! and `SWAPDB` swaps per shard. Lock order: shards in ascending index; a command locks all its
 //! shards before touching any of them, and never waits for anything while holding them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::dict::{Dict, KeyHasher};
@@ -126,14 +126,33 @@ pub struct Shard {
     /// A snapshot this shard still owes its contents to (see [`Keyspace::begin_snapshot`]).
     pending: Option<Arc<dyn Capture>>,
     /// Keys changed since that snapshot's cut, per database, as they were at the cut (`None`:
-    /// the key did not exist).
+    /// the key did not exist), unless the snapshot already has them.
     saved: Option<Box<[SavedKeys]>>,
+    /// How far the snapshot's walk over this shard has come, when it goes in steps.
+    walk: Option<Box<Walk>>,
     /// This shard's index in the keyspace.
     index: usize,
 }
 
 /// A key's state at a snapshot's cut: its value and expiry, or `None` if it did not exist.
 type SavedKeys = HashMap<Box<[u8]>, Option<(Value, Option<i64>)>>;
+
+/// A snapshot's walk over one shard, done in steps with the lock released in between.
+///
+/// Between steps commands change the shard: keys the walk has not reached yet are kept at their
+/// cut-time state by [`Shard::before_write`], keys it has handed over are remembered here so
+/// that a later change needs no saving, and the dict may resize. The walk follows a
+/// reverse-binary scan cursor, which reaches every key present throughout; `emitted` also drops
+/// the repeats a shrinking table can cause. So every key comes exactly once.
+struct Walk {
+    db: usize,
+    cursor: u64,
+    emitted: Box<[HashSet<Box<[u8]>>]>,
+}
+
+/// Keys a snapshot's walk visits per step (one shard lock hold): short enough that a command
+/// waiting for the shard waits tens of microseconds, not the time to copy a whole shard.
+pub const SNAPSHOT_STEP_KEYS: usize = 512;
 
 impl Shard {
     /// Must be called before any change to `key` of database `db` made through a lock taken
@@ -151,7 +170,7 @@ impl Shard {
     fn save_at_cut(&mut self, db: usize, hash: u64, key: &[u8]) {
         let n = self.dbs.len();
         let saved = self.saved.get_or_insert_with(|| (0..n).map(|_| SavedKeys::new()).collect());
-        if saved[db].contains_key(key) {
+        if saved[db].contains_key(key) || self.walk.as_ref().is_some_and(|w| w.emitted[db].contains(key)) {
             return;
         }
         let d = &self.dbs[db];
@@ -164,30 +183,109 @@ impl Shard {
     #[inline]
     pub fn capture_now(&mut self) {
         if self.pending.is_some() {
-            capture_pending(self.index, self);
+            self.capture_step(None);
         }
     }
 
-    /// Every key of the shard as it was at the pending snapshot's cut (or as it is, if no
-    /// snapshot is pending): `f(db, key, value, expiry)`.
-    pub fn for_each_at_cut(&self, mut f: impl FnMut(usize, &[u8], &Value, Option<i64>)) {
+    /// Hands the pending snapshot up to `budget` more keys of this shard (every remaining key
+    /// if `None`). Returns true when the shard owes nothing any more.
+    fn capture_step(&mut self, budget: Option<usize>) -> bool {
+        let Some(capture) = self.pending.clone() else {
+            return true;
+        };
+        let n = self.dbs.len();
+        let walk = self.walk.get_or_insert_with(|| {
+            Box::new(Walk { db: 0, cursor: 0, emitted: (0..n).map(|_| HashSet::new()).collect() })
+        });
+        let mut part =
+            CutPart { dbs: &self.dbs, saved: self.saved.as_deref(), walk, budget, walked: false, done: false };
+        capture.capture(self.index, &mut part);
+        assert!(part.walked, "a Capture must take its part");
+        let done = part.done;
+        if done {
+            self.pending = None;
+            self.saved = None;
+            self.walk = None;
+        }
+        done
+    }
+
+    /// Every key of the shard as it is now, with its expiry: `f(db, key, value, expiry)`. For a
+    /// shard no snapshot is waiting for (a pending one sees keys through [`CutPart`]).
+    pub fn for_each_key(&self, mut f: impl FnMut(usize, &[u8], &Value, Option<i64>)) {
+        debug_assert!(self.pending.is_none(), "a pending snapshot must be served first");
         for (d, db) in self.dbs.iter().enumerate() {
-            let saved = self.saved.as_ref().map(|s| &s[d]).filter(|m| !m.is_empty());
             let hasher = db.main.hasher();
             let volatile = !db.expires.is_empty();
             db.main.for_each(|key, entry| {
-                if saved.is_some_and(|m| m.contains_key(key)) {
-                    return;
-                }
                 let expire = if volatile { db.expire_of(hasher.hash(key), key) } else { None };
                 f(d, key, &entry.value, expire);
             });
-            for (key, state) in saved.into_iter().flatten() {
+        }
+    }
+}
+
+/// What a [`Capture`] receives: the next part of a shard as it was at the cut.
+pub struct CutPart<'a> {
+    dbs: &'a [Db],
+    saved: Option<&'a [SavedKeys]>,
+    walk: &'a mut Walk,
+    budget: Option<usize>,
+    walked: bool,
+    done: bool,
+}
+
+impl CutPart<'_> {
+    /// Calls `f(db, key, value, expiry)` for the keys of this part, each as it was at the cut.
+    /// Over all parts of a shard, each key that existed at the cut comes exactly once.
+    pub fn for_each(&mut self, mut f: impl FnMut(usize, &[u8], &Value, Option<i64>)) {
+        self.walked = true;
+        if self.done {
+            return;
+        }
+        let in_steps = self.budget.is_some();
+        let mut left = self.budget.unwrap_or(usize::MAX);
+        let walk = &mut *self.walk;
+        while walk.db < self.dbs.len() {
+            let d = walk.db;
+            let db = &self.dbs[d];
+            let saved = self.saved.map(|s| &s[d]).filter(|m| !m.is_empty());
+            let emitted = &mut walk.emitted[d];
+            let hasher = db.main.hasher();
+            let volatile = !db.expires.is_empty();
+            loop {
+                walk.cursor = db.main.scan(walk.cursor, |key, entry| {
+                    left = left.saturating_sub(1);
+                    if saved.is_some_and(|m| m.contains_key(key)) {
+                        return; // changed since the cut: its saved state comes below
+                    }
+                    if in_steps {
+                        if !emitted.insert(key.into()) {
+                            return;
+                        }
+                    } else if !emitted.is_empty() && emitted.contains(key) {
+                        return;
+                    }
+                    let expire = if volatile { db.expire_of(hasher.hash(key), key) } else { None };
+                    f(d, key, &entry.value, expire);
+                });
+                if walk.cursor == 0 {
+                    walk.db += 1;
+                    break;
+                }
+                if left == 0 {
+                    return;
+                }
+            }
+        }
+        for (d, keys) in self.saved.into_iter().flatten().enumerate() {
+            for (key, state) in keys {
                 if let Some((value, expire)) = state {
                     f(d, key, value, *expire);
                 }
             }
         }
+        self.done = true;
     }
 }
 
@@ -195,18 +293,18 @@ impl Shard {
 ///
 /// Fork-less snapshots work like this: [`Keyspace::begin_snapshot`] marks every shard as owing
 /// its contents to the snapshot, atomically (all shard locks held). From then on a shard is
-/// captured as it was at the cut: by the snapshot's own walk, or at once by anyone who locks
-/// it with [`Keyspace::lock`] (raw access), while commands that lock with
-/// [`Keyspace::lock_deferred`] only keep the cut-time state of each key they change
-/// ([`Shard::before_write`]) and go on; the capture then writes those saved states instead of
-/// the changed keys ([`Shard::for_each_at_cut`]). Memory overhead is one shard's serialization
-/// plus the keys changed during the snapshot; a command waits at most for the one shard the
-/// walk holds.
+/// handed over as it was at the cut: by the snapshot's own walk, a few hundred keys per lock
+/// hold ([`Keyspace::complete_snapshot`]), or all at once to anyone who locks it with
+/// [`Keyspace::lock`] (raw access). Commands that lock with [`Keyspace::lock_deferred`] only keep
+/// the cut-time state of each key they change ([`Shard::before_write`]) and go on; the walk
+/// hands over those saved states instead of the changed keys. Memory overhead is the keys
+/// changed during the snapshot plus what the capture buffers; a command waits at most for one
+/// step of the walk.
 pub trait Capture: Send + Sync {
-    /// Serializes shard number `index` as [`Shard::for_each_at_cut`] shows it. Called with that
-    /// shard locked (and possibly other shards of the same command too): it must not lock
+    /// Takes the next part of shard number `index`: must call [`CutPart::for_each`]. Called with
+    /// that shard locked (and possibly other shards of the same command too): it must not lock
     /// shards itself.
-    fn capture(&self, index: usize, shard: &Shard);
+    fn capture(&self, index: usize, part: &mut CutPart<'_>);
 }
 
 /// The whole keyspace: `databases` databases split over a power-of-two number of shards.
@@ -230,6 +328,7 @@ impl Keyspace {
                     dbs: (0..databases).map(|_| Db::new(&hasher)).collect(),
                     pending: None,
                     saved: None,
+                    walk: None,
                     index,
                 })
             })
@@ -273,9 +372,7 @@ impl Keyspace {
     #[inline]
     pub fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
         let mut guard = self.shards[shard].lock();
-        if guard.pending.is_some() {
-            capture_pending(shard, &mut guard);
-        }
+        guard.capture_now();
         guard
     }
 
@@ -287,9 +384,11 @@ impl Keyspace {
         self.shards[shard].lock()
     }
 
-    /// Locks every shard in order.
+    /// Locks every shard in order, without capturing them for a pending snapshot (as
+    /// [`Keyspace::lock_deferred`]): readers of the whole keyspace must not make a snapshot copy
+    /// it all at once; a caller that changes a shard calls [`Shard::capture_now`] first.
     pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
-        (0..self.shards.len()).map(|i| self.lock(i)).collect()
+        (0..self.shards.len()).map(|i| self.lock_deferred(i)).collect()
     }
 
     /// Starts a point-in-time snapshot that `capture` receives shard by shard. `at_cut` runs while
@@ -299,25 +398,25 @@ impl Keyspace {
     pub fn begin_snapshot<R>(&self, capture: Arc<dyn Capture>, at_cut: impl FnOnce() -> R) -> R {
         let mut guards = self.lock_all();
         for g in guards.iter_mut() {
+            g.capture_now();
             g.pending = Some(capture.clone());
         }
         at_cut()
     }
 
-    /// Captures every shard still owed to the current snapshot, one shard lock at a time.
-    pub fn complete_snapshot(&self) {
+    /// Captures every shard still owed to the current snapshot, [`SNAPSHOT_STEP_KEYS`] keys per
+    /// shard lock hold; `between` runs after each step with no lock held (to finish a capture's
+    /// work there).
+    pub fn complete_snapshot(&self, mut between: impl FnMut()) {
         for i in 0..self.shards.len() {
-            drop(self.lock(i));
+            loop {
+                let done = self.lock_deferred(i).capture_step(Some(SNAPSHOT_STEP_KEYS));
+                between();
+                if done {
+                    break;
+                }
+            }
         }
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn capture_pending(index: usize, shard: &mut Shard) {
-    if let Some(c) = shard.pending.take() {
-        c.capture(index, shard);
-        shard.saved = None;
     }
 }
 
@@ -363,21 +462,39 @@ mod tests {
     /// (db, key, value)
     type Item = (usize, Vec<u8>, Vec<u8>);
 
-    /// Records what each capture saw: shard index and its sorted items.
+    /// Records every part each capture saw: shard index and its items.
     #[derive(Default)]
     struct Recorder(std::sync::Mutex<Vec<(usize, Vec<Item>)>>);
 
     impl Capture for Recorder {
-        fn capture(&self, index: usize, shard: &Shard) {
+        fn capture(&self, index: usize, part: &mut CutPart<'_>) {
             let mut items = Vec::new();
-            for (d, db) in shard.dbs.iter().enumerate() {
-                db.main.for_each(|k, e| {
-                    let Value::Str(s) = &e.value;
-                    items.push((d, k.to_vec(), s.to_vec()));
-                });
-            }
-            items.sort();
+            part.for_each(|d, k, v, _| {
+                let Value::Str(s) = v;
+                items.push((d, k.to_vec(), s.to_vec()));
+            });
             self.0.lock().unwrap().push((index, items));
+        }
+    }
+
+    impl Recorder {
+        /// Shards that were handed over completely (several parts make one shard).
+        fn shards(&self) -> Vec<usize> {
+            let mut v: Vec<usize> = self.0.lock().unwrap().iter().map(|(i, _)| *i).collect();
+            v.sort();
+            v.dedup();
+            v
+        }
+
+        /// Every item of every part, sorted (repeats kept, so a repeat shows).
+        fn items(&self) -> Vec<Item> {
+            let mut all: Vec<Item> = self.0.lock().unwrap().iter().flat_map(|(_, items)| items.clone()).collect();
+            all.sort();
+            all
+        }
+
+        fn parts(&self) -> usize {
+            self.0.lock().unwrap().len()
         }
     }
 
@@ -396,26 +513,21 @@ mod tests {
         let rec = Arc::new(Recorder::default());
         let cut = ks.begin_snapshot(rec.clone(), || 42);
         assert_eq!(cut, 42);
-        assert!(rec.0.lock().unwrap().is_empty(), "nothing is captured at the cut itself");
+        assert_eq!(rec.parts(), 0, "nothing is captured at the cut itself");
         // Writes after the cut, to keys in every shard: each shard is captured before it changes.
         for i in 0..200 {
             put(&ks, i % 4, &format!("k{i}"), "new");
             put(&ks, 0, &format!("extra{i}"), "new");
         }
-        ks.complete_snapshot();
-        let seen = rec.0.lock().unwrap();
-        let mut shards: Vec<usize> = seen.iter().map(|(i, _)| *i).collect();
-        shards.sort();
-        assert_eq!(shards, (0..8).collect::<Vec<_>>(), "every shard exactly once");
-        let mut all: Vec<_> = seen.iter().flat_map(|(_, items)| items.clone()).collect();
-        all.sort();
+        ks.complete_snapshot(|| ());
+        assert_eq!(rec.shards(), (0..8).collect::<Vec<_>>(), "every shard");
         let mut want: Vec<_> = (0..200).map(|i| (i % 4, format!("k{i}").into_bytes(), b"old".to_vec())).collect();
         want.sort();
-        assert_eq!(all, want);
-        drop(seen);
+        assert_eq!(rec.items(), want);
         // The snapshot is over: locking no longer captures.
+        let parts = rec.parts();
         put(&ks, 1, "after", "x");
-        assert_eq!(rec.0.lock().unwrap().len(), 8);
+        assert_eq!(rec.parts(), parts);
     }
 
     #[test]
@@ -426,8 +538,76 @@ mod tests {
         let second = Arc::new(Recorder::default());
         ks.begin_snapshot(first.clone(), || ());
         ks.begin_snapshot(second.clone(), || ());
-        assert_eq!(first.0.lock().unwrap().len(), 4);
-        ks.complete_snapshot();
-        assert_eq!(second.0.lock().unwrap().len(), 4);
+        assert_eq!(first.shards().len(), 4);
+        assert_eq!(first.items(), vec![(0, b"a".to_vec(), b"1".to_vec())]);
+        ks.complete_snapshot(|| ());
+        assert_eq!(second.shards().len(), 4);
+        assert_eq!(second.items(), vec![(0, b"a".to_vec(), b"1".to_vec())]);
+    }
+
+    /// A change made the way commands make them: deferred lock, `before_write` first.
+    fn write(ks: &Keyspace, db: usize, key: &[u8], val: Option<&str>) {
+        let h = ks.hash(key);
+        let mut s = ks.lock_deferred(ks.shard_of(h));
+        s.before_write(db, h, key);
+        match val {
+            Some(v) => {
+                s.dbs[db].set(h, key, Value::Str(Str::from_bytes(v.as_bytes())), 0);
+            }
+            None => {
+                s.dbs[db].remove(h, key);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// The walk in steps, with sets, deletes, re-creations, table growth and shrinking in
+        /// between steps, hands over exactly the cut-time keyspace, each key once.
+        #[test]
+        fn stepped_walk_is_exactly_the_cut(
+            initial in 0usize..3000,
+            ops in proptest::collection::vec((0u8..4, 0usize..4000, 1usize..2), 0..600),
+            steps_between in 1usize..4,
+        ) {
+            let ks = Keyspace::new(2, 1, 5);
+            let mut want = Vec::new();
+            for i in 0..initial {
+                let (db, key) = (i % 2, format!("k{i}"));
+                put(&ks, db, &key, "cut");
+                want.push((db, key.into_bytes(), b"cut".to_vec()));
+            }
+            want.sort();
+            let rec = Arc::new(Recorder::default());
+            ks.begin_snapshot(rec.clone(), || ());
+            let mut ops = ops.into_iter();
+            let mut done = false;
+            while !done {
+                done = ks.lock_deferred(0).capture_step(Some(SNAPSHOT_STEP_KEYS / 8));
+                for (op, i, db) in ops.by_ref().take(steps_between * 40) {
+                    let key = format!("k{i}");
+                    match op {
+                        0 => write(&ks, db % 2, key.as_bytes(), Some("new")),
+                        1 => write(&ks, db % 2, key.as_bytes(), None),
+                        2 => {
+                            // Mass deletion then shrink: the table resizes under the walk.
+                            for j in (i % 7..4000).step_by(7) {
+                                write(&ks, 0, format!("k{j}").as_bytes(), None);
+                            }
+                            let mut s = ks.lock_deferred(0);
+                            s.dbs[0].main.shrink_if_needed();
+                            s.dbs[0].main.rehash(3);
+                        }
+                        _ => {
+                            // Growth: many new keys.
+                            for j in 0..200 {
+                                write(&ks, 1, format!("n{i}-{j}").as_bytes(), Some("x"));
+                            }
+                        }
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(rec.items(), want);
+        }
     }
 }

@@ -187,6 +187,15 @@ impl ValueType {
 }
 
 impl Value {
+    /// Roughly the bytes of data the value holds (for memory accounting of copies).
+    pub fn approx_bytes(&self) -> usize {
+        match self {
+            Value::Str(Str::Int(_)) => 8,
+            Value::Str(Str::Emb(b)) => b.len(),
+            Value::Str(Str::Raw(v)) => v.len(),
+        }
+    }
+
     /// The value's type.
     pub fn value_type(&self) -> ValueType {
         match self {

@@ -2,17 +2,20 @@
 //!
 //! Redis forks and lets the kernel copy pages on write, which can double memory under a write
 //! load. Here the keyspace does the work instead (see `engine::keyspace::Capture`): at the cut
-//! every shard is marked as owing its contents to the snapshot, and each shard is serialized the
-//! first time anyone locks it afterwards (this file's walk, or a command about to change it),
-//! then written straight to the file. Memory overhead is one shard's serialization at a time;
-//! the RDB format allows one database's keys to come in several `SELECTDB` runs, so shards can
-//! land in any order.
+//! every shard is marked as owing its contents to the snapshot; the snapshot's walk then takes
+//! each shard a few hundred keys per lock hold, while commands keep the cut-time state of the
+//! keys they change. Under the lock a part is only copied; encoding (RDB, LZF) happens after the
+//! lock is released, so a command never waits for compression. The RDB format allows one
+//! database's keys to come in several `SELECTDB` runs, so parts can land in any order.
 
 use std::fs::File;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
+use engine::keyspace::CutPart;
 use engine::{Keyspace, Shard, Value};
 use parking_lot::Mutex;
 
@@ -36,6 +39,61 @@ pub struct SnapshotOptions {
     /// What the file holds: an RDB image, or commands (an AOF base written with
     /// `aof-use-rdb-preamble no`).
     pub format: Format,
+    /// Share of wall time the walk may spend working, in (0, 1]: a background snapshot rests
+    /// between steps so that it does not slow commands down (`snapshot-cpu-percent`); 1 for
+    /// saves a client or shutdown is waiting for.
+    pub cpu_share: f64,
+    /// A counter that moves while clients are being served: the walk rests only after steps
+    /// during which it moved, so a snapshot of an idle server runs flat out. `None`: always.
+    pub activity: Activity,
+}
+
+/// A reading of the server's activity (see [`SnapshotOptions::activity`]).
+#[derive(Clone, Default)]
+pub struct Activity(pub Option<Arc<dyn Fn() -> u64 + Send + Sync>>);
+
+impl std::fmt::Debug for Activity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Activity(..)" } else { "Activity(None)" })
+    }
+}
+
+/// Rests between the steps of a walk so that working time stays a given share of wall time.
+///
+/// Why: on a loaded server a walk at full speed takes a core's worth of CPU and memory
+/// bandwidth from the threads serving commands; measured on 2 cores (bench/bgsave.sh), the
+/// latency of every command doubled (p50 and p99 alike) while it ran. Resting in proportion to
+/// the work done keeps that cost to the chosen share.
+struct Pace<'a> {
+    share: f64,
+    activity: &'a Activity,
+    last: u64,
+    since: Instant,
+}
+
+impl Pace<'_> {
+    fn new(share: f64, activity: &Activity) -> Pace<'_> {
+        let last = activity.0.as_ref().map_or(0, |a| a());
+        Pace { share: share.clamp(0.01, 1.0), activity, last, since: Instant::now() }
+    }
+
+    fn rest(&mut self) {
+        if self.share >= 1.0 {
+            return;
+        }
+        let busy = match &self.activity.0 {
+            Some(a) => {
+                let now = a();
+                std::mem::replace(&mut self.last, now) != now
+            }
+            None => true,
+        };
+        if busy {
+            let worked = self.since.elapsed();
+            std::thread::sleep(worked.mul_f64((1.0 - self.share) / self.share));
+        }
+        self.since = Instant::now();
+    }
 }
 
 /// The form of a snapshot file.
@@ -70,7 +128,12 @@ pub struct RdbSnapshot {
     compress: bool,
     checksum: bool,
     format: Format,
+    cpu_share: f64,
+    activity: Activity,
     tmp_path: PathBuf,
+    /// Shards copied at capture, waiting to be encoded (see [`RdbSnapshot::drain`]).
+    queue: Mutex<Vec<ShardCopy>>,
+    queued_bytes: AtomicUsize,
 }
 
 impl RdbSnapshot {
@@ -97,13 +160,18 @@ impl RdbSnapshot {
             compress: opts.compress,
             checksum: opts.checksum,
             format: opts.format,
+            cpu_share: opts.cpu_share,
+            activity: opts.activity.clone(),
             tmp_path: tmp_path.to_path_buf(),
+            queue: Mutex::new(Vec::new()),
+            queued_bytes: AtomicUsize::new(0),
         }))
     }
 
     /// Writes the EOF marker and checksum and syncs the temporary file. Every shard must have
     /// been captured. The file replaces the real one only when [`Written::commit`] is called.
     pub fn finish(&self) -> io::Result<Written> {
+        self.drain();
         let mut out = self.out.lock();
         let failed = out.error.take();
         let writer = out.writer.take();
@@ -157,15 +225,50 @@ impl Drop for Written {
     }
 }
 
-impl engine::keyspace::Capture for RdbSnapshot {
-    fn capture(&self, _index: usize, shard: &Shard) {
-        // Serialize outside the file lock so that shards captured by different threads only
-        // contend for the write itself. Keys come database by database; each database's run
-        // starts with its SELECT (shards interleave in the file).
+/// Bytes of shard copies that may wait for encoding; past this, a capture encodes the shard in
+/// the capturing thread instead (a command that captures every shard, such as `FLUSHALL` during
+/// a snapshot, must not clone the whole dataset).
+const QUEUE_LIMIT: usize = 64 << 20;
+
+/// One shard's keys as they were at the cut, copied under the shard's lock so that the slow part
+/// (RDB encoding, LZF) runs after the lock is released.
+struct ShardCopy {
+    /// (database, end of the key in `keys`, value, expiry)
+    entries: Vec<(u32, u32, Value, Option<i64>)>,
+    keys: Vec<u8>,
+    bytes: usize,
+}
+
+impl ShardCopy {
+    fn of(part: &mut CutPart<'_>) -> ShardCopy {
+        let mut copy = ShardCopy { entries: Vec::new(), keys: Vec::new(), bytes: 0 };
+        part.for_each(|d, key, value, expire| {
+            copy.keys.extend_from_slice(key);
+            copy.bytes += key.len() + value.approx_bytes() + 32;
+            copy.entries.push((d as u32, copy.keys.len() as u32, value.clone(), expire));
+        });
+        copy
+    }
+
+    fn for_each(&self, mut f: impl FnMut(usize, &[u8], &Value, Option<i64>)) {
+        let mut start = 0;
+        for (d, end, value, expire) in &self.entries {
+            f(*d as usize, &self.keys[start..*end as usize], value, *expire);
+            start = *end as usize;
+        }
+    }
+}
+
+impl RdbSnapshot {
+    /// Encodes keys given by `walk` (database, key, value, expiry) and appends them to the file.
+    fn encode(&self, walk: impl FnOnce(&mut dyn FnMut(usize, &[u8], &Value, Option<i64>))) {
+        // Encode outside the file lock so that shards encoded by different threads only contend
+        // for the write itself. Keys come database by database; each database's run starts with
+        // its SELECT (shards interleave in the file).
         let mut buf = Vec::new();
         let mut keys = 0u64;
         let mut current_db = None;
-        shard.for_each_at_cut(|d, key, value, expire| {
+        walk(&mut |d, key, value, expire| {
             if current_db != Some(d) {
                 match self.format {
                     Format::Rdb => rdb_file::write_select_db(&mut buf, d as u64),
@@ -194,6 +297,46 @@ impl engine::keyspace::Capture for RdbSnapshot {
             }
         }
     }
+
+    /// Encodes and writes one shard as it is (for a caller that holds every shard and needs no
+    /// point-in-time cut, such as `FLUSHALL` saving the emptied dataset).
+    pub fn write_shard(&self, shard: &Shard) {
+        self.encode(|f| shard.for_each_key(f));
+    }
+
+    /// Encodes and writes every shard copy waiting in the queue.
+    pub fn drain(&self) {
+        loop {
+            let Some(copy) = self.queue.lock().pop() else { return };
+            self.encode(|f| copy.for_each(f));
+            self.queued_bytes.fetch_sub(copy.bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// Captures every shard the keyspace still owes this snapshot (begun with
+    /// `Keyspace::begin_snapshot`), one shard lock at a time, encoding each outside its lock.
+    pub fn complete(&self, ks: &Keyspace) {
+        let mut pace = Pace::new(self.cpu_share, &self.activity);
+        ks.complete_snapshot(|| {
+            self.drain();
+            pace.rest();
+        });
+        self.drain();
+    }
+}
+
+impl engine::keyspace::Capture for RdbSnapshot {
+    fn capture(&self, _index: usize, part: &mut CutPart<'_>) {
+        // Under the shard's lock (and maybe a command's other locks): copy, and leave the
+        // encoding to `drain`, unless too much already waits.
+        if self.queued_bytes.load(Ordering::Relaxed) >= QUEUE_LIMIT {
+            self.encode(|f| part.for_each(f));
+            return;
+        }
+        let copy = ShardCopy::of(part);
+        self.queued_bytes.fetch_add(copy.bytes, Ordering::Relaxed);
+        self.queue.lock().push(copy);
+    }
 }
 
 /// Appends the commands that rebuild one key, as Redis's rewrite writes strings: `SET`, then
@@ -214,7 +357,7 @@ fn write_commands(buf: &mut Vec<u8>, key: &[u8], value: &Value, expire: Option<i
 pub fn save(ks: &Keyspace, path: &Path, opts: &SnapshotOptions, at_cut: impl FnOnce()) -> io::Result<Written> {
     let snap = RdbSnapshot::create(&temp_path_for(path), opts)?;
     ks.begin_snapshot(snap.clone(), at_cut);
-    ks.complete_snapshot();
+    snap.complete(ks);
     snap.finish()
 }
 

@@ -796,7 +796,7 @@ impl Shared {
                 BaseFormat::Rdb => Format::Rdb,
                 BaseFormat::Aof => Format::Commands,
             },
-            ..self.snapshot_options()
+            ..if at_startup { self.snapshot_options() } else { self.background_snapshot_options() }
         };
         let snap = RdbSnapshot::create(&tmp, &opts)?;
         if let Some(file) = &incr_file {
@@ -834,7 +834,7 @@ impl Shared {
         } else {
             self.ks.begin_snapshot(snap.clone(), || {});
         }
-        self.ks.complete_snapshot();
+        snap.complete(&self.ks);
         let written = snap.finish();
         if logging && !start {
             // Let the switch happen now rather than with the next write.

@@ -88,6 +88,9 @@ pub const DEFS: &[Def] = &[
     def("aof-load-truncated", Kind::Bool, "yes", true),
     def("auto-aof-rewrite-percentage", Kind::Int(0, i32::MAX as i64), "100", true),
     def("auto-aof-rewrite-min-size", Kind::Memory, "64mb", true),
+    // Tandem's own: the share of one core a background snapshot (BGSAVE, AOF rewrite) may use.
+    // It rests in between, so commands keep their latency while it runs; 100 = flat out.
+    def("snapshot-cpu-percent", Kind::Int(1, 100), "25", true),
 ];
 
 /// Canonical text of a value for `CONFIG GET`, or the error text Redis gives for bad input.

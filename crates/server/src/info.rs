@@ -186,7 +186,7 @@ fn keyspace(s: &Shared, o: &mut String) {
     let mut keys = vec![0usize; n];
     let mut expires = vec![0usize; n];
     for i in 0..s.ks.num_shards() {
-        let shard = s.ks.lock(i);
+        let shard = s.ks.lock_deferred(i);
         for (db, d) in shard.dbs.iter().enumerate() {
             keys[db] += d.main.len();
             expires[db] += d.expires.len();

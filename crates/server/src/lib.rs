@@ -49,7 +49,7 @@ pub struct Shared {
     /// Path of the configuration file, if any.
     pub config_file: String,
     /// Bytes read from clients.
-    pub net_input_bytes: AtomicU64,
+    pub net_input_bytes: Arc<AtomicU64>,
     /// Bytes written to clients.
     pub net_output_bytes: AtomicU64,
     /// Set when shutdown was requested.
@@ -84,7 +84,7 @@ impl Shared {
             run_id,
             port: AtomicU64::new(0),
             config_file,
-            net_input_bytes: AtomicU64::new(0),
+            net_input_bytes: Arc::new(AtomicU64::new(0)),
             net_output_bytes: AtomicU64::new(0),
             shutting_down: AtomicBool::new(false),
             shutdown_notify: Notify::new(),

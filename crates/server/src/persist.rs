@@ -103,6 +103,19 @@ impl Shared {
             used_mem: crate::memory::allocated().unwrap_or(0),
             aof_base: false,
             format: snapshot::Format::Rdb,
+            cpu_share: 1.0,
+            activity: snapshot::Activity::default(),
+        }
+    }
+
+    /// Options for a snapshot nobody waits for: paced by `snapshot-cpu-percent` while clients
+    /// send commands (bytes received is the sign of that).
+    pub(crate) fn background_snapshot_options(&self) -> SnapshotOptions {
+        let input = self.net_input_bytes.clone();
+        SnapshotOptions {
+            cpu_share: self.config.get_i64("snapshot-cpu-percent") as f64 / 100.0,
+            activity: snapshot::Activity(Some(Arc::new(move || input.load(Ordering::Relaxed)))),
+            ..self.snapshot_options()
         }
     }
 
@@ -119,11 +132,13 @@ impl Shared {
     }
 
     /// Writes a snapshot to the RDB file from the calling thread while others keep serving.
-    fn save_inner(&self) -> Result<snapshot::SaveStats, SaveError> {
+    /// `background`: paced by `snapshot-cpu-percent` (nobody waits for it).
+    fn save_inner(&self, background: bool) -> Result<snapshot::SaveStats, SaveError> {
         let p = &self.persist;
         let path = self.rdb_path();
         let mut cut = (0u64, 0u64);
-        let written = snapshot::save(&self.ks, &path, &self.snapshot_options(), || {
+        let opts = if background { self.background_snapshot_options() } else { self.snapshot_options() };
+        let written = snapshot::save(&self.ks, &path, &opts, || {
             cut = (self.stats.dirty.load(Ordering::Relaxed), p.generation.load(Ordering::SeqCst));
         })
         .map_err(|e| self.save_failed(e))?;
@@ -167,7 +182,7 @@ impl Shared {
             // Redis's SAVE is anyway.
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        let result = self.save_inner();
+        let result = self.save_inner(false);
         p.busy.store(false, Ordering::SeqCst);
         let stats = result?;
         tracing::info!("DB saved on disk ({} keys, {} bytes)", stats.keys, stats.bytes);
@@ -209,7 +224,7 @@ impl Shared {
         let me = self.clone();
         let spawned = std::thread::Builder::new().name("tandem-bgsave".into()).spawn(move || {
             let started = Instant::now();
-            let result = me.save_inner();
+            let result = me.save_inner(true);
             let p = &me.persist;
             p.last_bgsave_secs.store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
             match result {
@@ -268,8 +283,8 @@ impl Shared {
     fn save_locked(&self, shards: &[&mut Shard]) -> std::io::Result<()> {
         let path = self.rdb_path();
         let snap = snapshot::RdbSnapshot::create(&snapshot::temp_path_for(&path), &self.snapshot_options())?;
-        for (i, s) in shards.iter().enumerate() {
-            engine::keyspace::Capture::capture(&*snap, i, s);
+        for s in shards {
+            snap.write_shard(s);
         }
         let written = snap.finish()?;
         let _file = self.persist.file_lock.lock();

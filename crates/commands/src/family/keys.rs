@@ -620,7 +620,7 @@ fn keys(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let db = ctx.store.db;
     let now = ctx.now_ms();
     let mut found: Vec<Vec<u8>> = Vec::new();
-    for s in ctx.store.locks.shards() {
+    for s in ctx.store.locks.shards_read() {
         let d = &s.dbs[db];
         let volatile = !d.expires.is_empty();
         d.main.for_each(|k, _| {
@@ -674,7 +674,7 @@ fn randomkey(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     }
     // Mostly expired keys that may not be removed here: pick among the live ones.
     let mut live: Vec<Vec<u8>> = Vec::new();
-    for s in ctx.store.locks.shards() {
+    for s in ctx.store.locks.shards_read() {
         let d = &s.dbs[db];
         d.main.for_each(|k, _| {
             if !d.is_expired(d.main.hasher().hash(k), k, now) {
@@ -739,7 +739,8 @@ pub fn scan_keyspace(
     let mut budget = count.saturating_mul(10);
     loop {
         {
-            let guard = ks.lock(shard);
+            // Reading only: a pending snapshot need not be served.
+            let guard = ks.lock_deferred(shard);
             let d = &guard.dbs[db];
             let volatile = !d.expires.is_empty();
             loop {

@@ -172,7 +172,7 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         ctx.out.ok();
     } else if is(sub, "DIGEST") && argv.len() == 2 {
         let mut fin = [0u8; 20];
-        let guards: Vec<&mut engine::Shard> = ctx.store.locks.shards().collect();
+        let guards: Vec<&engine::Shard> = ctx.store.locks.shards_read().collect();
         digest_of(&guards, &mut fin);
         ctx.out.simple(digest::to_hex(&fin).as_bytes());
     } else if is(sub, "DIGEST-VALUE") {
@@ -211,7 +211,7 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-fn digest_of(shards: &[&mut engine::Shard], fin: &mut [u8; 20]) {
+fn digest_of(shards: &[&engine::Shard], fin: &mut [u8; 20]) {
     let dbs = shards.first().map(|s| s.dbs.len()).unwrap_or(0);
     for db in 0..dbs {
         if shards.iter().all(|s| s.dbs[db].is_empty()) {
@@ -259,7 +259,7 @@ fn shutdown(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 /// `DBSIZE`
 fn dbsize(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     let db = ctx.store.db;
-    let n: usize = ctx.store.locks.shards().map(|s| s.dbs[db].len()).sum();
+    let n: usize = ctx.store.locks.shards_read().map(|s| s.dbs[db].len()).sum();
     ctx.out.int(n as i64);
     Ok(())
 }

@@ -63,7 +63,11 @@ pub fn compress(input: &[u8], out_cap: usize) -> Option<Vec<u8>> {
                 htab[hash_index(v)] = 0;
             }
         }
-        debug_assert!(htab.iter().all(|&x| x == 0), "hash table must be handed back clean");
+        // Checked in this crate's unit tests only: scanning 256 KiB per call made a debug
+        // server's snapshots crawl.
+        if cfg!(test) {
+            assert!(htab.iter().all(|&x| x == 0), "hash table must be handed back clean");
+        }
         out
     })
 }
