@@ -545,6 +545,21 @@ mod tests {
         assert_eq!(second.items(), vec![(0, b"a".to_vec(), b"1".to_vec())]);
     }
 
+    #[test]
+    fn readers_of_the_whole_keyspace_leave_a_snapshot_alone() {
+        let ks = Keyspace::new(1, 4, 3);
+        put(&ks, 0, "a", "1");
+        let rec = Arc::new(Recorder::default());
+        ks.begin_snapshot(rec.clone(), || ());
+        let n: usize = ks.lock_all().iter().map(|s| s.dbs[0].len()).sum();
+        assert_eq!(n, 1);
+        assert_eq!(rec.parts(), 0, "lock_all must not capture (DBSIZE, KEYS, INFO during a save)");
+        drop(ks.lock(0));
+        assert_eq!(rec.shards(), vec![0], "raw access still captures");
+        ks.complete_snapshot(|| ());
+        assert_eq!(rec.items(), vec![(0, b"a".to_vec(), b"1".to_vec())]);
+    }
+
     /// A change made the way commands make them: deferred lock, `before_write` first.
     fn write(ks: &Keyspace, db: usize, key: &[u8], val: Option<&str>) {
         let h = ks.hash(key);

@@ -377,3 +377,44 @@ fn sync_parent_dir(path: &Path) -> io::Result<()> {
     };
     File::open(dir)?.sync_all()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+    use std::time::Duration;
+
+    fn work(d: Duration) {
+        let t = Instant::now();
+        while t.elapsed() < d {
+            std::hint::spin_loop();
+        }
+    }
+
+    #[test]
+    fn pace_rests_only_while_clients_are_active() {
+        let counter = Arc::new(AtomicU64::new(0));
+        let c = counter.clone();
+        let activity = Activity(Some(Arc::new(move || c.load(Ordering::Relaxed))));
+        let mut pace = Pace::new(0.25, &activity);
+        // Active: a step of 20 ms work is followed by at least 60 ms of rest (sleep never
+        // returns early).
+        work(Duration::from_millis(20));
+        counter.fetch_add(1, Ordering::Relaxed);
+        let t = Instant::now();
+        pace.rest();
+        assert!(t.elapsed() >= Duration::from_millis(60), "{:?}", t.elapsed());
+        // Idle: no rest at all.
+        work(Duration::from_millis(20));
+        let t = Instant::now();
+        pace.rest();
+        assert!(t.elapsed() < Duration::from_millis(20), "{:?}", t.elapsed());
+        // Full share never rests.
+        let mut flat = Pace::new(1.0, &activity);
+        work(Duration::from_millis(20));
+        counter.fetch_add(1, Ordering::Relaxed);
+        let t = Instant::now();
+        flat.rest();
+        assert!(t.elapsed() < Duration::from_millis(20), "{:?}", t.elapsed());
+    }
+}
