@@ -5,6 +5,8 @@
 #
 #   bench/compare.sh            # full run (-n 1000000)
 #   N=200000 bench/compare.sh   # shorter run
+#   BOTH_ARGS="--appendonly yes --appendfsync always" TESTS=set,incr bench/compare.sh
+#                               # the same config for both servers (here: the AOF), each in its own dir
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-1000000}
@@ -18,13 +20,16 @@ TANDEM=target/release/tandem-server
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 TP=$(free_port); RP=$(free_port)
-WORK=$(mktemp -d)
+WORK=$(mktemp -d); mkdir -p "$WORK/t" "$WORK/r"
 cleanup() { kill "$TPID" "$RPID" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 start() {
-  "$TANDEM" --port "$TP" ${TANDEM_ARGS:-} >"$WORK/tandem.log" 2>&1 & TPID=$!
-  redis-server --port "$RP" --save '' --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 & RPID=$!
+  rm -rf "$WORK"/t/* "$WORK"/r/*
+  # shellcheck disable=SC2086 # BOTH_ARGS and TANDEM_ARGS are word lists
+  "$TANDEM" --port "$TP" --dir "$WORK/t" ${BOTH_ARGS:-} ${TANDEM_ARGS:-} >"$WORK/tandem.log" 2>&1 & TPID=$!
+  # shellcheck disable=SC2086
+  redis-server --port "$RP" --save '' --appendonly no --dir "$WORK/r" ${BOTH_ARGS:-} >"$WORK/redis.log" 2>&1 & RPID=$!
   for p in "$TP" "$RP"; do
     for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
   done
@@ -33,7 +38,7 @@ stop() { kill "$TPID" "$RPID" 2>/dev/null || true; wait "$TPID" "$RPID" 2>/dev/n
 
 start
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "redis: $(redis-server --version | awk '{print $3}')  tandem: $($TANDEM --version | awk '{print $3}')"
+echo "redis: $(redis-server --version | awk '{print $3}')  tandem: $($TANDEM --version | awk '{print $3}')  both: ${BOTH_ARGS:-defaults}"
 echo
 printf "%-6s %-3s | %12s %12s %6s | %8s %8s | %8s %8s\n" test P "tandem rps" "redis rps" ratio "t p50" "r p50" "t p99" "r p99"
 # Each figure is the median of ROUNDS runs, alternating servers and their order, because the two servers and

@@ -6,7 +6,7 @@
 //! and `SWAPDB` swaps per shard. Lock order: shards in ascending index; a command locks all its
 //! shards before touching any of them, and never waits for anything while holding them.
 
-use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::dict::{Dict, KeyHasher};
@@ -128,14 +128,24 @@ pub struct Shard {
     /// Keys changed since that snapshot's cut, per database, as they were at the cut (`None`:
     /// the key did not exist), unless the snapshot already has them.
     saved: Option<Box<[SavedKeys]>>,
+    /// Roughly the bytes `saved` holds; also counted in the keyspace-wide `held` total.
+    saved_bytes: usize,
+    /// The keyspace's total of `saved_bytes` over all shards (see [`Keyspace::snapshot_held_bytes`]).
+    held: Arc<AtomicUsize>,
     /// How far the snapshot's walk over this shard has come, when it goes in steps.
     walk: Option<Box<Walk>>,
     /// This shard's index in the keyspace.
     index: usize,
 }
 
-/// A key's state at a snapshot's cut: its value and expiry, or `None` if it did not exist.
-type SavedKeys = HashMap<Box<[u8]>, Option<(Value, Option<i64>)>>;
+/// Keys' states at a snapshot's cut: value and expiry, or `None` if the key did not exist. A
+/// [`Dict`] because the caller has the key's hash already and short keys need no allocation of
+/// their own: this is the memory a snapshot costs under a write load.
+type SavedKeys = Dict<Option<(Value, Option<i64>)>>;
+
+/// Bytes a saved key costs beyond its key and value bytes (node, bucket, allocator rounding;
+/// measured with bench/bgsave.sh), for [`Keyspace::snapshot_held_bytes`].
+const SAVED_KEY_OVERHEAD: usize = 112;
 
 /// A snapshot's walk over one shard, done in steps with the lock released in between.
 ///
@@ -147,7 +157,7 @@ type SavedKeys = HashMap<Box<[u8]>, Option<(Value, Option<i64>)>>;
 struct Walk {
     db: usize,
     cursor: u64,
-    emitted: Box<[HashSet<Box<[u8]>>]>,
+    emitted: Box<[Dict<()>]>,
 }
 
 /// Keys a snapshot's walk visits per step (one shard lock hold): short enough that a command
@@ -168,14 +178,19 @@ impl Shard {
     #[cold]
     #[inline(never)]
     fn save_at_cut(&mut self, db: usize, hash: u64, key: &[u8]) {
-        let n = self.dbs.len();
-        let saved = self.saved.get_or_insert_with(|| (0..n).map(|_| SavedKeys::new()).collect());
-        if saved[db].contains_key(key) || self.walk.as_ref().is_some_and(|w| w.emitted[db].contains(key)) {
+        let dbs = &self.dbs;
+        let saved = self.saved.get_or_insert_with(|| dbs.iter().map(|d| Dict::new(d.main.hasher().clone())).collect());
+        if saved[db].get(hash, key).is_some()
+            || self.walk.as_ref().is_some_and(|w| w.emitted[db].get(hash, key).is_some())
+        {
             return;
         }
         let d = &self.dbs[db];
         let state = d.entry(hash, key).map(|e| (e.value.clone(), d.expire_of(hash, key)));
-        saved[db].insert(key.into(), state);
+        let bytes = key.len() + state.as_ref().map_or(0, |(v, _)| v.approx_bytes()) + SAVED_KEY_OVERHEAD;
+        saved[db].insert_new(hash, key, state);
+        self.saved_bytes += bytes;
+        self.held.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Hands the shard to the snapshot that still owes it, now: before changes that
@@ -193,9 +208,10 @@ impl Shard {
         let Some(capture) = self.pending.clone() else {
             return true;
         };
-        let n = self.dbs.len();
+        let dbs = &self.dbs;
         let walk = self.walk.get_or_insert_with(|| {
-            Box::new(Walk { db: 0, cursor: 0, emitted: (0..n).map(|_| HashSet::new()).collect() })
+            let emitted = dbs.iter().map(|d| Dict::new(d.main.hasher().clone())).collect();
+            Box::new(Walk { db: 0, cursor: 0, emitted })
         });
         let mut part =
             CutPart { dbs: &self.dbs, saved: self.saved.as_deref(), walk, budget, walked: false, done: false };
@@ -206,6 +222,7 @@ impl Shard {
             self.pending = None;
             self.saved = None;
             self.walk = None;
+            self.held.fetch_sub(std::mem::take(&mut self.saved_bytes), Ordering::Relaxed);
         }
         done
     }
@@ -256,17 +273,19 @@ impl CutPart<'_> {
             loop {
                 walk.cursor = db.main.scan(walk.cursor, |key, entry| {
                     left = left.saturating_sub(1);
-                    if saved.is_some_and(|m| m.contains_key(key)) {
+                    let needs_hash = saved.is_some() || in_steps || !emitted.is_empty() || volatile;
+                    let hash = if needs_hash { hasher.hash(key) } else { 0 };
+                    if saved.is_some_and(|m| m.get(hash, key).is_some()) {
                         return; // changed since the cut: its saved state comes below
                     }
                     if in_steps {
-                        if !emitted.insert(key.into()) {
+                        if emitted.insert(hash, key, ()).is_some() {
                             return;
                         }
-                    } else if !emitted.is_empty() && emitted.contains(key) {
+                    } else if !emitted.is_empty() && emitted.get(hash, key).is_some() {
                         return;
                     }
-                    let expire = if volatile { db.expire_of(hasher.hash(key), key) } else { None };
+                    let expire = if volatile { db.expire_of(hash, key) } else { None };
                     f(d, key, &entry.value, expire);
                 });
                 if walk.cursor == 0 {
@@ -279,11 +298,11 @@ impl CutPart<'_> {
             }
         }
         for (d, keys) in self.saved.into_iter().flatten().enumerate() {
-            for (key, state) in keys {
+            keys.for_each(|key, state| {
                 if let Some((value, expire)) = state {
                     f(d, key, value, *expire);
                 }
-            }
+            });
         }
         self.done = true;
     }
@@ -310,6 +329,8 @@ pub trait Capture: Send + Sync {
 /// The whole keyspace: `databases` databases split over a power-of-two number of shards.
 pub struct Keyspace {
     shards: Box<[Mutex<Shard>]>,
+    /// Bytes the shards hold for the snapshot in progress (their `saved_bytes`).
+    held: Arc<AtomicUsize>,
     shard_bits: u32,
     hasher: KeyHasher,
     databases: usize,
@@ -321,6 +342,7 @@ impl Keyspace {
     pub fn new(databases: usize, shards: usize, seed: u64) -> Keyspace {
         let shards = shards.max(1).next_power_of_two();
         let hasher = KeyHasher::with_seed(seed);
+        let held = Arc::new(AtomicUsize::new(0));
         let shard_vec = (0..shards)
             .enumerate()
             .map(|(index, _)| {
@@ -328,12 +350,14 @@ impl Keyspace {
                     dbs: (0..databases).map(|_| Db::new(&hasher)).collect(),
                     pending: None,
                     saved: None,
+                    saved_bytes: 0,
+                    held: held.clone(),
                     walk: None,
                     index,
                 })
             })
             .collect();
-        Keyspace { shards: shard_vec, shard_bits: shards.trailing_zeros(), hasher, databases }
+        Keyspace { shards: shard_vec, held, shard_bits: shards.trailing_zeros(), hasher, databases }
     }
 
     /// Number of databases.
@@ -402,6 +426,12 @@ impl Keyspace {
             g.pending = Some(capture.clone());
         }
         at_cut()
+    }
+
+    /// Roughly the bytes held, over all shards, for keys changed since the cut of the snapshot
+    /// in progress (their cut-time states, kept until the walk reaches their shard).
+    pub fn snapshot_held_bytes(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
     }
 
     /// Captures every shard still owed to the current snapshot, [`SNAPSHOT_STEP_KEYS`] keys per
@@ -558,6 +588,27 @@ mod tests {
         assert_eq!(rec.shards(), vec![0], "raw access still captures");
         ks.complete_snapshot(|| ());
         assert_eq!(rec.items(), vec![(0, b"a".to_vec(), b"1".to_vec())]);
+    }
+
+    #[test]
+    fn held_bytes_count_saved_states_until_their_shard_is_walked() {
+        let ks = Keyspace::new(1, 4, 3);
+        for i in 0..40 {
+            put(&ks, 0, &format!("k{i}"), "0123456789");
+        }
+        let rec = Arc::new(Recorder::default());
+        ks.begin_snapshot(rec.clone(), || ());
+        assert_eq!(ks.snapshot_held_bytes(), 0);
+        write(&ks, 0, b"k1", Some("x"));
+        let one = ks.snapshot_held_bytes();
+        assert!(one >= 2 + 10 + SAVED_KEY_OVERHEAD, "{one}");
+        write(&ks, 0, b"k1", Some("y"));
+        assert_eq!(ks.snapshot_held_bytes(), one, "a key's cut state is kept once");
+        write(&ks, 0, b"new", Some("z"));
+        assert!(ks.snapshot_held_bytes() > one, "an absent key's state counts too");
+        ks.complete_snapshot(|| ());
+        assert_eq!(ks.snapshot_held_bytes(), 0);
+        assert_eq!(rec.items().len(), 40);
     }
 
     /// A change made the way commands make them: deferred lock, `before_write` first.

@@ -46,6 +46,10 @@ pub struct SnapshotOptions {
     /// A counter that moves while clients are being served: the walk rests only after steps
     /// during which it moved, so a snapshot of an idle server runs flat out. `None`: always.
     pub activity: Activity,
+    /// Bytes of changed keys' cut-time states (`Keyspace::snapshot_held_bytes`) above which the
+    /// walk stops resting: pacing makes a save last longer, and the longer it lasts the more
+    /// keys change before the walk reaches them, so this caps what pacing may cost in memory.
+    pub held_limit: usize,
 }
 
 /// A reading of the server's activity (see [`SnapshotOptions::activity`]).
@@ -77,7 +81,8 @@ impl Pace<'_> {
         Pace { share: share.clamp(0.01, 1.0), activity, last, since: Instant::now() }
     }
 
-    fn rest(&mut self) {
+    /// Rests in proportion to the work since the last call, unless `hurry`.
+    fn rest(&mut self, hurry: bool) {
         if self.share >= 1.0 {
             return;
         }
@@ -88,7 +93,7 @@ impl Pace<'_> {
             }
             None => true,
         };
-        if busy {
+        if busy && !hurry {
             let worked = self.since.elapsed();
             std::thread::sleep(worked.mul_f64((1.0 - self.share) / self.share));
         }
@@ -130,6 +135,7 @@ pub struct RdbSnapshot {
     format: Format,
     cpu_share: f64,
     activity: Activity,
+    held_limit: usize,
     tmp_path: PathBuf,
     /// Shards copied at capture, waiting to be encoded (see [`RdbSnapshot::drain`]).
     queue: Mutex<Vec<ShardCopy>>,
@@ -162,6 +168,7 @@ impl RdbSnapshot {
             format: opts.format,
             cpu_share: opts.cpu_share,
             activity: opts.activity.clone(),
+            held_limit: opts.held_limit,
             tmp_path: tmp_path.to_path_buf(),
             queue: Mutex::new(Vec::new()),
             queued_bytes: AtomicUsize::new(0),
@@ -319,7 +326,7 @@ impl RdbSnapshot {
         let mut pace = Pace::new(self.cpu_share, &self.activity);
         ks.complete_snapshot(|| {
             self.drain();
-            pace.rest();
+            pace.rest(ks.snapshot_held_bytes() > self.held_limit);
         });
         self.drain();
     }
@@ -402,19 +409,25 @@ mod tests {
         work(Duration::from_millis(20));
         counter.fetch_add(1, Ordering::Relaxed);
         let t = Instant::now();
-        pace.rest();
+        pace.rest(false);
         assert!(t.elapsed() >= Duration::from_millis(60), "{:?}", t.elapsed());
+        // Active but in a hurry (too much memory held): no rest.
+        work(Duration::from_millis(20));
+        counter.fetch_add(1, Ordering::Relaxed);
+        let t = Instant::now();
+        pace.rest(true);
+        assert!(t.elapsed() < Duration::from_millis(20), "{:?}", t.elapsed());
         // Idle: no rest at all.
         work(Duration::from_millis(20));
         let t = Instant::now();
-        pace.rest();
+        pace.rest(false);
         assert!(t.elapsed() < Duration::from_millis(20), "{:?}", t.elapsed());
         // Full share never rests.
         let mut flat = Pace::new(1.0, &activity);
         work(Duration::from_millis(20));
         counter.fetch_add(1, Ordering::Relaxed);
         let t = Instant::now();
-        flat.rest();
+        flat.rest(false);
         assert!(t.elapsed() < Duration::from_millis(20), "{:?}", t.elapsed());
     }
 }

@@ -250,7 +250,16 @@ async fn durable(shared: &Shared, pos: u64) {
         if *rx.borrow_and_update() >= pos || !aof.is_on() {
             return;
         }
-        // The timeout re-checks `is_on`: switching the AOF off releases every waiter.
+        // Our bytes are written (or a failed write is being retried): sync them here unless a
+        // sync is in flight, whose end notifies `rx`.
+        if aof.written() >= pos && aof.lead_sync(shared) {
+            continue;
+        }
+        // The timeout re-checks `is_on` (switching the AOF off releases every waiter) and
+        // retries after a failed write.
         let _ = tokio::time::timeout(Duration::from_millis(200), rx.changed()).await;
+        if aof.written() < pos {
+            aof.write_pending(shared);
+        }
     }
 }

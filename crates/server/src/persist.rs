@@ -105,17 +105,22 @@ impl Shared {
             format: snapshot::Format::Rdb,
             cpu_share: 1.0,
             activity: snapshot::Activity::default(),
+            held_limit: usize::MAX,
         }
     }
 
     /// Options for a snapshot nobody waits for: paced by `snapshot-cpu-percent` while clients
-    /// send commands (bytes received is the sign of that).
+    /// send commands (bytes received is the sign of that), until the cut-time states it keeps
+    /// for changed keys reach 1/32 of the memory in use (the save's memory overhead stays near
+    /// 3%; past that it runs flat out and frees them sooner).
     pub(crate) fn background_snapshot_options(&self) -> SnapshotOptions {
         let input = self.net_input_bytes.clone();
+        let opts = self.snapshot_options();
         SnapshotOptions {
+            held_limit: (opts.used_mem as usize / 32).max(1 << 20),
             cpu_share: self.config.get_i64("snapshot-cpu-percent") as f64 / 100.0,
             activity: snapshot::Activity(Some(Arc::new(move || input.load(Ordering::Relaxed)))),
-            ..self.snapshot_options()
+            ..opts
         }
     }
 
