@@ -564,3 +564,49 @@ fn bgrewriteaof_with_the_aof_off_writes_a_base_redis_loads() {
     drop(r);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `kill -9` cannot show that a write was synced before its reply (the page cache survives
+/// the process), so watch the system calls: under `always`, each reply to one client's
+/// sequential writes must be preceded by a completed `fdatasync` since the previous reply.
+#[test]
+fn under_always_every_reply_waits_for_an_fdatasync() {
+    let dir = data_dir("aof-strace");
+    let t = tandem_in(&dir, &["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut c = t.client();
+    assert_eq!(c.send(&["SET", "warm", "up"]), simple("OK"));
+    let trace = dir.join("trace");
+    let mut strace = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=fdatasync,fsync,write,writev,sendto,sendmsg", "-s", "16", "-o"])
+        .arg(&trace)
+        .args(["-p", &t.pid().to_string()])
+        .spawn()
+        .expect("strace (apt-get install strace)");
+    // Attached once a PING's reply shows up in the trace.
+    wait_for("strace to attach", Duration::from_secs(10), || {
+        assert_eq!(c.send(&["PING"]), simple("PONG"));
+        std::fs::read_to_string(&trace).unwrap_or_default().contains("+PONG")
+    });
+    for i in 0..20 {
+        assert_eq!(c.send(&["SET", &format!("k{i}"), "v"]), simple("OK"));
+    }
+    // SIGINT makes strace detach and flush its output.
+    Command::new("kill").args(["-INT", &strace.id().to_string()]).status().unwrap();
+    strace.wait().unwrap();
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let after_pong = &text[text.rfind("+PONG").unwrap()..];
+    let mut synced_since_reply = false;
+    let mut replies = 0;
+    for line in after_pong.lines().skip(1) {
+        let done = line.contains(" = 0") && (line.contains("fdatasync(") || line.contains("fdatasync resumed"));
+        if done {
+            synced_since_reply = true;
+        } else if line.contains("\"+OK\\r\\n\"") {
+            assert!(synced_since_reply, "reply {replies} left before any fdatasync:\n{after_pong}");
+            synced_since_reply = false;
+            replies += 1;
+        }
+    }
+    assert_eq!(replies, 20, "{after_pong}");
+    drop(t);
+    let _ = std::fs::remove_dir_all(&dir);
+}
