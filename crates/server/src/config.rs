@@ -91,6 +91,17 @@ pub const DEFS: &[Def] = &[
     // Tandem's own: the share of one core a background snapshot (BGSAVE, AOF rewrite) may use.
     // It rests in between, so commands keep their latency while it runs; 100 = flat out.
     def("snapshot-cpu-percent", Kind::Int(1, 100), "25", true),
+    // Tandem's cluster (Raft replication). A node is in cluster mode when it has seeds or a
+    // bootstrap count; `cluster-port` 0 means `port` + 10000 as in Redis.
+    def("cluster-seeds", Kind::Str, "", false),
+    def("cluster-bootstrap-expect", Kind::Int(0, 1000), "0", false),
+    def("cluster-port", Kind::Int(0, 65535), "0", false),
+    def("cluster-announce-ip", Kind::Str, "", false),
+    def("cluster-node-id", Kind::Str, "", false),
+    def("cluster-voters", Kind::Int(1, 7), "3", false),
+    // How long a client's write may wait for its entry to commit before the reply says its
+    // outcome is unknown.
+    def("cluster-write-timeout", Kind::Int(100, i32::MAX as i64), "5000", true),
 ];
 
 /// Canonical text of a value for `CONFIG GET`, or the error text Redis gives for bad input.

@@ -140,7 +140,23 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             // parsing this request, a few tens of nanoseconds).
             settle(&mut local, &mut timing, t0);
             let now = anchor_ms + t0.duration_since(anchor).as_millis() as i64;
-            let mut env = Env { now_ms: now, rng: Rng::new(rng.next_u64()) };
+            let seed = rng.next_u64();
+            if let Some(cluster) = shared.cluster() {
+                if let Some(req) = replicated(&session, &argv, now, seed) {
+                    // A write: through the log, replying with what applying it gave.
+                    match cluster.write(req).await {
+                        Ok(reply) => out.buf.extend_from_slice(&reply),
+                        Err(e) => out.error(e.reply_text().as_bytes()),
+                    }
+                    start += consumed;
+                    if out.len() >= OUTPUT_FLUSH_THRESHOLD {
+                        write_out(shared, stream, &mut out, &mut effects).await?;
+                    }
+                    continue;
+                }
+            }
+            let mut env = Env { now_ms: now, rng: Rng::new(seed) };
+            let in_cluster = shared.cluster().is_some();
             let outcome = execute(
                 &shared.ks,
                 &**shared,
@@ -150,7 +166,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                 &mut out,
                 &mut effects,
                 &mut local,
-                ExecOptions::default(),
+                ExecOptions { may_expire: !in_cluster, ..ExecOptions::default() },
             );
             if let Some(cmd) = outcome.command {
                 if outcome.status != Status::Rejected {
@@ -201,6 +217,23 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             return Ok(());
         }
     }
+}
+
+/// The log entry for a command that must go through the cluster's log: a write that passes
+/// the checks a node can make alone (known command, arity, authentication); anything else runs
+/// here and gets its reply (or error) here.
+fn replicated(session: &Session, argv: &[&[u8]], now_ms: i64, seed: u64) -> Option<cluster::Request> {
+    let cmd = commands::exec::resolve(argv).ok()?;
+    if !cmd.spec.flags.has(commands::spec::Flags::WRITE) || !session.authenticated {
+        return None;
+    }
+    Some(cluster::Request {
+        db: session.db as u32,
+        argv: argv.iter().map(|a| a.to_vec()).collect(),
+        now_ms,
+        seed,
+        resp: if session.resp == Resp::V3 { 3 } else { 2 },
+    })
 }
 
 /// Closes the open command timing at `now`.

@@ -24,7 +24,9 @@ pub async fn run(shared: Arc<Shared>) {
             return;
         }
         let budget = Duration::from_micros(250_000 / hz);
-        let active = shared.config.active_expire.load(Ordering::Relaxed);
+        // In a cluster only applied log entries change the dataset: no node removes expired
+        // keys on its own (reads hide them; writes that meet them remove them on every node).
+        let active = shared.config.active_expire.load(Ordering::Relaxed) && shared.cluster().is_none();
         let s = shared.clone();
         let mut r = Rng::new(rng.next_u64());
         let start_shard = next_shard;

@@ -103,7 +103,14 @@ pub fn render(s: &Shared, requested: &[String], _me: &Session) -> String {
             let _ = write!(o, "errorstat_{code}:count={n}\r\n");
         }
     });
-    section("cluster", &mut out, &|o| o.push_str("cluster_enabled:0\r\n"));
+    // `cluster_enabled` is about the Redis Cluster protocol, which Tandem does not speak:
+    // clients must keep treating a Tandem cluster as one standalone server.
+    section("cluster", &mut out, &|o| {
+        o.push_str("cluster_enabled:0\r\n");
+        if let Some(c) = s.cluster() {
+            o.push_str(&c.info());
+        }
+    });
     section("keyspace", &mut out, &|o| keyspace(s, o));
     section("commandstats", &mut out, &|o| commandstats(o));
     section("latencystats", &mut out, &|_| {});

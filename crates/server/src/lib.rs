@@ -19,6 +19,7 @@ pub mod memory;
 pub mod pause;
 pub mod persist;
 pub mod rates;
+pub mod replication;
 
 use clients::Clients;
 use commands::Stats;
@@ -62,6 +63,8 @@ pub struct Shared {
     pub persist: persist::Persist,
     /// The append-only file.
     pub aof: aof::Aof,
+    /// This node's Raft replication, when in a cluster (see `replication`).
+    cluster: std::sync::OnceLock<Arc<cluster::Cluster>>,
     /// This value's own `Arc`, for work handed to other threads (background saves).
     me: std::sync::Weak<Shared>,
 }
@@ -91,6 +94,7 @@ impl Shared {
             rates: rates::Rates::default(),
             persist: persist::Persist::new(connection::unix_ms()),
             aof: aof::Aof::new(),
+            cluster: std::sync::OnceLock::new(),
             me: me.clone(),
         })
     }

@@ -123,6 +123,10 @@ impl Server {
     /// worker threads.
     pub async fn run(self, threads: usize) {
         let shared = self.shared.clone();
+        if let Err(e) = shared.start_cluster() {
+            tracing::error!("cannot start the cluster node: {e}");
+            std::process::exit(1);
+        }
         tokio::spawn(crate::expiry::run(shared.clone()));
         tokio::spawn(crate::rates::run(shared.clone()));
         tokio::spawn(crate::persist::cron(shared.clone()));

@@ -1,0 +1,17 @@
+//! Tandem's replication: every node runs an openraft instance; a log entry is a write command
+//! with its execution environment, and every node applies committed entries through the same
+//! engine path as a single server (the server implements [`Machine`]).
+//!
+//! Modules: [`types`] (what the log holds and openraft's type configuration), [`store`] (the
+//! Raft log and the state machine adapter), [`net`] (the cluster port: Raft RPCs, forwarded
+//! writes, formation handshakes), [`node`] (a running node: formation, writes, reads, status).
+//!
+//! This crate must not know how values are stored: it sees commands and reply bytes only.
+
+pub mod net;
+pub mod node;
+pub mod store;
+pub mod types;
+
+pub use node::{Cluster, ClusterConfig, WriteError};
+pub use types::{Machine, Request};

@@ -1,0 +1,329 @@
+//! A running node: the Raft instance on its own runtime, the cluster port, formation, writes
+//! (proposed here or forwarded to the leader) and status for `INFO`.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::net::{self, CallError, Hello, Network, Peer, Rpc, WriteReply};
+use crate::store::{LogStore, StateMachine};
+use crate::types::{Machine, NodeId, Raft, Request};
+
+/// How a node is configured (from `cluster-*` settings).
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// This node's id (`cluster-node-id`, or random).
+    pub node_id: NodeId,
+    /// Address the cluster port listens on.
+    pub bind: SocketAddr,
+    /// Address other nodes reach this one at (`cluster-announce-ip`:`cluster-port`).
+    pub announce: String,
+    /// Source address for outgoing cluster connections.
+    pub bind_ip: Option<IpAddr>,
+    /// `cluster-seeds`: cluster addresses of other nodes.
+    pub seeds: Vec<String>,
+    /// `cluster-bootstrap-expect`: nodes that must have met before a cluster is initialised.
+    pub bootstrap_expect: usize,
+    /// `cluster-voters`: how many members vote.
+    pub voters: usize,
+    /// How long a write may wait for its outcome before it is reported as unknown.
+    pub write_timeout: Duration,
+}
+
+/// Why a write got no reply from applying it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    /// Not applied, for certain: no leader with a quorum could take it.
+    NoQuorum(String),
+    /// Proposed or sent, but its outcome is unknown.
+    Unknown(String),
+}
+
+impl WriteError {
+    /// The error reply text (without the leading `-`).
+    pub fn reply_text(&self) -> String {
+        match self {
+            WriteError::NoQuorum(why) => format!("CLUSTERDOWN No quorum, the write was not applied ({why})"),
+            WriteError::Unknown(why) => {
+                format!("TIMEOUT The write's outcome is unknown, it may or may not have been applied ({why})")
+            }
+        }
+    }
+}
+
+/// A running cluster node.
+pub struct Cluster {
+    cfg: ClusterConfig,
+    raft: Raft,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Cluster {
+    /// Starts the node: its runtime, the Raft instance, the cluster port and formation.
+    pub fn start(cfg: ClusterConfig, machine: Arc<dyn Machine>) -> io::Result<Arc<Cluster>> {
+        // Built on a thread of its own: the caller may be inside another runtime, where
+        // `block_on` is not allowed.
+        let setup = std::thread::spawn(move || Cluster::setup(cfg, machine));
+        let node = setup.join().map_err(|_| io::Error::other("cluster set-up panicked"))??;
+        Ok(node)
+    }
+
+    fn setup(cfg: ClusterConfig, machine: Arc<dyn Machine>) -> io::Result<Arc<Cluster>> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("tandem-raft")
+            .enable_all()
+            .build()?;
+        let raft_config = Config {
+            cluster_name: "tandem".into(),
+            heartbeat_interval: 100,
+            election_timeout_min: 500,
+            election_timeout_max: 1000,
+            // The log is kept whole until snapshots are wired (see `store`).
+            snapshot_policy: SnapshotPolicy::Never,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(io::Error::other)?;
+        let listener = rt.block_on(TcpListener::bind(cfg.bind))?;
+        let raft = rt
+            .block_on(Raft::new(
+                cfg.node_id,
+                Arc::new(raft_config),
+                Network { bind_ip: cfg.bind_ip },
+                LogStore::default(),
+                StateMachine::new(machine),
+            ))
+            .map_err(io::Error::other)?;
+        let node = Arc::new(Cluster { cfg, raft, rt });
+        let n = node.clone();
+        node.rt.spawn(async move { n.serve(listener).await });
+        let n = node.clone();
+        node.rt.spawn(async move { n.form().await });
+        Ok(node)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.cfg.node_id
+    }
+
+    async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let _ = stream.set_nodelay(true);
+            let me = self.clone();
+            tokio::spawn(async move { me.serve_conn(stream).await });
+        }
+    }
+
+    async fn serve_conn(self: Arc<Self>, mut stream: TcpStream) {
+        while let Ok(Some(frame)) = net::read_frame(&mut stream).await {
+            let Ok(rpc) = serde_json::from_slice::<Rpc>(&frame) else {
+                tracing::warn!("cluster port: undecodable request, closing the connection");
+                return;
+            };
+            let answer = self.handle(rpc).await;
+            if net::write_frame(&mut stream, &answer).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn handle(&self, rpc: Rpc) -> Vec<u8> {
+        let json = |r: Result<Vec<u8>, serde_json::Error>| r.unwrap_or_default();
+        match rpc {
+            Rpc::Append(r) => json(serde_json::to_vec(&self.raft.append_entries(r).await)),
+            Rpc::Vote(r) => json(serde_json::to_vec(&self.raft.vote(r).await)),
+            Rpc::Snapshot(r) => json(serde_json::to_vec(&self.raft.install_snapshot(r).await)),
+            Rpc::Write(req) => {
+                let reply = match self.propose(req).await {
+                    Ok(bytes) => WriteReply::Applied(bytes),
+                    Err(Proposal::NotLeader(_)) => WriteReply::Refused("the receiving node is not the leader".into()),
+                    Err(Proposal::Failed(WriteError::NoQuorum(why))) => WriteReply::Refused(why),
+                    Err(Proposal::Failed(WriteError::Unknown(why))) => WriteReply::Unknown(why),
+                };
+                json(serde_json::to_vec(&reply))
+            }
+            Rpc::Hello(_) => json(serde_json::to_vec(&self.hello())),
+            Rpc::Join(h) => json(serde_json::to_vec(&self.join(h).await)),
+        }
+    }
+
+    fn hello(&self) -> Hello {
+        Hello { id: self.cfg.node_id, addr: self.cfg.announce.clone(), initialized: self.initialized() }
+    }
+
+    fn initialized(&self) -> bool {
+        self.raft.metrics().borrow().membership_config.membership().nodes().next().is_some()
+    }
+
+    /// Adds a node that asked to join: as a learner, then as a voter while the cluster has
+    /// fewer than `cluster-voters`. Only the leader can; others answer false.
+    async fn join(&self, h: Hello) -> bool {
+        if self.raft.metrics().borrow().state != ServerState::Leader {
+            return false;
+        }
+        if self.raft.add_learner(h.id, BasicNode { addr: h.addr.clone() }, true).await.is_err() {
+            return false;
+        }
+        let voters = self.raft.metrics().borrow().membership_config.membership().voter_ids().count();
+        if voters < self.cfg.voters {
+            let add = ChangeMembers::AddVoterIds([h.id].into_iter().collect());
+            if self.raft.change_membership(add, false).await.is_err() {
+                return false;
+            }
+        }
+        tracing::info!("node {} ({}) joined the cluster", h.id, h.addr);
+        true
+    }
+
+    /// Formation: until this node is in a cluster, greet every seed; join a cluster one of
+    /// them is in, or, once `cluster-bootstrap-expect` nodes have met and every seed has
+    /// answered, let the node with the smallest id initialise the cluster with all of them.
+    /// Waiting for every seed means nodes that share a seed list share one view, so exactly
+    /// one of them initialises.
+    async fn form(self: Arc<Self>) {
+        let mut peers: BTreeMap<String, Peer> = BTreeMap::new();
+        loop {
+            if self.initialized() {
+                return;
+            }
+            let mut known = BTreeMap::from([(self.cfg.node_id, self.cfg.announce.clone())]);
+            let mut all_answered = true;
+            let mut member_of_cluster = None;
+            for seed in &self.cfg.seeds {
+                if *seed == self.cfg.announce {
+                    continue;
+                }
+                let peer = peers.entry(seed.clone()).or_insert_with(|| Peer::new(seed.clone(), self.cfg.bind_ip));
+                match peer.call::<Hello>(&Rpc::Hello(self.hello()), Duration::from_millis(500)).await {
+                    Ok(h) => {
+                        if h.initialized {
+                            member_of_cluster = Some(seed.clone());
+                        }
+                        known.insert(h.id, h.addr);
+                    }
+                    Err(_) => all_answered = false,
+                }
+            }
+            if let Some(seed) = member_of_cluster {
+                self.ask_to_join(&mut peers, &seed).await;
+            } else if all_answered
+                && known.len() >= self.cfg.bootstrap_expect.max(1)
+                && known.keys().next() == Some(&self.cfg.node_id)
+            {
+                let members: BTreeMap<NodeId, BasicNode> =
+                    known.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect();
+                tracing::info!("initialising the cluster with {} members", members.len());
+                match self.raft.initialize(members).await {
+                    Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => return,
+                    Err(e) => tracing::warn!("cluster initialisation failed: {e}"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Asks the cluster `seed` belongs to to add this node: the seed's leader decides.
+    async fn ask_to_join(&self, peers: &mut BTreeMap<String, Peer>, seed: &str) {
+        let Some(peer) = peers.get_mut(seed) else { return };
+        let _ = peer.call::<bool>(&Rpc::Join(self.hello()), Duration::from_secs(5)).await;
+    }
+
+    /// Runs a write through the log and returns its reply, from any node: proposed here if
+    /// this node leads, else forwarded to the leader. Callable from any runtime.
+    pub async fn write(self: &Arc<Self>, req: Request) -> Result<Vec<u8>, WriteError> {
+        let me = self.clone();
+        let task = self.rt.spawn(async move { me.write_here_or_at_leader(req).await });
+        task.await.unwrap_or_else(|e| Err(WriteError::Unknown(format!("write task failed: {e}"))))
+    }
+
+    async fn write_here_or_at_leader(&self, req: Request) -> Result<Vec<u8>, WriteError> {
+        let leader = match self.propose(req.clone()).await {
+            Ok(reply) => return Ok(reply),
+            Err(Proposal::Failed(e)) => return Err(e),
+            Err(Proposal::NotLeader(leader)) => leader,
+        };
+        let Some(addr) = leader else {
+            return Err(WriteError::NoQuorum("no leader is known to this node".into()));
+        };
+        let mut peer = Peer::new(addr, self.cfg.bind_ip);
+        match peer.call::<WriteReply>(&Rpc::Write(req), self.cfg.write_timeout).await {
+            Ok(WriteReply::Applied(reply)) => Ok(reply),
+            Ok(WriteReply::Refused(why)) => Err(WriteError::NoQuorum(why)),
+            Ok(WriteReply::Unknown(why)) => Err(WriteError::Unknown(why)),
+            Err(CallError::Unreachable(e)) => Err(WriteError::NoQuorum(format!("the leader is unreachable: {e}"))),
+            Err(CallError::Lost(e)) => Err(WriteError::Unknown(format!("no answer from the leader: {e}"))),
+        }
+    }
+
+    /// Proposes a write on this node if it leads.
+    async fn propose(&self, req: Request) -> Result<Vec<u8>, Proposal> {
+        {
+            let m = self.raft.metrics().borrow().clone();
+            if m.state == ServerState::Leader {
+                // A leader that has not heard from a quorum lately is likely on the minority
+                // side of a partition: refuse at once instead of waiting for a commit that
+                // cannot come (nothing is proposed, so this is a definite failure).
+                let stale = m.millis_since_quorum_ack.is_none_or(|ms| ms > 2 * 1000);
+                let alone = m.membership_config.membership().voter_ids().count() <= 1;
+                if stale && !alone {
+                    return Err(Proposal::Failed(WriteError::NoQuorum(
+                        "the leader has not reached a majority lately".into(),
+                    )));
+                }
+            }
+        }
+        match tokio::time::timeout(self.cfg.write_timeout, self.raft.client_write(req)).await {
+            Ok(Ok(resp)) => Ok(resp.data.reply),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(Proposal::NotLeader(f.leader_node.map(|n| n.addr)))
+            }
+            Ok(Err(e)) => Err(Proposal::Failed(WriteError::Unknown(e.to_string()))),
+            Err(_) => Err(Proposal::Failed(WriteError::Unknown(format!(
+                "not committed within {} ms",
+                self.cfg.write_timeout.as_millis()
+            )))),
+        }
+    }
+
+    /// Lines for `INFO cluster` (Tandem's own section).
+    pub fn info(&self) -> String {
+        let m = self.raft.metrics().borrow().clone();
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        let members = m.membership_config.membership();
+        let voters: Vec<String> = members.voter_ids().map(|v| v.to_string()).collect();
+        let nodes: Vec<String> = members.nodes().map(|(id, n)| format!("{id}@{}", n.addr)).collect();
+        format!(
+            "cluster_node_id:{}\r\ncluster_role:{role}\r\ncluster_leader:{}\r\ncluster_term:{}\r\ncluster_last_log_index:{}\r\ncluster_last_applied:{}\r\ncluster_voters:{}\r\ncluster_members:{}\r\n",
+            m.id,
+            m.current_leader.map(|l| l.to_string()).unwrap_or_default(),
+            m.current_term,
+            m.last_log_index.unwrap_or(0),
+            m.last_applied.map(|l| l.index).unwrap_or(0),
+            voters.join(","),
+            nodes.join(","),
+        )
+    }
+}
+
+/// Why a proposal on this node did not produce a reply.
+enum Proposal {
+    /// This node does not lead; the leader's cluster address if known.
+    NotLeader(Option<String>),
+    /// It failed here.
+    Failed(WriteError),
+}

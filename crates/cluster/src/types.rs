@@ -1,0 +1,52 @@
+//! What the Raft log holds, and openraft's type configuration.
+
+use serde::{Deserialize, Serialize};
+use std::io::Cursor;
+
+/// A node's identity in the cluster.
+pub type NodeId = u64;
+
+/// A log entry's payload: one write command with its execution environment, exactly as the
+/// node that received it would have run it (see the determinism contract in DESIGN.md §3).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// The database the client had selected.
+    pub db: u32,
+    /// The command and its arguments.
+    pub argv: Vec<Vec<u8>>,
+    /// The command's time (the receiving node's clock, carried so every node agrees).
+    pub now_ms: i64,
+    /// Seed of the command's random choices.
+    pub seed: u64,
+    /// The protocol (2 or 3) the reply is encoded in, for the receiving client.
+    pub resp: u8,
+}
+
+/// What applying an entry produced: the reply bytes for the client that sent it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Response {
+    /// The encoded reply (empty for entries no client waits for).
+    pub reply: Vec<u8>,
+}
+
+openraft::declare_raft_types!(
+    /// Tandem's openraft type configuration.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// The Raft handle.
+pub type Raft = openraft::Raft<TypeConfig>;
+
+/// What the cluster needs from the server: applying committed writes through the engine.
+pub trait Machine: Send + Sync + 'static {
+    /// Applies one committed write and returns its encoded reply. Must be deterministic: the
+    /// same request on the same dataset gives the same dataset and reply on every node.
+    fn apply(&self, req: &Request) -> Vec<u8>;
+}

@@ -1,0 +1,106 @@
+//! The server's side of the cluster (`cluster` crate): its configuration from `cluster-*`
+//! settings, applying committed writes through `commands::execute` (the [`Machine`]), and the
+//! decision which commands go through the log.
+//!
+//! In a cluster, a client's write is not executed where it arrives: it becomes a log entry
+//! (`db`, argv, the node's `now`, a seed), and every node executes it when the entry commits;
+//! the client gets the reply of that execution. Reads run locally and never expire keys: only
+//! applied entries change the dataset, so nodes with different clocks agree on it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use cluster::{Cluster, ClusterConfig, Machine, Request};
+use commands::exec::{execute, ExecOptions};
+use commands::stats::LocalStats;
+use commands::{Effects, Session};
+use engine::{Env, Rng};
+use protocol::{ReplyWriter, Resp};
+
+use crate::Shared;
+
+/// Applies committed entries to this node's keyspace.
+struct Applier {
+    shared: Weak<Shared>,
+}
+
+impl Machine for Applier {
+    fn apply(&self, req: &Request) -> Vec<u8> {
+        let Some(shared) = self.shared.upgrade() else { return Vec::new() };
+        let mut session = Session::new(0, true);
+        session.db = req.db as usize;
+        let resp = if req.resp == 3 { Resp::V3 } else { Resp::V2 };
+        session.resp = resp;
+        let mut env = Env { now_ms: req.now_ms, rng: Rng::new(req.seed) };
+        let argv: Vec<&[u8]> = req.argv.iter().map(|a| a.as_slice()).collect();
+        let mut out = ReplyWriter::new(resp);
+        let mut effects = Effects::default();
+        let mut local = LocalStats::default();
+        // Replay mode: the command was checked (authentication, gates) where it arrived.
+        let opts = ExecOptions { may_expire: true, replay: true };
+        execute(&shared.ks, &*shared, &mut session, &mut env, &argv, &mut out, &mut effects, &mut local, opts);
+        local.flush(&shared.stats);
+        out.buf
+    }
+}
+
+impl Shared {
+    /// True when `cluster-*` settings ask for a cluster.
+    pub fn cluster_configured(&self) -> bool {
+        self.config.get_i64("cluster-bootstrap-expect") > 0 || !self.config.get("cluster-seeds").trim().is_empty()
+    }
+
+    /// Starts this node's part of the cluster, if configured.
+    pub fn start_cluster(self: &Arc<Self>) -> std::io::Result<()> {
+        if !self.cluster_configured() {
+            return Ok(());
+        }
+        let port = self.port.load(std::sync::atomic::Ordering::Relaxed) as u16;
+        let cport = match self.config.get_i64("cluster-port") {
+            0 => {
+                port.checked_add(10000).ok_or_else(|| std::io::Error::other("cluster-port: port + 10000 overflows"))?
+            }
+            p => p as u16,
+        };
+        let announce_ip: IpAddr = match self.config.get("cluster-announce-ip").as_str() {
+            "" => self
+                .config
+                .get("bind")
+                .split_whitespace()
+                .find_map(|a| a.trim_start_matches('-').parse().ok())
+                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            ip => ip.parse().map_err(|_| std::io::Error::other(format!("cluster-announce-ip: bad address {ip}")))?,
+        };
+        let node_id = match self.config.get("cluster-node-id").as_str() {
+            "" => crate::random_seed() >> 1,
+            id => id.parse().map_err(|_| std::io::Error::other(format!("cluster-node-id: not a number: {id}")))?,
+        };
+        let cfg = ClusterConfig {
+            node_id,
+            bind: SocketAddr::new(announce_ip, cport),
+            announce: SocketAddr::new(announce_ip, cport).to_string(),
+            bind_ip: Some(announce_ip),
+            seeds: self
+                .config
+                .get("cluster-seeds")
+                .split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            bootstrap_expect: self.config.get_i64("cluster-bootstrap-expect").max(1) as usize,
+            voters: self.config.get_i64("cluster-voters") as usize,
+            write_timeout: Duration::from_millis(self.config.get_i64("cluster-write-timeout") as u64),
+        };
+        tracing::info!("cluster node {} on {}", cfg.node_id, cfg.announce);
+        let node = Cluster::start(cfg, Arc::new(Applier { shared: Arc::downgrade(self) }))?;
+        let _ = self.cluster.set(node);
+        Ok(())
+    }
+
+    /// The running cluster node, if any.
+    #[inline]
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.get()
+    }
+}

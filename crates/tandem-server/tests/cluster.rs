@@ -1,0 +1,202 @@
+//! The cluster with real processes: nodes started side by side form one Raft cluster, every
+//! node takes writes (followers forward them), writes are applied in one order everywhere,
+//! losing the leader costs a re-election only, and a node without a majority refuses writes
+//! within a bounded time.
+//!
+//! Safety rule (shared/CLUSTER-TESTING.md): no test traffic leaves the root network namespace.
+//! Each test re-runs itself inside a fresh namespace holding only `lo` (it needs root and
+//! iproute2, as in CI) and asserts that it is in one before it opens any socket.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use testkit::process::{temp_dir, ServerProcess};
+use testkit::{bulk, simple, Frame, RawClient};
+
+const IN_NETNS: &str = "TANDEM_TEST_NETNS";
+
+/// Runs `body` inside a new network namespace: in the parent, re-executes this test there
+/// and checks that it passed; in the child, runs the body.
+fn in_netns(test: &str, body: impl FnOnce()) {
+    if std::env::var_os(IN_NETNS).is_some() {
+        let me = std::process::id().to_string();
+        let out = Command::new("ip").args(["netns", "identify", &me]).output().expect("iproute2");
+        let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(!name.is_empty(), "refusing to run cluster traffic outside a test namespace");
+        assert!(Command::new("ip").args(["link", "set", "lo", "up"]).status().unwrap().success());
+        body();
+        return;
+    }
+    let tag = test.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let ns = format!("tandem-cl-{}-{:x}", std::process::id(), tag & 0xffff_ffff);
+    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    assert!(Command::new("ip").args(["netns", "add", &ns]).status().unwrap().success(), "ip netns add (root?)");
+    let exe = std::env::current_exe().unwrap();
+    let st = Command::new("ip")
+        .args(["netns", "exec", &ns])
+        .arg(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads", "1"])
+        .env(IN_NETNS, &ns)
+        .status()
+        .unwrap();
+    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    assert!(st.success(), "{test} failed inside its namespace");
+}
+
+struct Node {
+    proc: Option<ServerProcess>,
+    port: u16,
+}
+
+impl Node {
+    fn client(&self) -> RawClient {
+        let mut c = RawClient::connect(("127.0.0.1", self.port)).unwrap();
+        c.set_timeout(Duration::from_secs(20));
+        c
+    }
+
+    fn info(&self) -> String {
+        match self.client().send(&["INFO", "cluster"]) {
+            Frame::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+            other => panic!("INFO: {other:?}"),
+        }
+    }
+
+    fn field(&self, name: &str) -> String {
+        let info = self.info();
+        info.lines().find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_string())).unwrap_or_default()
+    }
+}
+
+/// `n` nodes on ports 7001.. (cluster ports 17001..), all seeded with every node.
+fn start_cluster(n: usize, expect: usize) -> Vec<Node> {
+    let seeds: Vec<String> = (1..=n).map(|i| format!("127.0.0.1:{}", 17000 + i)).collect();
+    let seeds = seeds.join(",");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_tandem-server"));
+    (1..=n)
+        .map(|i| {
+            let port = 7000 + i as u16;
+            let dir = temp_dir("cluster-node");
+            let args: Vec<String> = [
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                &dir.display().to_string(),
+                "--cluster-seeds",
+                &seeds,
+                "--cluster-bootstrap-expect",
+                &expect.to_string(),
+                "--cluster-write-timeout",
+                "3000",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            Node { proc: Some(ServerProcess::spawn_exact("tandem-server", &bin, &args, port, dir)), port }
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !ok() {
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until the live nodes agree on one leader among them; returns its index.
+fn agreed_leader(nodes: &[Node]) -> usize {
+    let mut leader = None;
+    wait_until("one leader all live nodes agree on", Duration::from_secs(20), || {
+        let live: Vec<(usize, &Node)> = nodes.iter().enumerate().filter(|(_, n)| n.proc.is_some()).collect();
+        let leaders: Vec<String> = live.iter().map(|(_, n)| n.field("cluster_leader")).collect();
+        let roles: Vec<String> = live.iter().map(|(_, n)| n.field("cluster_role")).collect();
+        let agreed = !leaders[0].is_empty() && leaders.iter().all(|l| *l == leaders[0]);
+        let one = roles.iter().filter(|r| *r == "leader").count() == 1;
+        if agreed && one {
+            leader = live.iter().zip(&roles).find(|(_, r)| *r == "leader").map(|((i, _), _)| *i);
+        }
+        agreed && one
+    });
+    leader.unwrap()
+}
+
+#[test]
+fn nodes_started_together_form_one_cluster_and_take_writes_on_every_node() {
+    in_netns("nodes_started_together_form_one_cluster_and_take_writes_on_every_node", || {
+        let nodes = start_cluster(3, 3);
+        agreed_leader(&nodes);
+        for n in &nodes {
+            assert_eq!(n.field("cluster_enabled"), "0", "standalone clients must see a standalone server");
+            assert_eq!(n.field("cluster_members").split(',').count(), 3, "{}", n.info());
+        }
+        // INCRs sent round-robin to every node: each reply is the next number, so the writes
+        // were applied one at a time in one order, whichever node took them.
+        let mut clients: Vec<RawClient> = nodes.iter().map(|n| n.client()).collect();
+        for i in 1..=30i64 {
+            let c = &mut clients[i as usize % 3];
+            assert_eq!(c.send(&["INCR", "counter"]), Frame::Integer(i));
+        }
+        // Replies of a replicated write keep the client's protocol and Redis's errors.
+        assert_eq!(clients[1].send(&["SET", "k", "v", "EX", "100"]), simple("OK"));
+        match clients[2].send(&["INCR", "k"]) {
+            Frame::Error(e) => assert_eq!(e, b"ERR value is not an integer or out of range"),
+            other => panic!("{other:?}"),
+        }
+        // Every node applies every entry.
+        for n in &nodes {
+            let mut c = n.client();
+            wait_until("the write to reach every node", Duration::from_secs(5), || {
+                c.send(&["GET", "counter"]) == bulk("30")
+            });
+            wait_until(
+                "the expiry to reach every node",
+                Duration::from_secs(5),
+                || matches!(c.send(&["TTL", "k"]), Frame::Integer(t) if t > 90),
+            );
+        }
+    });
+}
+
+#[test]
+fn losing_the_leader_costs_an_election_and_a_lone_node_refuses_writes() {
+    in_netns("losing_the_leader_costs_an_election_and_a_lone_node_refuses_writes", || {
+        let mut nodes = start_cluster(3, 3);
+        let first = agreed_leader(&nodes);
+        let mut c = nodes[(first + 1) % 3].client();
+        assert_eq!(c.send(&["SET", "before", "1"]), simple("OK"));
+        nodes[first].proc.take().unwrap().kill();
+        let second = agreed_leader(&nodes);
+        assert_ne!(second, first);
+        // The survivors take writes again, through either of them, and kept the old ones.
+        for (i, n) in nodes.iter().enumerate().filter(|(_, n)| n.proc.is_some()) {
+            let mut c = n.client();
+            wait_until("writes after the election", Duration::from_secs(10), || {
+                c.send(&["SET", &format!("after{i}"), "1"]) == simple("OK")
+            });
+            assert_eq!(c.send(&["GET", "before"]), bulk("1"));
+        }
+        // Kill one more: the last node has no majority and must say so, in bounded time,
+        // without applying the write.
+        let victim = nodes.iter().position(|n| n.proc.is_some()).unwrap();
+        nodes[victim].proc.take().unwrap().kill();
+        let last = nodes.iter().find(|n| n.proc.is_some()).unwrap();
+        let mut c = last.client();
+        std::thread::sleep(Duration::from_secs(3));
+        let t = Instant::now();
+        match c.send(&["SET", "lonely", "1"]) {
+            Frame::Error(e) => assert!(
+                e.starts_with(b"CLUSTERDOWN") || e.starts_with(b"TIMEOUT"),
+                "a lone node must refuse or report an unknown outcome: {}",
+                String::from_utf8_lossy(&e)
+            ),
+            other => panic!("a lone node took a write: {other:?}"),
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "refusal took {:?}", t.elapsed());
+        assert_eq!(c.send(&["GET", "lonely"]), Frame::Null, "a refused write must not be applied");
+    });
+}
