@@ -141,36 +141,36 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             settle(&mut local, &mut timing, t0);
             let now = anchor_ms + t0.duration_since(anchor).as_millis() as i64;
             let seed = rng.next_u64();
-            if let Some(cluster) = shared.cluster() {
-                if let Some(req) = replicated(&session, &argv, now, seed) {
-                    // A write: through the log, replying with what applying it gave.
+            let cluster = shared.cluster();
+            match cluster.and_then(|c| Some((c, replicated(&session, &argv, now, seed)?))) {
+                Some((cluster, req)) => {
+                    // A write in a cluster: through the log, replying with what applying it gave.
                     match cluster.write(req).await {
                         Ok(reply) => out.buf.extend_from_slice(&reply),
                         Err(e) => out.error(e.reply_text().as_bytes()),
                     }
-                    start += consumed;
-                    if out.len() >= OUTPUT_FLUSH_THRESHOLD {
-                        write_out(shared, stream, &mut out, &mut effects).await?;
-                    }
-                    continue;
                 }
-            }
-            let mut env = Env { now_ms: now, rng: Rng::new(seed) };
-            let in_cluster = shared.cluster().is_some();
-            let outcome = execute(
-                &shared.ks,
-                &**shared,
-                &mut session,
-                &mut env,
-                &argv,
-                &mut out,
-                &mut effects,
-                &mut local,
-                ExecOptions { may_expire: !in_cluster, ..ExecOptions::default() },
-            );
-            if let Some(cmd) = outcome.command {
-                if outcome.status != Status::Rejected {
-                    timing = Some((cmd, t0));
+                None => {
+                    let mut env = Env { now_ms: now, rng: Rng::new(seed) };
+                    // In a cluster only applied entries change the dataset: reads hide expired
+                    // keys without removing them.
+                    let opts = ExecOptions { may_expire: cluster.is_none(), ..ExecOptions::default() };
+                    let outcome = execute(
+                        &shared.ks,
+                        &**shared,
+                        &mut session,
+                        &mut env,
+                        &argv,
+                        &mut out,
+                        &mut effects,
+                        &mut local,
+                        opts,
+                    );
+                    if let Some(cmd) = outcome.command {
+                        if outcome.status != Status::Rejected {
+                            timing = Some((cmd, t0));
+                        }
+                    }
                 }
             }
             match session.reply_mode {

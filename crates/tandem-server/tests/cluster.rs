@@ -147,6 +147,14 @@ fn nodes_started_together_form_one_cluster_and_take_writes_on_every_node() {
             Frame::Error(e) => assert_eq!(e, b"ERR value is not an integer or out of range"),
             other => panic!("{other:?}"),
         }
+        // CLIENT REPLY covers replicated writes too.
+        let c = &mut clients[1];
+        c.write_command(&["CLIENT", "REPLY", "SKIP"]).unwrap();
+        c.write_command(&["INCR", "counter"]).unwrap();
+        assert_eq!(c.send(&["PING"]), simple("PONG"), "the skipped INCR's reply must not come");
+        // (Reads are local, not yet read-your-writes: wait for this node to apply.)
+        wait_until("the INCR to apply here", Duration::from_secs(5), || c.send(&["GET", "counter"]) == bulk("31"));
+        assert_eq!(c.send(&["DECR", "counter"]), Frame::Integer(30));
         // Every node applies every entry.
         for n in &nodes {
             let mut c = n.client();
