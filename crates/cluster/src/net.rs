@@ -2,6 +2,7 @@
 //! read barriers and formation handshakes. A frame is a 4-byte big-endian length and a JSON
 //! body (simple and debuggable; a binary encoding is a later optimisation).
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -169,6 +170,32 @@ impl Peer {
             self.conn = None;
             CallError::Lost(io::Error::new(io::ErrorKind::InvalidData, e))
         })
+    }
+}
+
+/// Idle connections to peers, by address, shared by every task that calls a peer outside
+/// openraft (forwarded writes, formation): a forwarded write reuses a connection instead of
+/// opening one per write, and concurrent calls each get their own.
+pub struct Peers {
+    bind_ip: Option<IpAddr>,
+    idle: parking_lot::Mutex<HashMap<String, Vec<Peer>>>,
+}
+
+impl Peers {
+    /// An empty pool whose connections leave from `bind_ip`.
+    pub fn new(bind_ip: Option<IpAddr>) -> Peers {
+        Peers { bind_ip, idle: parking_lot::Mutex::new(HashMap::new()) }
+    }
+
+    /// [`Peer::call`] on an idle connection to `addr`, or a new one.
+    pub async fn call<R: DeserializeOwned>(&self, addr: &str, rpc: &Rpc, ttl: Duration) -> Result<R, CallError> {
+        let idle = self.idle.lock().get_mut(addr).and_then(|v| v.pop());
+        let mut peer = idle.unwrap_or_else(|| Peer::new(addr.to_string(), self.bind_ip));
+        let result = peer.call(rpc, ttl).await;
+        if result.is_ok() {
+            self.idle.lock().entry(addr.to_string()).or_default().push(peer);
+        }
+        result
     }
 }
 

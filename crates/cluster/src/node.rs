@@ -11,7 +11,7 @@ use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::net::{self, CallError, Hello, Network, Peer, Rpc, WriteReply};
+use crate::net::{self, CallError, Hello, Network, Peers, Rpc, WriteReply};
 use crate::store::{LogStore, StateMachine};
 use crate::types::{Machine, NodeId, Raft, Request};
 
@@ -61,6 +61,7 @@ impl WriteError {
 pub struct Cluster {
     cfg: ClusterConfig,
     raft: Raft,
+    peers: Peers,
     rt: tokio::runtime::Runtime,
 }
 
@@ -101,7 +102,8 @@ impl Cluster {
                 StateMachine::new(machine),
             ))
             .map_err(io::Error::other)?;
-        let node = Arc::new(Cluster { cfg, raft, rt });
+        let peers = Peers::new(cfg.bind_ip);
+        let node = Arc::new(Cluster { cfg, raft, peers, rt });
         let n = node.clone();
         node.rt.spawn(async move { n.serve(listener).await });
         let n = node.clone();
@@ -190,7 +192,6 @@ impl Cluster {
     /// Waiting for every seed means nodes that share a seed list share one view, so exactly
     /// one of them initialises.
     async fn form(self: Arc<Self>) {
-        let mut peers: BTreeMap<String, Peer> = BTreeMap::new();
         loop {
             if self.initialized() {
                 return;
@@ -202,8 +203,7 @@ impl Cluster {
                 if *seed == self.cfg.announce {
                     continue;
                 }
-                let peer = peers.entry(seed.clone()).or_insert_with(|| Peer::new(seed.clone(), self.cfg.bind_ip));
-                match peer.call::<Hello>(&Rpc::Hello(self.hello()), Duration::from_millis(500)).await {
+                match self.peers.call::<Hello>(seed, &Rpc::Hello(self.hello()), Duration::from_millis(500)).await {
                     Ok(h) => {
                         if h.initialized {
                             member_of_cluster = Some(seed.clone());
@@ -214,7 +214,8 @@ impl Cluster {
                 }
             }
             if let Some(seed) = member_of_cluster {
-                self.ask_to_join(&mut peers, &seed).await;
+                // The seed's leader decides (a seed that does not lead answers false; retry).
+                let _ = self.peers.call::<bool>(&seed, &Rpc::Join(self.hello()), Duration::from_secs(5)).await;
             } else if all_answered
                 && known.len() >= self.cfg.bootstrap_expect.max(1)
                 && known.keys().next() == Some(&self.cfg.node_id)
@@ -229,12 +230,6 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-    }
-
-    /// Asks the cluster `seed` belongs to to add this node: the seed's leader decides.
-    async fn ask_to_join(&self, peers: &mut BTreeMap<String, Peer>, seed: &str) {
-        let Some(peer) = peers.get_mut(seed) else { return };
-        let _ = peer.call::<bool>(&Rpc::Join(self.hello()), Duration::from_secs(5)).await;
     }
 
     /// Runs a write through the log and returns its reply, from any node: proposed here if
@@ -254,8 +249,7 @@ impl Cluster {
         let Some(addr) = leader else {
             return Err(WriteError::NoQuorum("no leader is known to this node".into()));
         };
-        let mut peer = Peer::new(addr, self.cfg.bind_ip);
-        match peer.call::<WriteReply>(&Rpc::Write(req), self.cfg.write_timeout).await {
+        match self.peers.call::<WriteReply>(&addr, &Rpc::Write(req), self.cfg.write_timeout).await {
             Ok(WriteReply::Applied(reply)) => Ok(reply),
             Ok(WriteReply::Refused(why)) => Err(WriteError::NoQuorum(why)),
             Ok(WriteReply::Unknown(why)) => Err(WriteError::Unknown(why)),
