@@ -147,6 +147,11 @@ type SavedKeys = Dict<Option<(Value, Option<i64>)>>;
 /// measured with bench/bgsave.sh), for [`Keyspace::snapshot_held_bytes`].
 const SAVED_KEY_OVERHEAD: usize = 112;
 
+/// One empty dict per database, hashing as the databases do (so a key's hash works in both).
+fn dicts_like<V>(dbs: &[Db]) -> Box<[Dict<V>]> {
+    dbs.iter().map(|d| Dict::new(d.main.hasher().clone())).collect()
+}
+
 /// A snapshot's walk over one shard, done in steps with the lock released in between.
 ///
 /// Between steps commands change the shard: keys the walk has not reached yet are kept at their
@@ -179,7 +184,7 @@ impl Shard {
     #[inline(never)]
     fn save_at_cut(&mut self, db: usize, hash: u64, key: &[u8]) {
         let dbs = &self.dbs;
-        let saved = self.saved.get_or_insert_with(|| dbs.iter().map(|d| Dict::new(d.main.hasher().clone())).collect());
+        let saved = self.saved.get_or_insert_with(|| dicts_like(dbs));
         if saved[db].get(hash, key).is_some()
             || self.walk.as_ref().is_some_and(|w| w.emitted[db].get(hash, key).is_some())
         {
@@ -209,10 +214,7 @@ impl Shard {
             return true;
         };
         let dbs = &self.dbs;
-        let walk = self.walk.get_or_insert_with(|| {
-            let emitted = dbs.iter().map(|d| Dict::new(d.main.hasher().clone())).collect();
-            Box::new(Walk { db: 0, cursor: 0, emitted })
-        });
+        let walk = self.walk.get_or_insert_with(|| Box::new(Walk { db: 0, cursor: 0, emitted: dicts_like(dbs) }));
         let mut part =
             CutPart { dbs: &self.dbs, saved: self.saved.as_deref(), walk, budget, walked: false, done: false };
         capture.capture(self.index, &mut part);

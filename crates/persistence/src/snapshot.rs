@@ -431,3 +431,61 @@ mod tests {
         assert!(t.elapsed() < Duration::from_millis(20), "{:?}", t.elapsed());
     }
 }
+
+#[cfg(test)]
+mod held_limit_tests {
+    use super::*;
+    use engine::value::Str;
+    use std::sync::atomic::AtomicU64;
+
+    fn put(ks: &Keyspace, key: &[u8], deferred: bool) {
+        let h = ks.hash(key);
+        let mut s = if deferred { ks.lock_deferred(ks.shard_of(h)) } else { ks.lock(ks.shard_of(h)) };
+        s.before_write(0, h, key);
+        s.dbs[0].set(h, key, Value::Str(Str::from_bytes(b"value")), 0);
+    }
+
+    /// How long a paced save of a busy server takes with the given limit on held bytes.
+    fn paced_save(held_limit: usize) -> std::time::Duration {
+        let ks = Keyspace::new(1, 1, 7);
+        for i in 0..6000 {
+            put(&ks, format!("key:{i}").as_bytes(), false);
+        }
+        let dir = std::env::temp_dir().join(format!("tandem-held-{}-{held_limit}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Clients always active: every step of the walk is followed by a rest at 1%.
+        let counter = Arc::new(AtomicU64::new(0));
+        let c = counter.clone();
+        let opts = SnapshotOptions {
+            compress: false,
+            checksum: false,
+            redis_ver: "7.0.0".into(),
+            ctime_secs: 0,
+            used_mem: 0,
+            aof_base: false,
+            format: Format::Rdb,
+            cpu_share: 0.01,
+            activity: Activity(Some(Arc::new(move || c.fetch_add(1, Ordering::Relaxed)))),
+            held_limit,
+        };
+        let snap = RdbSnapshot::create(&dir.join("t.rdb"), &opts).unwrap();
+        ks.begin_snapshot(snap.clone(), || ());
+        // A write before the walk: its cut state is held until the walk reaches it.
+        put(&ks, b"key:1", true);
+        assert!(ks.snapshot_held_bytes() > 0);
+        let t = Instant::now();
+        snap.complete(&ks);
+        let took = t.elapsed();
+        let stats = snap.finish().unwrap().stats;
+        assert_eq!(stats.keys, 6000);
+        let _ = std::fs::remove_dir_all(&dir);
+        took
+    }
+
+    #[test]
+    fn holding_more_than_the_limit_stops_the_rests() {
+        let paced = paced_save(usize::MAX);
+        let hurried = paced_save(0);
+        assert!(hurried * 5 < paced, "over the limit the walk must not rest: {hurried:?} vs {paced:?}");
+    }
+}
