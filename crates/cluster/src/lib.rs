@@ -4,14 +4,17 @@
 //!
 //! Modules: [`types`] (what the log holds and openraft's type configuration), [`store`] (the
 //! Raft log and the state machine adapter), [`net`] (the cluster port: Raft RPCs, forwarded
-//! writes, formation handshakes), [`node`] (a running node: formation, writes, reads, status).
+//! writes, formation handshakes), [`node`] (a running node: formation, writes, reads, status),
+//! [`read`] (batched ReadIndex for linearizable reads).
 //!
 //! This crate must not know how values are stored: it sees commands and reply bytes only.
 
 pub mod net;
 pub mod node;
+pub mod read;
 pub mod store;
 pub mod types;
 
 pub use node::{Cluster, ClusterConfig, WriteError};
+pub use read::ReadError;
 pub use types::{Machine, Request};

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
@@ -24,6 +25,15 @@ use crate::types::{NodeId, Request, TypeConfig};
 /// The longest frame accepted (a batch of log entries).
 const MAX_FRAME: usize = 256 << 20;
 
+/// The answer to [`Rpc::ReadIndex`].
+#[derive(Serialize, Deserialize, Debug)]
+pub enum ReadIndexReply {
+    /// Leadership confirmed: reads are linearizable once this log index is applied.
+    Index(u64),
+    /// Not confirmed (not the leader, or no majority answered).
+    Refused(String),
+}
+
 /// A request on the cluster port.
 #[derive(Serialize, Deserialize, Debug)]
 pub enum Rpc {
@@ -39,6 +49,8 @@ pub enum Rpc {
     Hello(Hello),
     /// Formation: add the sender to the cluster.
     Join(Hello),
+    /// A follower's linearizable reads: confirm leadership, answer the read index.
+    ReadIndex,
 }
 
 /// A node introducing itself (and the answer, in kind).
@@ -55,8 +67,8 @@ pub struct Hello {
 /// The answer to a forwarded write.
 #[derive(Serialize, Deserialize, Debug)]
 pub enum WriteReply {
-    /// Applied: the reply bytes.
-    Applied(Vec<u8>),
+    /// Applied: the reply bytes and the entry's log index.
+    Applied(Vec<u8>, u64),
     /// Not applied, for certain (the receiver was not the leader, or had no quorum).
     Refused(String),
     /// Proposed, outcome unknown.
@@ -199,24 +211,26 @@ impl Peers {
     }
 }
 
-/// Makes [`Conn`]s for openraft.
+/// Makes [`Conn`]s for openraft, over the node's pool: openraft asks for a new client for
+/// every leadership check of a linearizable read, which must not cost a TCP connection.
 #[derive(Clone)]
 pub struct Network {
-    /// Source address of outgoing connections.
-    pub bind_ip: Option<IpAddr>,
+    /// The node's connections to its peers.
+    pub peers: Arc<Peers>,
 }
 
 /// openraft's connection to one peer.
 pub struct Conn {
     target: NodeId,
-    peer: Peer,
+    addr: String,
+    peers: Arc<Peers>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Conn;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Conn {
-        Conn { target, peer: Peer::new(node.addr.clone(), self.bind_ip) }
+        Conn { target, addr: node.addr.clone(), peers: self.peers.clone() }
     }
 }
 
@@ -231,7 +245,7 @@ impl Conn {
         E: std::error::Error + DeserializeOwned,
     {
         let answer: Result<R, RaftError<NodeId, E>> =
-            self.peer.call(&rpc, option.hard_ttl()).await.map_err(|e| match e {
+            self.peers.call(&self.addr, &rpc, option.hard_ttl()).await.map_err(|e| match e {
                 CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
                 e => RPCError::Network(NetworkError::new(&e.into_io())),
             })?;

@@ -11,7 +11,8 @@ use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::net::{self, CallError, Hello, Network, Peers, Rpc, WriteReply};
+use crate::net::{self, CallError, Hello, Network, Peers, ReadIndexReply, Rpc, WriteReply};
+use crate::read::{Gate, ReadError};
 use crate::store::{LogStore, StateMachine};
 use crate::types::{Machine, NodeId, Raft, Request};
 
@@ -61,7 +62,8 @@ impl WriteError {
 pub struct Cluster {
     cfg: ClusterConfig,
     raft: Raft,
-    peers: Peers,
+    peers: Arc<Peers>,
+    reads: Gate,
     rt: tokio::runtime::Runtime,
 }
 
@@ -93,17 +95,17 @@ impl Cluster {
         .validate()
         .map_err(io::Error::other)?;
         let listener = rt.block_on(TcpListener::bind(cfg.bind))?;
+        let peers = Arc::new(Peers::new(cfg.bind_ip));
         let raft = rt
             .block_on(Raft::new(
                 cfg.node_id,
                 Arc::new(raft_config),
-                Network { bind_ip: cfg.bind_ip },
+                Network { peers: peers.clone() },
                 LogStore::default(),
                 StateMachine::new(machine),
             ))
             .map_err(io::Error::other)?;
-        let peers = Peers::new(cfg.bind_ip);
-        let node = Arc::new(Cluster { cfg, raft, peers, rt });
+        let node = Arc::new(Cluster { cfg, raft, peers, reads: Gate::default(), rt });
         let n = node.clone();
         node.rt.spawn(async move { n.serve(listener).await });
         let n = node.clone();
@@ -146,7 +148,7 @@ impl Cluster {
             Rpc::Snapshot(r) => json(serde_json::to_vec(&self.raft.install_snapshot(r).await)),
             Rpc::Write(req) => {
                 let reply = match self.propose(req).await {
-                    Ok(bytes) => WriteReply::Applied(bytes),
+                    Ok((bytes, index)) => WriteReply::Applied(bytes, index),
                     Err(Proposal::NotLeader(_)) => WriteReply::Refused("the receiving node is not the leader".into()),
                     Err(Proposal::Failed(WriteError::NoQuorum(why))) => WriteReply::Refused(why),
                     Err(Proposal::Failed(WriteError::Unknown(why))) => WriteReply::Unknown(why),
@@ -155,6 +157,13 @@ impl Cluster {
             }
             Rpc::Hello(_) => json(serde_json::to_vec(&self.hello())),
             Rpc::Join(h) => json(serde_json::to_vec(&self.join(h).await)),
+            Rpc::ReadIndex => {
+                let reply = match self.leader_read_index().await {
+                    Ok(i) => ReadIndexReply::Index(i),
+                    Err(e) => ReadIndexReply::Refused(e),
+                };
+                json(serde_json::to_vec(&reply))
+            }
         }
     }
 
@@ -232,15 +241,16 @@ impl Cluster {
         }
     }
 
-    /// Runs a write through the log and returns its reply, from any node: proposed here if
-    /// this node leads, else forwarded to the leader. Callable from any runtime.
-    pub async fn write(self: &Arc<Self>, req: Request) -> Result<Vec<u8>, WriteError> {
+    /// Runs a write through the log and returns its reply and log index, from any node:
+    /// proposed here if this node leads, else forwarded to the leader. Callable from any
+    /// runtime.
+    pub async fn write(self: &Arc<Self>, req: Request) -> Result<(Vec<u8>, u64), WriteError> {
         let me = self.clone();
         let task = self.rt.spawn(async move { me.write_here_or_at_leader(req).await });
         task.await.unwrap_or_else(|e| Err(WriteError::Unknown(format!("write task failed: {e}"))))
     }
 
-    async fn write_here_or_at_leader(&self, req: Request) -> Result<Vec<u8>, WriteError> {
+    async fn write_here_or_at_leader(&self, req: Request) -> Result<(Vec<u8>, u64), WriteError> {
         let leader = match self.propose(req.clone()).await {
             Ok(reply) => return Ok(reply),
             Err(Proposal::Failed(e)) => return Err(e),
@@ -250,7 +260,7 @@ impl Cluster {
             return Err(WriteError::NoQuorum("no leader is known to this node".into()));
         };
         match self.peers.call::<WriteReply>(&addr, &Rpc::Write(req), self.cfg.write_timeout).await {
-            Ok(WriteReply::Applied(reply)) => Ok(reply),
+            Ok(WriteReply::Applied(reply, index)) => Ok((reply, index)),
             Ok(WriteReply::Refused(why)) => Err(WriteError::NoQuorum(why)),
             Ok(WriteReply::Unknown(why)) => Err(WriteError::Unknown(why)),
             Err(CallError::Unreachable(e)) => Err(WriteError::NoQuorum(format!("the leader is unreachable: {e}"))),
@@ -259,7 +269,7 @@ impl Cluster {
     }
 
     /// Proposes a write on this node if it leads.
-    async fn propose(&self, req: Request) -> Result<Vec<u8>, Proposal> {
+    async fn propose(&self, req: Request) -> Result<(Vec<u8>, u64), Proposal> {
         {
             let m = self.raft.metrics().borrow().clone();
             if m.state == ServerState::Leader {
@@ -276,7 +286,7 @@ impl Cluster {
             }
         }
         match tokio::time::timeout(self.cfg.write_timeout, self.raft.client_write(req)).await {
-            Ok(Ok(resp)) => Ok(resp.data.reply),
+            Ok(Ok(resp)) => Ok((resp.data.reply, resp.log_id.index)),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                 Err(Proposal::NotLeader(f.leader_node.map(|n| n.addr)))
             }
@@ -286,6 +296,76 @@ impl Cluster {
                 self.cfg.write_timeout.as_millis()
             )))),
         }
+    }
+
+    /// The log index up to which this node must have applied for a read starting now to be
+    /// linearizable (batched ReadIndex, see [`crate::read`]). Callable from any runtime.
+    pub async fn read_index(self: &Arc<Self>) -> Result<u64, ReadError> {
+        let (rx, start) = self.reads.enqueue();
+        if start {
+            let me = self.clone();
+            self.rt.spawn(async move { me.serve_reads().await });
+        }
+        rx.await.unwrap_or_else(|_| Err(ReadError::NoQuorum("the read round was dropped".into())))
+    }
+
+    async fn serve_reads(&self) {
+        while let Some(batch) = self.reads.next_batch() {
+            let answer = self.confirm_read_index().await;
+            for w in batch {
+                let _ = w.send(answer.clone());
+            }
+        }
+    }
+
+    /// One round: here if this node leads, else asked of the leader.
+    async fn confirm_read_index(&self) -> Result<u64, ReadError> {
+        let leader = {
+            let m = self.raft.metrics().borrow().clone();
+            if m.state == ServerState::Leader {
+                None
+            } else {
+                let addr = m.current_leader.and_then(|l| m.membership_config.membership().get_node(&l).cloned());
+                Some(addr.ok_or_else(|| ReadError::NoQuorum("no leader is known to this node".into()))?.addr)
+            }
+        };
+        let Some(addr) = leader else {
+            return self.leader_read_index().await.map_err(ReadError::NoQuorum);
+        };
+        match self.peers.call::<ReadIndexReply>(&addr, &Rpc::ReadIndex, self.cfg.write_timeout).await {
+            Ok(ReadIndexReply::Index(i)) => Ok(i),
+            Ok(ReadIndexReply::Refused(why)) => Err(ReadError::NoQuorum(why)),
+            Err(e) => Err(ReadError::NoQuorum(format!("the leader did not answer: {e:?}"))),
+        }
+    }
+
+    /// The read index, on the leader: leadership confirmed by a heartbeat round a majority
+    /// answered; at least the leader's own no-op entry, so a new leader serves no read before
+    /// its term's first entry commits.
+    async fn leader_read_index(&self) -> Result<u64, String> {
+        match self.raft.get_read_log_id().await {
+            Ok((read, _)) => Ok(read.map(|l| l.index).unwrap_or(0)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Returns once this node has applied the log up to `index` (at once if it has), or
+    /// after `cluster-write-timeout` with an error.
+    pub async fn applied_at_least(&self, index: u64) -> Result<(), ReadError> {
+        if self.applied_index() >= index {
+            return Ok(());
+        }
+        self.raft
+            .wait(Some(self.cfg.write_timeout))
+            .applied_index_at_least(Some(index), "read")
+            .await
+            .map(|_| ())
+            .map_err(|e| ReadError::Behind(e.to_string()))
+    }
+
+    /// The index of the last entry applied here.
+    pub fn applied_index(&self) -> u64 {
+        self.raft.metrics().borrow().last_applied.map(|l| l.index).unwrap_or(0)
     }
 
     /// Lines for `INFO cluster` (Tandem's own section).

@@ -61,6 +61,10 @@ pub trait Host: Send + Sync {
     fn set_active_expire(&self, on: bool);
     /// Unix time in microseconds (for `TIME`, which is not a write and may read the clock).
     fn unix_time_us(&self) -> i64;
+    /// The `read-consistency` setting.
+    fn read_consistency(&self) -> crate::session::ReadConsistency {
+        crate::session::ReadConsistency::Linearizable
+    }
 
     /// `SAVE`: a snapshot written before replying. The error is the complete reply text.
     fn save(&self) -> Result<(), String> {

@@ -16,6 +16,36 @@ pub enum ReplyMode {
     Skip,
 }
 
+/// How up to date a read in a cluster must be (`read-consistency`, `TANDEM CONSISTENCY`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadConsistency {
+    /// Sees every write acknowledged before the read began, on any node (ReadIndex).
+    Linearizable,
+    /// Sees at least this connection's own writes.
+    Session,
+    /// Whatever this node has applied.
+    Stale,
+}
+
+impl ReadConsistency {
+    /// Every level, by name.
+    pub const ALL: [(ReadConsistency, &'static str); 3] = [
+        (ReadConsistency::Linearizable, "linearizable"),
+        (ReadConsistency::Session, "session"),
+        (ReadConsistency::Stale, "stale"),
+    ];
+
+    /// The level named `name` (any case).
+    pub fn parse(name: &[u8]) -> Option<ReadConsistency> {
+        Self::ALL.iter().find(|(_, n)| n.as_bytes().eq_ignore_ascii_case(name)).map(|(l, _)| *l)
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(l, _)| *l == self).map(|(_, n)| *n).unwrap_or("linearizable")
+    }
+}
+
 /// The state of one client connection.
 #[derive(Clone, Debug)]
 pub struct Session {
@@ -45,6 +75,9 @@ pub struct Session {
     pub last_cmd: String,
     /// Set by `WAIT` asking for replicas: hold the reply this many milliseconds (0 = forever).
     pub wait_ms: Option<i64>,
+    /// `TANDEM CONSISTENCY`: this connection's read level (None = the `read-consistency`
+    /// setting).
+    pub read_consistency: Option<ReadConsistency>,
 }
 
 impl Session {
@@ -64,6 +97,7 @@ impl Session {
             close_after_reply: false,
             last_cmd: "NULL".to_string(),
             wait_ms: None,
+            read_consistency: None,
         }
     }
 }

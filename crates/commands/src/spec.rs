@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 /// The embedded facts file.
 pub const SPEC_JSON: &str = include_str!("../data/redis-commands.json");
 
+/// Tandem's own commands (`TANDEM ...`), in the same format.
+pub const TANDEM_SPEC_JSON: &str = include_str!("../data/tandem-commands.json");
+
 /// Command flags (Redis's `CMD_*`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Flags(pub u32);
@@ -309,8 +312,9 @@ fn legacy_range(specs: &[KeySpec]) -> ((i64, i64, i64), bool) {
 /// subcommands).
 pub fn load_specs() -> BTreeMap<String, CommandSpec> {
     let file: RawFile = serde_json::from_str(SPEC_JSON).expect("embedded command facts are valid JSON");
+    let ours: RawFile = serde_json::from_str(TANDEM_SPEC_JSON).expect("Tandem's command facts are valid JSON");
     let mut out = BTreeMap::new();
-    for (name, raw) in file.commands {
+    for (name, raw) in file.commands.into_iter().chain(ours.commands) {
         let lname = name.to_ascii_lowercase().replace(' ', "|");
         let mut flags = Flags::default();
         for f in &raw.command_flags {

@@ -5,10 +5,11 @@
 //! Values are kept as the canonical text `CONFIG GET` prints (memory in bytes, booleans as
 //! yes/no). The few values read on hot paths are mirrored into typed fields on every change.
 
+use commands::session::ReadConsistency;
 use engine::glob::glob_match;
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 /// The type of a setting, which decides parsing and printing.
 #[derive(Clone, Copy, Debug)]
@@ -102,6 +103,9 @@ pub const DEFS: &[Def] = &[
     // How long a client's write may wait for its entry to commit before the reply says its
     // outcome is unknown.
     def("cluster-write-timeout", Kind::Int(100, i32::MAX as i64), "5000", true),
+    // How up to date reads are in a cluster (per connection: `TANDEM CONSISTENCY`). The
+    // default is what one Redis gives: every read sees every acknowledged write.
+    def("read-consistency", Kind::Enum(&["linearizable", "session", "stale"]), "linearizable", true),
 ];
 
 /// Canonical text of a value for `CONFIG GET`, or the error text Redis gives for bad input.
@@ -184,6 +188,8 @@ pub struct Config {
     pub active_expire: AtomicBool,
     /// `hz`, mirrored.
     pub hz: AtomicU64,
+    /// `read-consistency`, mirrored (index into `ReadConsistency::ALL`).
+    pub read_consistency: AtomicU8,
 }
 
 /// An error in the configuration file or flags, naming where it is.
@@ -235,6 +241,7 @@ impl Config {
             timeout: AtomicU64::new(0),
             active_expire: AtomicBool::new(true),
             hz: AtomicU64::new(10),
+            read_consistency: AtomicU8::new(0),
         };
         c.mirror();
         c
@@ -290,6 +297,8 @@ impl Config {
         self.maxclients.store(v["maxclients"].parse().unwrap_or(10000), Ordering::Relaxed);
         self.timeout.store(v["timeout"].parse().unwrap_or(0), Ordering::Relaxed);
         self.active_expire.store(v["active-expire-enabled"] == "yes", Ordering::Relaxed);
+        let level = ReadConsistency::ALL.iter().position(|(_, n)| *n == v["read-consistency"]).unwrap_or(0);
+        self.read_consistency.store(level as u8, Ordering::Relaxed);
         self.hz.store(v["hz"].parse().unwrap_or(10), Ordering::Relaxed);
     }
 
@@ -301,6 +310,12 @@ impl Config {
     /// A setting parsed as an integer.
     pub fn get_i64(&self, name: &str) -> i64 {
         self.get(name).parse().unwrap_or(0)
+    }
+
+    /// The `read-consistency` setting.
+    #[inline]
+    pub fn read_consistency(&self) -> ReadConsistency {
+        ReadConsistency::ALL[self.read_consistency.load(Ordering::Relaxed) as usize % 3].0
     }
 
     /// A yes/no setting.

@@ -7,7 +7,7 @@ use crate::aof::Fsync;
 use crate::clients::{Client, Snapshot};
 use crate::Shared;
 use commands::exec::{execute, ExecOptions, Status};
-use commands::session::ReplyMode;
+use commands::session::{ReadConsistency, ReplyMode};
 use commands::stats::LocalStats;
 use commands::table::Command;
 use commands::{Effects, Session};
@@ -67,6 +67,8 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
     // The command whose duration is still open, and when it started.
     let mut timing: Option<(&'static Command, Instant)> = None;
     let mut rng = Rng::new(client.id ^ (unix_ms() as u64).rotate_left(32));
+    // In a cluster: the log index of this connection's last write (its reads wait for it).
+    let mut written: u64 = 0;
     let stats = &shared.stats;
     loop {
         if rbuf.capacity() - rbuf.len() < 4096 {
@@ -97,6 +99,9 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             ..Limits::default()
         };
         let mut close = false;
+        // A linearizable read's index, shared by the reads of this batch: every request in
+        // the buffer arrived before it was asked for.
+        let mut read_index: Option<u64> = None;
         let anchor = Instant::now();
         let anchor_ms = unix_ms();
         loop {
@@ -142,34 +147,39 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             let now = anchor_ms + t0.duration_since(anchor).as_millis() as i64;
             let seed = rng.next_u64();
             let cluster = shared.cluster();
-            match cluster.and_then(|c| Some((c, replicated(&session, &argv, now, seed)?))) {
-                Some((cluster, req)) => {
+            let route = match cluster {
+                Some(c) => route(c, &session, &argv, now, seed),
+                None => Route::Here,
+            };
+            match route {
+                Route::Log(cluster, req) => {
                     // A write in a cluster: through the log, replying with what applying it gave.
                     match cluster.write(req).await {
-                        Ok(reply) => out.buf.extend_from_slice(&reply),
+                        Ok((reply, index)) => {
+                            out.buf.extend_from_slice(&reply);
+                            written = written.max(index);
+                        }
                         Err(e) => out.error(e.reply_text().as_bytes()),
                     }
                 }
-                None => {
-                    let mut env = Env { now_ms: now, rng: Rng::new(seed) };
-                    // In a cluster only applied entries change the dataset: reads hide expired
-                    // keys without removing them.
-                    let opts = ExecOptions { may_expire: cluster.is_none(), ..ExecOptions::default() };
-                    let outcome = execute(
-                        &shared.ks,
-                        &**shared,
-                        &mut session,
-                        &mut env,
-                        &argv,
-                        &mut out,
-                        &mut effects,
-                        &mut local,
-                        opts,
-                    );
-                    if let Some(cmd) = outcome.command {
-                        if outcome.status != Status::Rejected {
-                            timing = Some((cmd, t0));
+                Route::Read(cluster) => {
+                    let level = session.read_consistency.unwrap_or_else(|| shared.config.read_consistency());
+                    match read_fence(cluster, level, &mut read_index, written).await {
+                        Ok(()) => {
+                            let ran =
+                                run_here(shared, &mut session, &argv, now, seed, &mut out, &mut effects, &mut local);
+                            if let Some(cmd) = ran {
+                                timing = Some((cmd, t0));
+                            }
                         }
+                        Err(e) => out.error(e.reply_text().as_bytes()),
+                    }
+                }
+                Route::Here => {
+                    if let Some(cmd) =
+                        run_here(shared, &mut session, &argv, now, seed, &mut out, &mut effects, &mut local)
+                    {
+                        timing = Some((cmd, t0));
                     }
                 }
             }
@@ -219,21 +229,90 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
     }
 }
 
-/// The log entry for a command that must go through the cluster's log: a write that passes
-/// the checks a node can make alone (known command, arity, authentication); anything else runs
-/// here and gets its reply (or error) here.
-fn replicated(session: &Session, argv: &[&[u8]], now_ms: i64, seed: u64) -> Option<cluster::Request> {
-    let cmd = commands::exec::resolve(argv).ok()?;
-    if !cmd.spec.flags.has(commands::spec::Flags::WRITE) || !session.authenticated {
-        return None;
+/// Where a command runs in a cluster.
+enum Route<'a> {
+    /// A write: a log entry, applied on every node.
+    Log(&'a Arc<cluster::Cluster>, cluster::Request),
+    /// A read: here, once this node is as up to date as the read's consistency asks.
+    Read(&'a Arc<cluster::Cluster>),
+    /// Anything else (and everything outside a cluster): here, now.
+    Here,
+}
+
+/// Routes a command: writes that pass the checks a node can make alone (known command,
+/// arity, authentication) go through the log; anything failing them runs here and gets its
+/// error here.
+fn route<'a>(
+    cluster: &'a Arc<cluster::Cluster>,
+    session: &Session,
+    argv: &[&[u8]],
+    now_ms: i64,
+    seed: u64,
+) -> Route<'a> {
+    use commands::spec::Flags;
+    let Ok(cmd) = commands::exec::resolve(argv) else { return Route::Here };
+    if !session.authenticated {
+        return Route::Here;
     }
-    Some(cluster::Request {
-        db: session.db as u32,
-        argv: argv.iter().map(|a| a.to_vec()).collect(),
-        now_ms,
-        seed,
-        resp: if session.resp == Resp::V3 { 3 } else { 2 },
-    })
+    if cmd.spec.flags.has(Flags::WRITE) {
+        return Route::Log(
+            cluster,
+            cluster::Request {
+                db: session.db as u32,
+                argv: argv.iter().map(|a| a.to_vec()).collect(),
+                now_ms,
+                seed,
+                resp: if session.resp == Resp::V3 { 3 } else { 2 },
+            },
+        );
+    }
+    if cmd.spec.flags.has(Flags::READONLY) {
+        return Route::Read(cluster);
+    }
+    Route::Here
+}
+
+/// Waits until this node may serve a read at `level`: linearizable = applied up to a read
+/// index confirmed by the leader after the read arrived (one per batch, `batch_index`), and
+/// up to this connection's own writes; session = up to its own writes; stale = at once.
+async fn read_fence(
+    cluster: &Arc<cluster::Cluster>,
+    level: ReadConsistency,
+    batch_index: &mut Option<u64>,
+    written: u64,
+) -> Result<(), cluster::ReadError> {
+    let need = match level {
+        ReadConsistency::Stale => return Ok(()),
+        ReadConsistency::Session => written,
+        ReadConsistency::Linearizable => {
+            let index = match *batch_index {
+                Some(i) => i,
+                None => *batch_index.insert(cluster.read_index().await?),
+            };
+            index.max(written)
+        }
+    };
+    cluster.applied_at_least(need).await
+}
+
+/// Executes a command on this node's dataset; returns the command to time, if it ran.
+#[allow(clippy::too_many_arguments)]
+fn run_here(
+    shared: &Arc<Shared>,
+    session: &mut Session,
+    argv: &[&[u8]],
+    now: i64,
+    seed: u64,
+    out: &mut ReplyWriter,
+    effects: &mut Effects,
+    local: &mut LocalStats,
+) -> Option<&'static Command> {
+    let mut env = Env { now_ms: now, rng: Rng::new(seed) };
+    // In a cluster only applied entries change the dataset: reads hide expired keys without
+    // removing them.
+    let opts = ExecOptions { may_expire: shared.cluster().is_none(), ..ExecOptions::default() };
+    let outcome = execute(&shared.ks, &**shared, session, &mut env, argv, out, effects, local, opts);
+    outcome.command.filter(|_| outcome.status != Status::Rejected)
 }
 
 /// Closes the open command timing at `now`.

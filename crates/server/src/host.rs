@@ -127,6 +127,10 @@ impl Host for Shared {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
     }
 
+    fn read_consistency(&self) -> commands::session::ReadConsistency {
+        self.config.read_consistency()
+    }
+
     fn save(&self) -> Result<(), String> {
         match self.save_now() {
             Ok(()) => Ok(()),

@@ -152,8 +152,7 @@ fn nodes_started_together_form_one_cluster_and_take_writes_on_every_node() {
         c.write_command(&["CLIENT", "REPLY", "SKIP"]).unwrap();
         c.write_command(&["INCR", "counter"]).unwrap();
         assert_eq!(c.send(&["PING"]), simple("PONG"), "the skipped INCR's reply must not come");
-        // (Reads are local, not yet read-your-writes: wait for this node to apply.)
-        wait_until("the INCR to apply here", Duration::from_secs(5), || c.send(&["GET", "counter"]) == bulk("31"));
+        assert_eq!(c.send(&["GET", "counter"]), bulk("31"));
         assert_eq!(c.send(&["DECR", "counter"]), Frame::Integer(30));
         // Every node applies every entry.
         for n in &nodes {
@@ -167,6 +166,68 @@ fn nodes_started_together_form_one_cluster_and_take_writes_on_every_node() {
                 || matches!(c.send(&["TTL", "k"]), Frame::Integer(t) if t > 90),
             );
         }
+    });
+}
+
+#[test]
+fn reads_see_every_acknowledged_write_from_any_node_unless_asked_for_less() {
+    in_netns("reads_see_every_acknowledged_write_from_any_node_unless_asked_for_less", || {
+        let mut nodes = start_cluster(3, 3);
+        let leader = agreed_leader(&nodes);
+        let mut clients: Vec<RawClient> = nodes.iter().map(|n| n.client()).collect();
+        // Linearizable (the default): a write acknowledged on one node is seen by a read that
+        // starts afterwards on any other, followers included, at once.
+        for i in 0..150usize {
+            let v = i.to_string();
+            assert_eq!(clients[i % 3].send(&["SET", "reg", &v]), simple("OK"));
+            let reader = (i + 1 + i / 3) % 3;
+            assert_eq!(clients[reader].send(&["GET", "reg"]), bulk(&v), "write on {} read on {reader}", i % 3);
+        }
+        // Pipelined reads after a write in the same batch see it too.
+        let follower = (leader + 1) % 3;
+        let c = &mut clients[follower];
+        c.write_command(&["SET", "p", "1"]).unwrap();
+        c.write_command(&["GET", "p"]).unwrap();
+        c.write_command(&["INCR", "p"]).unwrap();
+        c.write_command(&["GET", "p"]).unwrap();
+        assert_eq!(c.read_frame(), simple("OK"));
+        assert_eq!(c.read_frame(), bulk("1"));
+        assert_eq!(c.read_frame(), Frame::Integer(2));
+        assert_eq!(c.read_frame(), bulk("2"));
+        // Session: a connection sees its own writes on a follower.
+        assert_eq!(c.send(&["TANDEM", "CONSISTENCY"]), bulk("linearizable"));
+        assert_eq!(c.send(&["TANDEM", "CONSISTENCY", "session"]), simple("OK"));
+        assert_eq!(c.send(&["TANDEM", "CONSISTENCY"]), bulk("session"));
+        for i in 0..50 {
+            let v = format!("s{i}");
+            assert_eq!(c.send(&["SET", "own", &v]), simple("OK"));
+            assert_eq!(c.send(&["GET", "own"]), bulk(&v));
+        }
+        match c.send(&["TANDEM", "CONSISTENCY", "eventual"]) {
+            Frame::Error(e) => assert!(e.starts_with(b"ERR unknown read consistency 'eventual'"), "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+        // Without a majority: linearizable reads are refused, stale reads are served.
+        for i in 0..3 {
+            if i != follower {
+                nodes[i].proc.take().unwrap().kill();
+            }
+        }
+        let mut lone = nodes[follower].client();
+        match lone.send(&["GET", "p"]) {
+            Frame::Error(e) => assert!(
+                e.starts_with(b"CLUSTERDOWN") || e.starts_with(b"TRYAGAIN"),
+                "a linearizable read without a majority: {}",
+                String::from_utf8_lossy(&e)
+            ),
+            other => panic!("a node without a majority served a linearizable read: {other:?}"),
+        }
+        assert_eq!(lone.send(&["TANDEM", "CONSISTENCY", "stale"]), simple("OK"));
+        assert_eq!(lone.send(&["GET", "p"]), bulk("2"));
+        assert_eq!(lone.send(&["TANDEM", "CONSISTENCY", "default"]), simple("OK"));
+        assert_eq!(lone.send(&["CONFIG", "SET", "read-consistency", "session"]), simple("OK"));
+        assert_eq!(lone.send(&["TANDEM", "CONSISTENCY"]), bulk("session"));
+        assert_eq!(lone.send(&["GET", "p"]), bulk("2"), "session reads need only the connection's writes");
     });
 }
 
@@ -205,6 +266,8 @@ fn losing_the_leader_costs_an_election_and_a_lone_node_refuses_writes() {
             other => panic!("a lone node took a write: {other:?}"),
         }
         assert!(t.elapsed() < Duration::from_secs(5), "refusal took {:?}", t.elapsed());
+        // (Its own data is all this node can read now.)
+        assert_eq!(c.send(&["TANDEM", "CONSISTENCY", "stale"]), simple("OK"));
         assert_eq!(c.send(&["GET", "lonely"]), Frame::Null, "a refused write must not be applied");
     });
 }

@@ -6,6 +6,7 @@ pub mod connection;
 pub mod keys;
 pub mod server;
 pub mod strings;
+pub mod tandem;
 
 use crate::table::Binding;
 
@@ -17,4 +18,5 @@ pub fn all_bindings() -> impl Iterator<Item = &'static Binding> {
         .chain(keys::BINDINGS)
         .chain(connection::BINDINGS)
         .chain(server::BINDINGS)
+        .chain(tandem::BINDINGS)
 }

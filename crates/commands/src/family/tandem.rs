@@ -1,0 +1,52 @@
+//! Tandem's own commands, under `TANDEM` so that nothing a Redis client sends can collide
+//! with them: per-connection read consistency now; cluster administration as it lands.
+
+use crate::ctx::Ctx;
+use crate::errors::{CmdError, CmdResult};
+use crate::session::ReadConsistency;
+use crate::table::{bind, Binding, LockMode};
+
+/// The family's bindings.
+pub static BINDINGS: &[Binding] =
+    &[bind("tandem|consistency", consistency, LockMode::None), bind("tandem|help", help, LockMode::None)];
+
+/// `TANDEM CONSISTENCY [LINEARIZABLE|SESSION|STALE|DEFAULT]`: sets this connection's read
+/// level (`DEFAULT` = follow the `read-consistency` setting); without a level, replies with
+/// the level in force. Outside a cluster every level reads the one dataset.
+fn consistency(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    match argv.len() {
+        2 => {
+            let level = ctx.session.read_consistency.unwrap_or_else(|| ctx.host.read_consistency());
+            ctx.out.bulk(level.name().as_bytes());
+            Ok(())
+        }
+        3 => {
+            if argv[2].eq_ignore_ascii_case(b"default") {
+                ctx.session.read_consistency = None;
+            } else {
+                let level = ReadConsistency::parse(argv[2]).ok_or_else(|| {
+                    CmdError::err(format!(
+                        "unknown read consistency '{}', expected LINEARIZABLE, SESSION, STALE or DEFAULT",
+                        String::from_utf8_lossy(argv[2])
+                    ))
+                })?;
+                ctx.session.read_consistency = Some(level);
+            }
+            ctx.out.ok();
+            Ok(())
+        }
+        _ => Err(CmdError::Syntax),
+    }
+}
+
+fn help(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    crate::family::server::help_reply(
+        ctx,
+        "TANDEM",
+        &[
+            "CONSISTENCY [LINEARIZABLE|SESSION|STALE|DEFAULT]",
+            "    Set (or show) how up to date this connection's reads are in a cluster.",
+        ],
+    );
+    Ok(())
+}
