@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +36,12 @@ pub struct ClusterConfig {
     pub voters: usize,
     /// How long a write may wait for its outcome before it is reported as unknown.
     pub write_timeout: Duration,
+    /// The node's state directory (snapshots).
+    pub dir: PathBuf,
+    /// A snapshot is taken once the log holds this many entries since the last one, or as
+    /// many as the dataset has keys if that is more (so a snapshot's cost stays in proportion
+    /// to the log it replaces).
+    pub snapshot_entries: u64,
 }
 
 /// Why a write got no reply from applying it.
@@ -64,6 +71,7 @@ pub struct Cluster {
     raft: Raft,
     peers: Arc<Peers>,
     reads: Gate,
+    installed: Arc<std::sync::atomic::AtomicU64>,
     rt: tokio::runtime::Runtime,
 }
 
@@ -88,29 +96,59 @@ impl Cluster {
             heartbeat_interval: 100,
             election_timeout_min: 500,
             election_timeout_max: 1000,
-            // The log is kept whole until snapshots are wired (see `store`).
+            // Snapshots are triggered by `snapshot_when_due`, whose threshold follows the
+            // dataset's size.
             snapshot_policy: SnapshotPolicy::Never,
+            // The last chunk's timeout covers installing it (loading the RDB image).
+            install_snapshot_timeout: 30_000,
+            // Entries kept after a snapshot, so that a follower a little behind catches up from
+            // the log rather than a whole image.
+            max_in_snapshot_log_to_keep: cfg.snapshot_entries.min(1000),
             ..Default::default()
         }
         .validate()
         .map_err(io::Error::other)?;
         let listener = rt.block_on(TcpListener::bind(cfg.bind))?;
         let peers = Arc::new(Peers::new(cfg.bind_ip));
+        let sm = StateMachine::new(machine.clone(), cfg.dir.clone())?;
+        let installed = sm.installed.clone();
         let raft = rt
             .block_on(Raft::new(
                 cfg.node_id,
                 Arc::new(raft_config),
                 Network { peers: peers.clone() },
                 LogStore::default(),
-                StateMachine::new(machine),
+                sm,
             ))
             .map_err(io::Error::other)?;
-        let node = Arc::new(Cluster { cfg, raft, peers, reads: Gate::default(), rt });
+        let node = Arc::new(Cluster { cfg, raft, peers, reads: Gate::default(), installed, rt });
         let n = node.clone();
         node.rt.spawn(async move { n.serve(listener).await });
         let n = node.clone();
         node.rt.spawn(async move { n.form().await });
+        let n = node.clone();
+        node.rt.spawn(async move { n.snapshot_when_due(machine).await });
         Ok(node)
+    }
+
+    /// Takes a snapshot (and so lets openraft purge the log) once the log since the last one
+    /// is long enough: `snapshot_entries`, or the dataset's key count if larger.
+    async fn snapshot_when_due(&self, machine: Arc<dyn Machine>) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let m = self.raft.metrics().borrow().clone();
+            let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+            let last = m.snapshot.map(|l| l.index).unwrap_or(0);
+            if applied.saturating_sub(last) >= self.cfg.snapshot_entries.max(machine.keys()) {
+                let _ = self.raft.trigger().snapshot().await;
+                // Let it finish before looking again (a build in progress ignores triggers).
+                let _ = self
+                    .raft
+                    .wait(Some(Duration::from_secs(600)))
+                    .metrics(|m| m.snapshot.map(|l| l.index).unwrap_or(0) > last, "snapshot")
+                    .await;
+            }
+        }
     }
 
     /// This node's id.
@@ -176,10 +214,21 @@ impl Cluster {
     }
 
     /// Adds a node that asked to join: as a learner, then as a voter while the cluster has
-    /// fewer than `cluster-voters`. Only the leader can; others answer false.
+    /// fewer than `cluster-voters`. Only the leader can; others pass the request on to it.
     async fn join(&self, h: Hello) -> bool {
-        if self.raft.metrics().borrow().state != ServerState::Leader {
-            return false;
+        let leader = {
+            let m = self.raft.metrics().borrow().clone();
+            if m.state == ServerState::Leader {
+                None
+            } else {
+                match m.current_leader.and_then(|l| m.membership_config.membership().get_node(&l).cloned()) {
+                    Some(n) => Some(n.addr),
+                    None => return false,
+                }
+            }
+        };
+        if let Some(addr) = leader {
+            return self.peers.call::<bool>(&addr, &Rpc::Join(h), Duration::from_secs(5)).await.unwrap_or(false);
         }
         if self.raft.add_learner(h.id, BasicNode { addr: h.addr.clone() }, true).await.is_err() {
             return false;
@@ -382,12 +431,15 @@ impl Cluster {
         let voters: Vec<String> = members.voter_ids().map(|v| v.to_string()).collect();
         let nodes: Vec<String> = members.nodes().map(|(id, n)| format!("{id}@{}", n.addr)).collect();
         format!(
-            "cluster_node_id:{}\r\ncluster_role:{role}\r\ncluster_leader:{}\r\ncluster_term:{}\r\ncluster_last_log_index:{}\r\ncluster_last_applied:{}\r\ncluster_voters:{}\r\ncluster_members:{}\r\n",
+            "cluster_node_id:{}\r\ncluster_role:{role}\r\ncluster_leader:{}\r\ncluster_term:{}\r\ncluster_last_log_index:{}\r\ncluster_last_applied:{}\r\ncluster_snapshot_index:{}\r\ncluster_log_first_index:{}\r\ncluster_snapshots_installed:{}\r\ncluster_voters:{}\r\ncluster_members:{}\r\n",
             m.id,
             m.current_leader.map(|l| l.to_string()).unwrap_or_default(),
             m.current_term,
             m.last_log_index.unwrap_or(0),
             m.last_applied.map(|l| l.index).unwrap_or(0),
+            m.snapshot.map(|l| l.index).unwrap_or(0),
+            m.purged.map(|l| l.index + 1).unwrap_or(0),
+            self.installed.load(std::sync::atomic::Ordering::Relaxed),
             voters.join(","),
             nodes.join(","),
         )

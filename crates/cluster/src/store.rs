@@ -2,7 +2,9 @@
 //!
 //! The log is in memory for now: data lives as long as a quorum of nodes lives (the issue's
 //! "without persistence" mode). The state machine applies `Normal` entries through the
-//! server's [`Machine`], i.e. the same `commands::execute` path a client's command takes.
+//! server's [`Machine`], i.e. the same `commands::execute` path a client's command takes;
+//! its snapshots are RDB images written by the server's fork-less snapshot walk, after which
+//! openraft purges the log they cover.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -11,9 +13,11 @@ use std::ops::RangeBounds;
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
+use std::path::PathBuf;
+
 use openraft::{
-    Entry, EntryPayload, LogId, LogState, RaftLogReader, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError,
-    StorageIOError, StoredMembership, Vote,
+    BasicNode, Entry, EntryPayload, LogId, LogState, RaftLogReader, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
+    StorageError, StorageIOError, StoredMembership, Vote,
 };
 use tokio::sync::Mutex;
 
@@ -102,44 +106,125 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 }
 
-/// The state machine: the server's dataset, reached through [`Machine`].
+/// The state machine: the server's dataset, reached through [`Machine`], and its snapshots:
+/// RDB images in the node's state directory, each `snap-<id>.rdb` with its Raft metadata in
+/// `snap-<id>.json` (written after the image, so a snapshot with metadata is complete).
 #[derive(Clone)]
 pub struct StateMachine {
     machine: Arc<dyn Machine>,
     state: Arc<Mutex<Applied>>,
+    dir: PathBuf,
+    current: Arc<Mutex<Option<SnapshotMeta<NodeId, BasicNode>>>>,
+    /// Snapshots received from the leader and installed (for `INFO cluster`).
+    pub installed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Default)]
 struct Applied {
     last_applied: Option<LogId<NodeId>>,
-    membership: StoredMembership<NodeId, openraft::BasicNode>,
+    membership: StoredMembership<NodeId, BasicNode>,
 }
 
 impl StateMachine {
-    /// A state machine applying through `machine`.
-    pub fn new(machine: Arc<dyn Machine>) -> StateMachine {
-        StateMachine { machine, state: Arc::new(Mutex::new(Applied::default())) }
+    /// A state machine applying through `machine`, keeping snapshots in `dir` (created).
+    pub fn new(machine: Arc<dyn Machine>, dir: PathBuf) -> std::io::Result<StateMachine> {
+        std::fs::create_dir_all(&dir)?;
+        Ok(StateMachine {
+            machine,
+            state: Arc::new(Mutex::new(Applied::default())),
+            dir,
+            current: Arc::new(Mutex::new(None)),
+            installed: Arc::default(),
+        })
+    }
+
+    fn image_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("snap-{id}.rdb"))
+    }
+
+    fn meta_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("snap-{id}.json"))
+    }
+
+    /// Records `meta` as the current snapshot (its image is in place): writes the metadata
+    /// file, then removes older snapshots.
+    async fn make_current(&self, meta: SnapshotMeta<NodeId, BasicNode>) -> Result<(), StorageError<NodeId>> {
+        let json = serde_json::to_vec(&meta).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        let path = self.meta_path(&meta.snapshot_id);
+        let dir = self.dir.clone();
+        let keep = meta.snapshot_id.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            write_synced(&path, &json)?;
+            remove_other_snapshots(&dir, &keep);
+            Ok(())
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(None, &std::io::Error::other(e)))?
+        .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        *self.current.lock().await = Some(meta);
+        Ok(())
     }
 }
 
-fn no_snapshots() -> StorageError<NodeId> {
-    // Snapshots (the RDB image) are not wired yet: the log is never purged
-    // (`SnapshotPolicy::Never`), so no node ever needs one.
-    StorageIOError::read_state_machine(&std::io::Error::other("snapshots are not supported yet")).into()
+/// Writes `data` to `path` through a temporary file, synced and renamed into place.
+pub(crate) fn write_synced(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+/// Removes every snapshot file in `dir` but those of `keep`.
+fn remove_other_snapshots(dir: &std::path::Path, keep: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("snap-") else { continue };
+        let id = rest.trim_end_matches(".rdb").trim_end_matches(".json").trim_end_matches(".tmp");
+        if id != keep {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// A snapshot being built: cut in `get_snapshot_builder` (between two applies), written here.
+pub struct Builder {
+    sm: StateMachine,
+    meta: SnapshotMeta<NodeId, BasicNode>,
+    // (A mutex only to make the builder `Sync`, as openraft requires.)
+    job: std::sync::Mutex<Option<std::io::Result<crate::types::SnapshotJob>>>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for Builder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        Err(no_snapshots())
+        let sig = Some(self.meta.signature());
+        let job = self.job.lock().ok().and_then(|mut j| j.take());
+        let job = job.unwrap_or_else(|| Err(std::io::Error::other("snapshot built twice")));
+        let job = job.map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+        tokio::task::spawn_blocking(job)
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &std::io::Error::other(e)))?
+            .map_err(|e| StorageIOError::write_snapshot(sig, &e))?;
+        self.sm.make_current(self.meta.clone()).await?;
+        tracing::info!("cluster snapshot {} written", self.meta.snapshot_id);
+        // openraft 0.9 keeps only the metadata of a snapshot it asked to build (the image is
+        // read from disk when a follower needs it), so the image is not read back here.
+        Ok(Snapshot { meta: self.meta.clone(), snapshot: Box::new(Cursor::new(Vec::new())) })
     }
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
-    type SnapshotBuilder = StateMachine;
+    type SnapshotBuilder = Builder;
 
     async fn applied_state(
         &mut self,
-    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, openraft::BasicNode>), StorageError<NodeId>> {
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>> {
         let s = self.state.lock().await;
         Ok((s.last_applied, s.membership.clone()))
     }
@@ -167,7 +252,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        self.clone()
+        // Called by openraft's state machine task, which applies entries too: nothing is being
+        // applied now, so the cut holds exactly the entries up to `last_applied`.
+        let s = self.state.lock().await;
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (term, index) = s.last_applied.map(|l| (l.leader_id.term, l.index)).unwrap_or((0, 0));
+        let id = format!("{term}-{index}-{}-{seq}", std::process::id());
+        let meta = SnapshotMeta { last_log_id: s.last_applied, last_membership: s.membership.clone(), snapshot_id: id };
+        let job = self.machine.begin_snapshot(&self.image_path(&meta.snapshot_id));
+        Builder { sm: self.clone(), meta, job: std::sync::Mutex::new(Some(job)) }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
@@ -176,13 +270,36 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn install_snapshot(
         &mut self,
-        _meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
-        _snapshot: Box<Cursor<Vec<u8>>>,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
-        Err(no_snapshots())
+        let image = snapshot.into_inner();
+        let sig = Some(meta.signature());
+        let path = self.image_path(&meta.snapshot_id);
+        let machine = self.machine.clone();
+        // Loading a large image blocks: let the runtime's other tasks move to another thread.
+        tokio::task::block_in_place(|| -> std::io::Result<()> {
+            write_synced(&path, &image)?;
+            machine.install_snapshot(&image).map_err(std::io::Error::other)
+        })
+        .map_err(|e| StorageIOError::write_snapshot(sig, &e))?;
+        {
+            let mut s = self.state.lock().await;
+            s.last_applied = meta.last_log_id;
+            s.membership = meta.last_membership.clone();
+        }
+        self.installed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!("installed cluster snapshot {} ({} bytes)", meta.snapshot_id, image.len());
+        self.make_current(meta.clone()).await
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        Ok(None)
+        let Some(meta) = self.current.lock().await.clone() else { return Ok(None) };
+        let path = self.image_path(&meta.snapshot_id);
+        let image = tokio::task::spawn_blocking(move || std::fs::read(path))
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &std::io::Error::other(e)))?
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(image)) }))
     }
 }

@@ -44,9 +44,24 @@ openraft::declare_raft_types!(
 /// The Raft handle.
 pub type Raft = openraft::Raft<TypeConfig>;
 
-/// What the cluster needs from the server: applying committed writes through the engine.
+/// Writes a snapshot begun by [`Machine::begin_snapshot`]; blocking, run on any thread.
+pub type SnapshotJob = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
+
+/// What the cluster needs from the server: applying committed writes through the engine, and
+/// snapshots of the dataset as RDB images.
 pub trait Machine: Send + Sync + 'static {
     /// Applies one committed write and returns its encoded reply. Must be deterministic: the
     /// same request on the same dataset gives the same dataset and reply on every node.
     fn apply(&self, req: &Request) -> Vec<u8>;
+
+    /// Cuts a point-in-time image of the dataset now (no entry is being applied) to be
+    /// written as an RDB file at `path` by the returned job, while applies go on.
+    fn begin_snapshot(&self, path: &std::path::Path) -> std::io::Result<SnapshotJob>;
+
+    /// Replaces the whole dataset with an RDB image made by [`Machine::begin_snapshot`]
+    /// (on this node or another).
+    fn install_snapshot(&self, image: &[u8]) -> Result<(), String>;
+
+    /// Keys in the dataset (how much a snapshot costs, against how long the log has grown).
+    fn keys(&self) -> u64;
 }

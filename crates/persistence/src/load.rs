@@ -37,6 +37,8 @@ struct Loader<'a, 'b> {
     ks: &'a Keyspace,
     target: Target<'a, 'b>,
     now_ms: i64,
+    /// Keep keys whose time has passed (a replica's load: the source decides when they go).
+    keep_expired: bool,
     db: usize,
     report: LoadReport,
 }
@@ -79,7 +81,7 @@ impl Visitor for Loader<'_, '_> {
     }
 
     fn entry(&mut self, e: Entry) -> Result<(), String> {
-        if matches!(e.expire_at_ms, Some(t) if t < self.now_ms) {
+        if !self.keep_expired && matches!(e.expire_at_ms, Some(t) if t < self.now_ms) {
             self.report.expired_skipped += 1;
             return Ok(());
         }
@@ -116,7 +118,8 @@ pub fn load_rdb(ks: &Keyspace, path: &Path, now_ms: i64, verify_checksum: bool) 
 
 /// Loads RDB bytes (a whole file, or an AOF base) into `ks`, locking a shard per key.
 pub fn load_rdb_bytes(ks: &Keyspace, data: &[u8], now_ms: i64, verify_checksum: bool) -> Result<LoadReport, String> {
-    let mut loader = Loader { ks, target: Target::Keyspace, now_ms, db: 0, report: LoadReport::default() };
+    let mut loader =
+        Loader { ks, target: Target::Keyspace, now_ms, keep_expired: false, db: 0, report: LoadReport::default() };
     run(&mut loader, data, verify_checksum)
 }
 
@@ -129,6 +132,27 @@ pub fn load_rdb_into_shards(
     now_ms: i64,
     verify_checksum: bool,
 ) -> Result<LoadReport, String> {
-    let mut loader = Loader { ks, target: Target::Locked(shards), now_ms, db: 0, report: LoadReport::default() };
+    let mut loader = Loader {
+        ks,
+        target: Target::Locked(shards),
+        now_ms,
+        keep_expired: false,
+        db: 0,
+        report: LoadReport::default(),
+    };
     run(&mut loader, data, verify_checksum)
+}
+
+/// Loads another node's image into every shard of `ks` (held locked by the caller) as a Redis
+/// replica loads its master's RDB: every key, those whose time has passed included, since in
+/// a cluster only the log decides when a key goes.
+pub fn load_replica_image(
+    ks: &Keyspace,
+    shards: &mut [&mut Shard],
+    data: &[u8],
+    now_ms: i64,
+) -> Result<LoadReport, String> {
+    let mut loader =
+        Loader { ks, target: Target::Locked(shards), now_ms, keep_expired: true, db: 0, report: LoadReport::default() };
+    run(&mut loader, data, true)
 }

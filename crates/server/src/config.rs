@@ -100,6 +100,9 @@ pub const DEFS: &[Def] = &[
     def("cluster-announce-ip", Kind::Str, "", false),
     def("cluster-node-id", Kind::Str, "", false),
     def("cluster-voters", Kind::Int(1, 7), "3", false),
+    // A Raft snapshot (an RDB image) is taken once the log holds this many entries since the
+    // last one, or as many as the dataset has keys if that is more.
+    def("cluster-snapshot-entries", Kind::Int(10, i32::MAX as i64), "10000", false),
     // How long a client's write may wait for its entry to commit before the reply says its
     // outcome is unknown.
     def("cluster-write-timeout", Kind::Int(100, i32::MAX as i64), "5000", true),

@@ -8,14 +8,17 @@
 //! applied entries change the dataset, so nodes with different clocks agree on it.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use cluster::types::SnapshotJob;
 use cluster::{Cluster, ClusterConfig, Machine, Request};
 use commands::exec::{execute, ExecOptions};
 use commands::stats::LocalStats;
 use commands::{Effects, Session};
 use engine::{Env, Rng};
+use persistence::snapshot;
 use protocol::{ReplyWriter, Resp};
 
 use crate::Shared;
@@ -42,6 +45,42 @@ impl Machine for Applier {
         execute(&shared.ks, &*shared, &mut session, &mut env, &argv, &mut out, &mut effects, &mut local, opts);
         local.flush(&shared.stats);
         out.buf
+    }
+
+    fn begin_snapshot(&self, path: &Path) -> std::io::Result<SnapshotJob> {
+        let shared = self.shared.upgrade().ok_or_else(|| std::io::Error::other("shutting down"))?;
+        // Paced like BGSAVE: the walk rests while clients are being served.
+        let opts = shared.background_snapshot_options();
+        let snap = snapshot::RdbSnapshot::create(&snapshot::temp_path_for(path), &opts)?;
+        shared.ks.begin_snapshot(snap.clone(), || ());
+        let path = path.to_path_buf();
+        Ok(Box::new(move || {
+            snap.complete(&shared.ks);
+            snap.finish()?.commit(&path)?;
+            Ok(())
+        }))
+    }
+
+    fn install_snapshot(&self, image: &[u8]) -> Result<(), String> {
+        let shared = self.shared.upgrade().ok_or("shutting down")?;
+        let mut guards = shared.ks.lock_all();
+        for g in guards.iter_mut() {
+            // A snapshot in progress (BGSAVE) gets these shards as they were first.
+            g.capture_now();
+            for db in g.dbs.iter_mut() {
+                db.clear();
+            }
+        }
+        let mut shards: Vec<&mut engine::Shard> = guards.iter_mut().map(|g| &mut **g).collect();
+        persistence::load::load_replica_image(&shared.ks, &mut shards, image, crate::connection::unix_ms())?;
+        Ok(())
+    }
+
+    fn keys(&self) -> u64 {
+        let Some(shared) = self.shared.upgrade() else { return 0 };
+        (0..shared.ks.num_shards())
+            .map(|i| shared.ks.lock_deferred(i).dbs.iter().map(|d| d.len() as u64).sum::<u64>())
+            .sum()
     }
 }
 
@@ -91,7 +130,12 @@ impl Shared {
             bootstrap_expect: self.config.get_i64("cluster-bootstrap-expect").max(1) as usize,
             voters: self.config.get_i64("cluster-voters") as usize,
             write_timeout: Duration::from_millis(self.config.get_i64("cluster-write-timeout") as u64),
+            dir: PathBuf::from(self.config.get("dir")).join("raft"),
+            snapshot_entries: self.config.get_i64("cluster-snapshot-entries") as u64,
         };
+        // Without a durable log the node keeps no state across restarts: it starts afresh
+        // (under a new identity), so snapshot files of an earlier run are of no use.
+        let _ = std::fs::remove_dir_all(&cfg.dir);
         tracing::info!("cluster node {} on {}", cfg.node_id, cfg.announce);
         let node = Cluster::start(cfg, Arc::new(Applier { shared: Arc::downgrade(self) }))?;
         let _ = self.cluster.set(node);

@@ -101,13 +101,19 @@ fn init_logging(config: &Config) {
         "notice" => tracing::Level::INFO,
         _ => tracing::Level::WARN,
     };
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // openraft narrates every election, snapshot and membership change at INFO; our own lines
+    // say what an operator needs, so its narration shows only at `loglevel debug`.
+    let raft_level = if level == tracing::Level::DEBUG { tracing::Level::INFO } else { tracing::Level::WARN };
+    let filter = tracing_subscriber::filter::Targets::new().with_default(level).with_target("openraft", raft_level);
     let logfile = config.get("logfile");
     let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false);
     if logfile.is_empty() {
-        builder.with_writer(std::io::stderr).init();
+        builder.with_writer(std::io::stderr).finish().with(filter).init();
     } else {
         match std::fs::OpenOptions::new().create(true).append(true).open(&logfile) {
-            Ok(f) => builder.with_ansi(false).with_writer(std::sync::Mutex::new(f)).init(),
+            Ok(f) => builder.with_ansi(false).with_writer(std::sync::Mutex::new(f)).finish().with(filter).init(),
             Err(e) => {
                 eprintln!("Can't open the log file: {e}");
                 std::process::exit(1);

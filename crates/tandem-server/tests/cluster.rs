@@ -69,35 +69,45 @@ impl Node {
     }
 }
 
+/// Cluster addresses of nodes 1..=n.
+fn seeds(n: usize) -> String {
+    (1..=n).map(|i| format!("127.0.0.1:{}", 17000 + i)).collect::<Vec<_>>().join(",")
+}
+
+/// Node `i` on port 7000+i (cluster port 17000+i).
+fn spawn_node(i: usize, seeds: &str, expect: usize, extra: &[&str]) -> Node {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_tandem-server"));
+    let port = 7000 + i as u16;
+    let dir = temp_dir("cluster-node");
+    let mut args: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        &dir.display().to_string(),
+        "--cluster-seeds",
+        seeds,
+        "--cluster-bootstrap-expect",
+        &expect.to_string(),
+        "--cluster-write-timeout",
+        "3000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Node { proc: Some(ServerProcess::spawn_exact("tandem-server", &bin, &args, port, dir)), port }
+}
+
 /// `n` nodes on ports 7001.. (cluster ports 17001..), all seeded with every node.
 fn start_cluster(n: usize, expect: usize) -> Vec<Node> {
-    let seeds: Vec<String> = (1..=n).map(|i| format!("127.0.0.1:{}", 17000 + i)).collect();
-    let seeds = seeds.join(",");
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_tandem-server"));
-    (1..=n)
-        .map(|i| {
-            let port = 7000 + i as u16;
-            let dir = temp_dir("cluster-node");
-            let args: Vec<String> = [
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                &dir.display().to_string(),
-                "--cluster-seeds",
-                &seeds,
-                "--cluster-bootstrap-expect",
-                &expect.to_string(),
-                "--cluster-write-timeout",
-                "3000",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            Node { proc: Some(ServerProcess::spawn_exact("tandem-server", &bin, &args, port, dir)), port }
-        })
-        .collect()
+    start_cluster_with(n, expect, &[])
+}
+
+fn start_cluster_with(n: usize, expect: usize, extra: &[&str]) -> Vec<Node> {
+    let seeds = seeds(n);
+    (1..=n).map(|i| spawn_node(i, &seeds, expect, extra)).collect()
 }
 
 fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
@@ -208,9 +218,9 @@ fn reads_see_every_acknowledged_write_from_any_node_unless_asked_for_less() {
             other => panic!("{other:?}"),
         }
         // Without a majority: linearizable reads are refused, stale reads are served.
-        for i in 0..3 {
+        for (i, n) in nodes.iter_mut().enumerate() {
             if i != follower {
-                nodes[i].proc.take().unwrap().kill();
+                n.proc.take().unwrap().kill();
             }
         }
         let mut lone = nodes[follower].client();
@@ -228,6 +238,54 @@ fn reads_see_every_acknowledged_write_from_any_node_unless_asked_for_less() {
         assert_eq!(lone.send(&["CONFIG", "SET", "read-consistency", "session"]), simple("OK"));
         assert_eq!(lone.send(&["TANDEM", "CONSISTENCY"]), bulk("session"));
         assert_eq!(lone.send(&["GET", "p"]), bulk("2"), "session reads need only the connection's writes");
+    });
+}
+
+#[test]
+fn the_log_is_compacted_into_snapshots_and_a_new_node_catches_up_from_one() {
+    in_netns("the_log_is_compacted_into_snapshots_and_a_new_node_catches_up_from_one", || {
+        let extra = ["--cluster-snapshot-entries", "50"];
+        let mut nodes = start_cluster_with(3, 3, &extra);
+        let leader = agreed_leader(&nodes);
+        let mut clients: Vec<RawClient> = nodes.iter().map(|n| n.client()).collect();
+        assert_eq!(clients[0].send(&["SET", "ttl", "x", "EX", "1000"]), simple("OK"));
+        // Past its time before any snapshot, but only the log may remove it: every node,
+        // the new one included, must keep holding it until an entry does.
+        assert_eq!(clients[0].send(&["SET", "gone", "x", "PX", "1"]), simple("OK"));
+        std::thread::sleep(Duration::from_millis(5));
+        for i in 0..400usize {
+            let (k, v) = (format!("k{i}"), format!("v{i}"));
+            assert_eq!(clients[i % 3].send(&["SET", &k, &v]), simple("OK"));
+        }
+        let num = |n: &Node, f: &str| n.field(f).parse::<u64>().unwrap_or(0);
+        wait_until("a snapshot and a purged log on every node", Duration::from_secs(20), || {
+            nodes.iter().all(|n| num(n, "cluster_snapshot_index") >= 50 && num(n, "cluster_log_first_index") > 1)
+        });
+        // A fourth node joins; the entries it lacks are gone from the log, so it can only
+        // catch up from a snapshot. With three voters already it stays a learner.
+        nodes.push(spawn_node(4, &seeds(3), 3, &extra));
+        let new = &nodes[3];
+        wait_until("the new node to join", Duration::from_secs(20), || {
+            new.field("cluster_members").split(',').count() == 4
+        });
+        assert_eq!(new.field("cluster_role"), "learner");
+        wait_until("the new node to install a snapshot", Duration::from_secs(20), || {
+            num(new, "cluster_snapshots_installed") == 1
+        });
+        assert_eq!(nodes[leader].field("cluster_voters").split(',').count(), 3);
+        let mut c = nodes[3].client();
+        for i in 0..400usize {
+            assert_eq!(c.send(&["GET", &format!("k{i}")]), bulk(format!("v{i}")));
+        }
+        assert!(matches!(c.send(&["TTL", "ttl"]), Frame::Integer(t) if t > 900), "expiry times travel in the image");
+        // A learner takes writes (forwarded) and applies later ones from the log.
+        assert_eq!(c.send(&["SET", "from-learner", "1"]), simple("OK"));
+        assert_eq!(clients[leader].send(&["GET", "from-learner"]), bulk("1"));
+        assert_eq!(clients[leader].send(&["SET", "after", "2"]), simple("OK"));
+        assert_eq!(c.send(&["GET", "after"]), bulk("2"));
+        assert_eq!(c.send(&["GET", "gone"]), Frame::Null);
+        assert_eq!(c.send(&["DBSIZE"]), Frame::Integer(404), "the new node's dataset is the others'");
+        assert_eq!(clients[leader].send(&["DBSIZE"]), Frame::Integer(404));
     });
 }
 
