@@ -3,12 +3,13 @@
 //! engine path as a single server (the server implements [`Machine`]).
 //!
 //! Modules: [`types`] (what the log holds and openraft's type configuration), [`store`] (the
-//! Raft log and the state machine adapter), [`net`] (the cluster port: Raft RPCs, forwarded
+//! Raft log and the state machine adapter), [`disk`] (the durable log file and vote), [`net`] (the cluster port: Raft RPCs, forwarded
 //! writes, formation handshakes), [`node`] (a running node: formation, writes, reads, status),
 //! [`read`] (batched ReadIndex for linearizable reads).
 //!
 //! This crate must not know how values are stored: it sees commands and reply bytes only.
 
+pub mod disk;
 pub mod net;
 pub mod node;
 pub mod read;

@@ -37,12 +37,12 @@ pub enum ReadIndexReply {
 /// A request on the cluster port.
 #[derive(Serialize, Deserialize, Debug)]
 pub enum Rpc {
-    /// Raft: replicate entries.
-    Append(AppendEntriesRequest<TypeConfig>),
-    /// Raft: request a vote.
-    Vote(VoteRequest<NodeId>),
-    /// Raft: a snapshot chunk.
-    Snapshot(InstallSnapshotRequest<TypeConfig>),
+    /// Raft: replicate entries, to the node with this id.
+    Append(NodeId, AppendEntriesRequest<TypeConfig>),
+    /// Raft: request a vote of the node with this id.
+    Vote(NodeId, VoteRequest<NodeId>),
+    /// Raft: a snapshot chunk, for the node with this id.
+    Snapshot(NodeId, InstallSnapshotRequest<TypeConfig>),
     /// A client's write, forwarded by a node that is not the leader.
     Write(Request),
     /// Formation: who are you, and are you in a cluster already?
@@ -259,7 +259,7 @@ impl RaftNetwork<TypeConfig> for Conn {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.send(Rpc::Append(rpc), &option).await
+        self.send(Rpc::Append(self.target, rpc), &option).await
     }
 
     async fn install_snapshot(
@@ -268,7 +268,7 @@ impl RaftNetwork<TypeConfig> for Conn {
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
     {
-        self.send(Rpc::Snapshot(rpc), &option).await
+        self.send(Rpc::Snapshot(self.target, rpc), &option).await
     }
 
     async fn vote(
@@ -276,6 +276,6 @@ impl RaftNetwork<TypeConfig> for Conn {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.send(Rpc::Vote(rpc), &option).await
+        self.send(Rpc::Vote(self.target, rpc), &option).await
     }
 }

@@ -36,8 +36,10 @@ pub struct ClusterConfig {
     pub voters: usize,
     /// How long a write may wait for its outcome before it is reported as unknown.
     pub write_timeout: Duration,
-    /// The node's state directory (snapshots).
+    /// The node's state directory (snapshots; the log and vote when durable).
     pub dir: PathBuf,
+    /// Keep the log and vote on disk (`appendonly yes`), and resume from them at start.
+    pub durable: bool,
     /// A snapshot is taken once the log holds this many entries since the last one, or as
     /// many as the dataset has keys if that is more (so a snapshot's cost stays in proportion
     /// to the log it replaces).
@@ -112,14 +114,14 @@ impl Cluster {
         let peers = Arc::new(Peers::new(cfg.bind_ip));
         let sm = StateMachine::new(machine.clone(), cfg.dir.clone())?;
         let installed = sm.installed.clone();
+        let log = if cfg.durable {
+            rt.block_on(sm.restore())?;
+            LogStore::open(&cfg.dir)?
+        } else {
+            LogStore::in_memory()
+        };
         let raft = rt
-            .block_on(Raft::new(
-                cfg.node_id,
-                Arc::new(raft_config),
-                Network { peers: peers.clone() },
-                LogStore::default(),
-                sm,
-            ))
+            .block_on(Raft::new(cfg.node_id, Arc::new(raft_config), Network { peers: peers.clone() }, log, sm))
             .map_err(io::Error::other)?;
         let node = Arc::new(Cluster { cfg, raft, peers, reads: Gate::default(), installed, rt });
         let n = node.clone();
@@ -171,19 +173,26 @@ impl Cluster {
                 tracing::warn!("cluster port: undecodable request, closing the connection");
                 return;
             };
-            let answer = self.handle(rpc).await;
+            let Some(answer) = self.handle(rpc).await else {
+                // Raft traffic for another identity at this address: a node that restarted
+                // without its state under a new id must not answer for the old one (it would
+                // vote with a log it no longer has). To the sender the old node is gone.
+                return;
+            };
             if net::write_frame(&mut stream, &answer).await.is_err() {
                 return;
             }
         }
     }
 
-    async fn handle(&self, rpc: Rpc) -> Vec<u8> {
-        let json = |r: Result<Vec<u8>, serde_json::Error>| r.unwrap_or_default();
+    async fn handle(&self, rpc: Rpc) -> Option<Vec<u8>> {
+        let json = |r: Result<Vec<u8>, serde_json::Error>| Some(r.unwrap_or_default());
+        let me = self.cfg.node_id;
         match rpc {
-            Rpc::Append(r) => json(serde_json::to_vec(&self.raft.append_entries(r).await)),
-            Rpc::Vote(r) => json(serde_json::to_vec(&self.raft.vote(r).await)),
-            Rpc::Snapshot(r) => json(serde_json::to_vec(&self.raft.install_snapshot(r).await)),
+            Rpc::Append(to, _) | Rpc::Vote(to, _) | Rpc::Snapshot(to, _) if to != me => None,
+            Rpc::Append(_, r) => json(serde_json::to_vec(&self.raft.append_entries(r).await)),
+            Rpc::Vote(_, r) => json(serde_json::to_vec(&self.raft.vote(r).await)),
+            Rpc::Snapshot(_, r) => json(serde_json::to_vec(&self.raft.install_snapshot(r).await)),
             Rpc::Write(req) => {
                 let reply = match self.propose(req).await {
                     Ok((bytes, index)) => WriteReply::Applied(bytes, index),

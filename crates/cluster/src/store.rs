@@ -1,7 +1,7 @@
 //! The Raft log and the state machine adapter.
 //!
-//! The log is in memory for now: data lives as long as a quorum of nodes lives (the issue's
-//! "without persistence" mode). The state machine applies `Normal` entries through the
+//! The log is in memory, and with `appendonly yes` on disk too ([`crate::disk`]); without it
+//! data lives as long as a quorum of nodes lives. The state machine applies `Normal` entries through the
 //! server's [`Machine`], i.e. the same `commands::execute` path a client's command takes;
 //! its snapshots are RDB images written by the server's fork-less snapshot walk, after which
 //! openraft purges the log they cover.
@@ -21,6 +21,7 @@ use openraft::{
 };
 use tokio::sync::Mutex;
 
+use crate::disk;
 use crate::types::{Machine, NodeId, Response, TypeConfig};
 
 #[derive(Default)]
@@ -31,10 +32,75 @@ struct LogInner {
     vote: Option<Vote<NodeId>>,
 }
 
-/// The Raft log and vote, in memory.
-#[derive(Clone, Default)]
+impl LogInner {
+    /// The log file's contents for this state (see [`crate::disk`]).
+    fn file_image(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Some(p) = self.last_purged {
+            disk::encode(&disk::Record::Purged(p), &mut out);
+        }
+        for e in self.log.values() {
+            disk::encode(&disk::Record::Entry(e.clone()), &mut out);
+        }
+        out
+    }
+}
+
+/// Where a durable log lives.
+struct Disk {
+    dir: PathBuf,
+    writer: disk::Writer,
+}
+
+/// The Raft log and vote: in memory, and with `appendonly yes` also on disk (entries are
+/// reported flushed only once synced; the vote is saved before it counts). Entries are read
+/// from memory; snapshots keep the log short.
+#[derive(Clone)]
 pub struct LogStore {
     inner: Arc<Mutex<LogInner>>,
+    disk: Option<Arc<Disk>>,
+}
+
+impl LogStore {
+    /// A log kept in memory only: it lives as long as the process.
+    pub fn in_memory() -> LogStore {
+        LogStore { inner: Arc::default(), disk: None }
+    }
+
+    /// The durable log in `dir`, with what an earlier run left there.
+    pub fn open(dir: &std::path::Path) -> std::io::Result<LogStore> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join("log");
+        let loaded = disk::load(&path)?;
+        let mut inner = LogInner { vote: disk::read_vote(dir)?, ..LogInner::default() };
+        for r in loaded.records {
+            match r {
+                disk::Record::Purged(id) => inner.last_purged = Some(id),
+                disk::Record::Entry(e) => {
+                    inner.log.insert(e.log_id.index, e);
+                }
+            }
+        }
+        tracing::info!(
+            "raft log: {} entries after {:?}, vote {:?}",
+            inner.log.len(),
+            inner.last_purged.map(|l| l.index),
+            inner.vote
+        );
+        let writer = disk::Writer::start(path)?;
+        Ok(LogStore {
+            inner: Arc::new(Mutex::new(inner)),
+            disk: Some(Arc::new(Disk { dir: dir.to_path_buf(), writer })),
+        })
+    }
+
+    /// Rewrites the log file from memory (after a purge or truncation), if durable.
+    async fn rewrite(&self, image: Vec<u8>) -> Result<(), StorageError<NodeId>> {
+        if let Some(d) = &self.disk {
+            d.writer.rewrite(image).await.map_err(|e| StorageIOError::write_logs(&e))?;
+        }
+        Ok(())
+    }
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -61,6 +127,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
+        if let Some(d) = &self.disk {
+            // Small and rare (elections): synced here, before the vote can be counted.
+            tokio::task::block_in_place(|| disk::save_vote(&d.dir, vote))
+                .map_err(|e| StorageIOError::write_vote(&e))?;
+        }
         self.inner.lock().await.vote = Some(*vote);
         Ok(())
     }
@@ -84,25 +155,52 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: Send,
     {
         let mut inner = self.inner.lock().await;
-        for e in entries {
-            inner.log.insert(e.log_id.index, e);
+        match &self.disk {
+            None => {
+                for e in entries {
+                    inner.log.insert(e.log_id.index, e);
+                }
+                callback.log_io_completed(Ok(()));
+            }
+            Some(d) => {
+                let mut bytes = Vec::new();
+                for e in entries {
+                    let record = disk::Record::Entry(e);
+                    disk::encode(&record, &mut bytes);
+                    let disk::Record::Entry(e) = record else { unreachable!() };
+                    inner.log.insert(e.log_id.index, e);
+                }
+                // Reported flushed by the writer thread once synced.
+                d.writer.append(bytes, callback);
+            }
         }
-        callback.log_io_completed(Ok(()));
         Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        let mut inner = self.inner.lock().await;
-        inner.log.split_off(&log_id.index);
-        Ok(())
+        let image = {
+            let mut inner = self.inner.lock().await;
+            inner.log.split_off(&log_id.index);
+            self.disk.as_ref().map(|_| inner.file_image())
+        };
+        match image {
+            Some(image) => self.rewrite(image).await,
+            None => Ok(()),
+        }
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        let mut inner = self.inner.lock().await;
-        inner.last_purged = Some(log_id);
-        let keep = inner.log.split_off(&(log_id.index + 1));
-        inner.log = keep;
-        Ok(())
+        let image = {
+            let mut inner = self.inner.lock().await;
+            inner.last_purged = Some(log_id);
+            let keep = inner.log.split_off(&(log_id.index + 1));
+            inner.log = keep;
+            self.disk.as_ref().map(|_| inner.file_image())
+        };
+        match image {
+            Some(image) => self.rewrite(image).await,
+            None => Ok(()),
+        }
     }
 }
 
@@ -138,6 +236,33 @@ impl StateMachine {
         })
     }
 
+    /// Loads the newest complete snapshot in the directory (a restart with durable state):
+    /// the dataset becomes its image, and applying resumes after its index.
+    pub async fn restore(&self) -> std::io::Result<()> {
+        let mut newest: Option<SnapshotMeta<NodeId, BasicNode>> = None;
+        for e in std::fs::read_dir(&self.dir)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with("snap-") && name.ends_with(".json")) {
+                continue;
+            }
+            let Ok(meta) = serde_json::from_slice::<SnapshotMeta<NodeId, BasicNode>>(&std::fs::read(e.path())?) else {
+                continue;
+            };
+            if newest.as_ref().is_none_or(|n| meta.last_log_id > n.last_log_id) {
+                newest = Some(meta);
+            }
+        }
+        let Some(meta) = newest else { return Ok(()) };
+        let image = std::fs::read(self.image_path(&meta.snapshot_id))?;
+        self.machine.install_snapshot(&image).map_err(std::io::Error::other)?;
+        tracing::info!("restored cluster snapshot {} ({} bytes)", meta.snapshot_id, image.len());
+        let mut s = self.state.lock().await;
+        s.last_applied = meta.last_log_id;
+        s.membership = meta.last_membership.clone();
+        *self.current.lock().await = Some(meta);
+        Ok(())
+    }
+
     fn image_path(&self, id: &str) -> PathBuf {
         self.dir.join(format!("snap-{id}.rdb"))
     }
@@ -167,7 +292,7 @@ impl StateMachine {
 }
 
 /// Writes `data` to `path` through a temporary file, synced and renamed into place.
-pub(crate) fn write_synced(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+pub fn write_synced(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;

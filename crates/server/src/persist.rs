@@ -339,6 +339,11 @@ impl Shared {
     /// Closes the `-LOADING` gate if there is an RDB file to load; true if there is.
     pub fn begin_loading(&self) -> bool {
         self.aof_config_changed();
+        if self.cluster_configured() {
+            // In a cluster the dataset is the Raft state (snapshot and log in `dir/raft`);
+            // `appendonly yes` makes that durable instead of opening an AOF.
+            return false;
+        }
         let p = &self.persist;
         if self.config.get_bool("appendonly") {
             // The AOF directory is the dataset (Redis ignores the RDB file then); even an

@@ -111,10 +111,9 @@ impl Shared {
                 .unwrap_or(IpAddr::from([127, 0, 0, 1])),
             ip => ip.parse().map_err(|_| std::io::Error::other(format!("cluster-announce-ip: bad address {ip}")))?,
         };
-        let node_id = match self.config.get("cluster-node-id").as_str() {
-            "" => crate::random_seed() >> 1,
-            id => id.parse().map_err(|_| std::io::Error::other(format!("cluster-node-id: not a number: {id}")))?,
-        };
+        let dir = PathBuf::from(self.config.get("dir")).join("raft");
+        let durable = self.config.get_bool("appendonly");
+        let node_id = node_identity(&dir, durable, &self.config.get("cluster-node-id"))?;
         let cfg = ClusterConfig {
             node_id,
             bind: SocketAddr::new(announce_ip, cport),
@@ -130,12 +129,10 @@ impl Shared {
             bootstrap_expect: self.config.get_i64("cluster-bootstrap-expect").max(1) as usize,
             voters: self.config.get_i64("cluster-voters") as usize,
             write_timeout: Duration::from_millis(self.config.get_i64("cluster-write-timeout") as u64),
-            dir: PathBuf::from(self.config.get("dir")).join("raft"),
+            dir,
+            durable,
             snapshot_entries: self.config.get_i64("cluster-snapshot-entries") as u64,
         };
-        // Without a durable log the node keeps no state across restarts: it starts afresh
-        // (under a new identity), so snapshot files of an earlier run are of no use.
-        let _ = std::fs::remove_dir_all(&cfg.dir);
         tracing::info!("cluster node {} on {}", cfg.node_id, cfg.announce);
         let node = Cluster::start(cfg, Arc::new(Applier { shared: Arc::downgrade(self) }))?;
         let _ = self.cluster.set(node);
@@ -147,4 +144,46 @@ impl Shared {
     pub fn cluster(&self) -> Option<&Arc<Cluster>> {
         self.cluster.get()
     }
+}
+
+/// This node's identity. With a durable log (`appendonly yes`) it is kept in `dir/node-id`
+/// beside the log and vote it goes with: the first start takes `cluster-node-id` (or a random
+/// one) and writes it; later starts read it. Without one, or when the state directory is gone,
+/// the node starts afresh under a new random identity: it must never vote under an identity
+/// whose log it lost (a configured `cluster-node-id` is then ignored, with a warning).
+fn node_identity(dir: &Path, durable: bool, configured: &str) -> std::io::Result<u64> {
+    let configured = match configured {
+        "" => None,
+        id => {
+            Some(id.parse::<u64>().map_err(|_| std::io::Error::other(format!("cluster-node-id: not a number: {id}")))?)
+        }
+    };
+    let path = dir.join("node-id");
+    if durable {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let id =
+                text.trim().parse().map_err(|_| std::io::Error::other(format!("{}: not an id", path.display())))?;
+            if configured.is_some_and(|c| c != id) {
+                tracing::warn!("cluster-node-id differs from the id kept in {}; keeping {id}", path.display());
+            }
+            return Ok(id);
+        }
+    }
+    // No state to resume: whatever an earlier run left is of no use (and must not be mixed in).
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    let id = match configured {
+        Some(id) if durable => id,
+        Some(_) => {
+            tracing::warn!("cluster-node-id is ignored without appendonly: a node without a durable log takes a new identity each start");
+            crate::random_seed() >> 1
+        }
+        None => crate::random_seed() >> 1,
+    };
+    if durable {
+        std::fs::create_dir_all(dir)?;
+        cluster::store::write_synced(&path, id.to_string().as_bytes())?;
+    }
+    Ok(id)
 }

@@ -7,7 +7,7 @@
 //! Each test re-runs itself inside a fresh namespace holding only `lo` (it needs root and
 //! iproute2, as in CI) and asserts that it is in one before it opens any socket.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -76,16 +76,23 @@ fn seeds(n: usize) -> String {
 
 /// Node `i` on port 7000+i (cluster port 17000+i).
 fn spawn_node(i: usize, seeds: &str, expect: usize, extra: &[&str]) -> Node {
+    spawn_node_in(i, seeds, expect, extra, None)
+}
+
+/// Node `i`, keeping its data in `state` (which outlives the process) if given, else in the
+/// process's own directory.
+fn spawn_node_in(i: usize, seeds: &str, expect: usize, extra: &[&str], state: Option<&Path>) -> Node {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_tandem-server"));
     let port = 7000 + i as u16;
     let dir = temp_dir("cluster-node");
+    let data = state.map(Path::to_path_buf).unwrap_or_else(|| dir.clone());
     let mut args: Vec<String> = [
         "--port",
         &port.to_string(),
         "--bind",
         "127.0.0.1",
         "--dir",
-        &dir.display().to_string(),
+        &data.display().to_string(),
         "--cluster-seeds",
         seeds,
         "--cluster-bootstrap-expect",
@@ -287,6 +294,65 @@ fn the_log_is_compacted_into_snapshots_and_a_new_node_catches_up_from_one() {
         assert_eq!(c.send(&["DBSIZE"]), Frame::Integer(404), "the new node's dataset is the others'");
         assert_eq!(clients[leader].send(&["DBSIZE"]), Frame::Integer(404));
     });
+}
+
+#[test]
+fn a_whole_cluster_restart_keeps_every_acknowledged_write_and_a_node_without_its_state_rejoins_anew() {
+    in_netns(
+        "a_whole_cluster_restart_keeps_every_acknowledged_write_and_a_node_without_its_state_rejoins_anew",
+        || {
+            let extra = ["--appendonly", "yes", "--cluster-snapshot-entries", "100"];
+            let states: Vec<PathBuf> = (0..3).map(|_| temp_dir("cluster-state")).collect();
+            let start = |i: usize| spawn_node_in(i + 1, &seeds(3), 3, &extra, Some(states[i].as_path()));
+            let mut nodes: Vec<Node> = (0..3).map(start).collect();
+            agreed_leader(&nodes);
+            let mut clients: Vec<RawClient> = nodes.iter().map(|n| n.client()).collect();
+            for i in 1..=250i64 {
+                assert_eq!(clients[i as usize % 3].send(&["INCR", "counter"]), Frame::Integer(i));
+                assert_eq!(clients[(i as usize + 1) % 3].send(&["SET", &format!("k{i}"), "v"]), simple("OK"));
+            }
+            let num = |n: &Node, f: &str| n.field(f).parse::<u64>().unwrap_or(0);
+            wait_until("a snapshot on every node", Duration::from_secs(20), || {
+                nodes.iter().all(|n| num(n, "cluster_snapshot_index") >= 100)
+            });
+            // More entries after the snapshots: a restart needs the image and the log after it.
+            for i in 251..=270i64 {
+                assert_eq!(clients[i as usize % 3].send(&["INCR", "counter"]), Frame::Integer(i));
+            }
+            let ids: Vec<String> = nodes.iter().map(|n| n.field("cluster_node_id")).collect();
+            drop(clients);
+            for n in nodes.iter_mut() {
+                n.proc.take().unwrap().kill();
+            }
+            nodes = (0..3).map(start).collect();
+            agreed_leader(&nodes);
+            for (n, id) in nodes.iter().zip(&ids) {
+                assert_eq!(&n.field("cluster_node_id"), id, "a node with its state keeps its identity");
+                let mut c = n.client();
+                assert_eq!(c.send(&["GET", "counter"]), bulk("270"));
+                assert_eq!(c.send(&["DBSIZE"]), Frame::Integer(251));
+            }
+            assert_eq!(nodes[0].client().send(&["INCR", "counter"]), Frame::Integer(271));
+            // Node 3 loses its state: it comes back as a new member and catches up.
+            nodes[2].proc.take().unwrap().kill();
+            std::fs::remove_dir_all(&states[2]).unwrap();
+            std::fs::create_dir_all(&states[2]).unwrap();
+            nodes[2] = start(2);
+            let new_id = nodes[2].field("cluster_node_id");
+            assert_ne!(new_id, ids[2], "a node that lost its log must not reuse its identity");
+            wait_until("the renewed node to join", Duration::from_secs(20), || {
+                nodes[2].field("cluster_members").contains(&format!("{new_id}@"))
+            });
+            let mut c = nodes[2].client();
+            wait_until("the renewed node to catch up", Duration::from_secs(20), || {
+                c.send(&["GET", "counter"]) == bulk("271")
+            });
+            drop(nodes);
+            for s in &states {
+                let _ = std::fs::remove_dir_all(s);
+            }
+        },
+    );
 }
 
 #[test]
