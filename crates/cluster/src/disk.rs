@@ -195,10 +195,12 @@ mod tests {
             log_id: LogId::new(CommittedLeaderId::new(1, 7), i),
             payload: EntryPayload::Normal(crate::types::Request {
                 db: 0,
-                argv: vec![b"SET".to_vec(), format!("k{i}").into_bytes(), b"v".to_vec()],
-                now_ms: 1,
-                seed: i,
                 resp: 2,
+                commands: vec![crate::types::Command {
+                    argv: vec![b"SET".to_vec(), format!("k{i}").into_bytes(), b"v".to_vec()],
+                    now_ms: 1,
+                    seed: i,
+                }],
             }),
         }
     }

@@ -18,4 +18,4 @@ pub mod types;
 
 pub use node::{Cluster, ClusterConfig, WriteError};
 pub use read::ReadError;
-pub use types::{Machine, Request};
+pub use types::{Command, Machine, Request};

@@ -67,8 +67,8 @@ pub struct Hello {
 /// The answer to a forwarded write.
 #[derive(Serialize, Deserialize, Debug)]
 pub enum WriteReply {
-    /// Applied: the reply bytes and the entry's log index.
-    Applied(Vec<u8>, u64),
+    /// Applied: the replies and the entry's log index.
+    Applied(Vec<Vec<u8>>, u64),
     /// Not applied, for certain (the receiver was not the leader, or had no quorum).
     Refused(String),
     /// Proposed, outcome unknown.

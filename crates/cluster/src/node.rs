@@ -299,16 +299,17 @@ impl Cluster {
         }
     }
 
-    /// Runs a write through the log and returns its reply and log index, from any node:
+    /// Runs writes through the log as one entry and returns their replies and the entry's log
+    /// index, from any node:
     /// proposed here if this node leads, else forwarded to the leader. Callable from any
     /// runtime.
-    pub async fn write(self: &Arc<Self>, req: Request) -> Result<(Vec<u8>, u64), WriteError> {
+    pub async fn write(self: &Arc<Self>, req: Request) -> Result<(Vec<Vec<u8>>, u64), WriteError> {
         let me = self.clone();
         let task = self.rt.spawn(async move { me.write_here_or_at_leader(req).await });
         task.await.unwrap_or_else(|e| Err(WriteError::Unknown(format!("write task failed: {e}"))))
     }
 
-    async fn write_here_or_at_leader(&self, req: Request) -> Result<(Vec<u8>, u64), WriteError> {
+    async fn write_here_or_at_leader(&self, req: Request) -> Result<(Vec<Vec<u8>>, u64), WriteError> {
         let leader = match self.propose(req.clone()).await {
             Ok(reply) => return Ok(reply),
             Err(Proposal::Failed(e)) => return Err(e),
@@ -327,7 +328,7 @@ impl Cluster {
     }
 
     /// Proposes a write on this node if it leads.
-    async fn propose(&self, req: Request) -> Result<(Vec<u8>, u64), Proposal> {
+    async fn propose(&self, req: Request) -> Result<(Vec<Vec<u8>>, u64), Proposal> {
         {
             let m = self.raft.metrics().borrow().clone();
             if m.state == ServerState::Leader {
@@ -344,7 +345,7 @@ impl Cluster {
             }
         }
         match tokio::time::timeout(self.cfg.write_timeout, self.raft.client_write(req)).await {
-            Ok(Ok(resp)) => Ok((resp.data.reply, resp.log_id.index)),
+            Ok(Ok(resp)) => Ok((resp.data.replies, resp.log_id.index)),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                 Err(Proposal::NotLeader(f.leader_node.map(|n| n.addr)))
             }

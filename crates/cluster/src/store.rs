@@ -366,7 +366,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             // One response per entry, in order, blank and membership entries included.
             out.push(match entry.payload {
                 EntryPayload::Blank => Response::default(),
-                EntryPayload::Normal(req) => Response { reply: self.machine.apply(&req) },
+                EntryPayload::Normal(req) => Response { replies: self.machine.apply(&req) },
                 EntryPayload::Membership(m) => {
                     s.membership = StoredMembership::new(Some(entry.log_id), m);
                     Response::default()

@@ -6,27 +6,36 @@ use std::io::Cursor;
 /// A node's identity in the cluster.
 pub type NodeId = u64;
 
-/// A log entry's payload: one write command with its execution environment, exactly as the
-/// node that received it would have run it (see the determinism contract in DESIGN.md §3).
+/// A log entry's payload: one connection's consecutive write commands (one, or a pipeline's
+/// run of them), each with its execution environment exactly as the node that received it
+/// would have run it (see the determinism contract in DESIGN.md §3). They apply in order, one
+/// after the other, as they would have on one server.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Request {
     /// The database the client had selected.
     pub db: u32,
+    /// The protocol (2 or 3) the replies are encoded in, for the receiving client.
+    pub resp: u8,
+    /// The commands.
+    pub commands: Vec<Command>,
+}
+
+/// One write command of a [`Request`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Command {
     /// The command and its arguments.
     pub argv: Vec<Vec<u8>>,
     /// The command's time (the receiving node's clock, carried so every node agrees).
     pub now_ms: i64,
     /// Seed of the command's random choices.
     pub seed: u64,
-    /// The protocol (2 or 3) the reply is encoded in, for the receiving client.
-    pub resp: u8,
 }
 
-/// What applying an entry produced: the reply bytes for the client that sent it.
+/// What applying an entry produced: the reply of each command, for the client that sent it.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Response {
-    /// The encoded reply (empty for entries no client waits for).
-    pub reply: Vec<u8>,
+    /// The encoded replies, one per command (none for entries no client waits for).
+    pub replies: Vec<Vec<u8>>,
 }
 
 openraft::declare_raft_types!(
@@ -50,9 +59,10 @@ pub type SnapshotJob = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
 /// What the cluster needs from the server: applying committed writes through the engine, and
 /// snapshots of the dataset as RDB images.
 pub trait Machine: Send + Sync + 'static {
-    /// Applies one committed write and returns its encoded reply. Must be deterministic: the
-    /// same request on the same dataset gives the same dataset and reply on every node.
-    fn apply(&self, req: &Request) -> Vec<u8>;
+    /// Applies one committed entry's commands in order and returns their encoded replies.
+    /// Must be deterministic: the same request on the same dataset gives the same dataset and
+    /// replies on every node.
+    fn apply(&self, req: &Request) -> Vec<Vec<u8>>;
 
     /// Cuts a point-in-time image of the dataset now (no entry is being applied) to be
     /// written as an RDB file at `path` by the returned job, while applies go on.

@@ -67,8 +67,10 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
     // The command whose duration is still open, and when it started.
     let mut timing: Option<(&'static Command, Instant)> = None;
     let mut rng = Rng::new(client.id ^ (unix_ms() as u64).rotate_left(32));
-    // In a cluster: the log index of this connection's last write (its reads wait for it).
+    // In a cluster: the log index of this connection's last write (its reads wait for it),
+    // and writes gathered for the next entry.
     let mut written: u64 = 0;
+    let mut batch = WriteBatch::default();
     let stats = &shared.stats;
     loop {
         if rbuf.capacity() - rbuf.len() < 4096 {
@@ -110,6 +112,8 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                 Ok(Some(c)) => c,
                 Ok(None) => break,
                 Err(e) => {
+                    // The writes before the bad request reply first.
+                    batch.flush(&mut out, &mut written).await;
                     // Redis echoes offending bytes raw (`expected '$', got 'X'`), so use bytes.
                     let mut text = b"ERR ".to_vec();
                     text.extend_from_slice(&e.message_bytes());
@@ -130,11 +134,11 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                 let covered = shared.pause.covers(&argv);
                 if covered {
                     settle(&mut local, &mut timing, Instant::now());
+                    batch.flush(&mut out, &mut written).await;
                     write_out(shared, stream, &mut out, &mut effects).await?;
                     shared.pause.wait().await;
                 }
             }
-            let mark = out.len();
             if session.reply_mode == ReplyMode::SkipNext {
                 session.reply_mode = ReplyMode::Skip;
             }
@@ -151,15 +155,20 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                 Some(c) => route(c, &session, &argv, now, seed),
                 None => Route::Here,
             };
+            if !matches!(route, Route::Log(..)) && !batch.is_empty() {
+                // Anything else runs after the writes before it have applied.
+                batch.flush(&mut out, &mut written).await;
+            }
+            // Where this command's reply starts (`CLIENT REPLY` may drop it).
+            let mark = out.len();
             match route {
-                Route::Log(cluster, req) => {
-                    // A write in a cluster: through the log, replying with what applying it gave.
-                    match cluster.write(req).await {
-                        Ok((reply, index)) => {
-                            out.buf.extend_from_slice(&reply);
-                            written = written.max(index);
-                        }
-                        Err(e) => out.error(e.reply_text().as_bytes()),
+                Route::Log(cluster, cmd) => {
+                    // A write in a cluster: through the log, replying with what applying it
+                    // gave. A pipeline's consecutive writes go as one entry.
+                    let keep = !matches!(session.reply_mode, ReplyMode::Off | ReplyMode::Skip);
+                    batch.push(cluster, &session, cmd, keep);
+                    if batch.is_full() {
+                        batch.flush(&mut out, &mut written).await;
                     }
                 }
                 Route::Read(cluster) => {
@@ -199,6 +208,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             if let Some(ms) = session.wait_ms.take() {
                 settle(&mut local, &mut timing, Instant::now());
                 local.flush(stats);
+                batch.flush(&mut out, &mut written).await;
                 write_out(shared, stream, &mut out, &mut effects).await?;
                 if ms == 0 {
                     // WAIT for replicas that do not exist, forever: until the client goes away.
@@ -209,6 +219,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             }
             if out.len() >= OUTPUT_FLUSH_THRESHOLD {
                 settle(&mut local, &mut timing, Instant::now());
+                batch.flush(&mut out, &mut written).await;
                 write_out(shared, stream, &mut out, &mut effects).await?;
             }
         }
@@ -221,6 +232,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
         }
         settle(&mut local, &mut timing, Instant::now());
         local.flush(stats);
+        batch.flush(&mut out, &mut written).await;
         client.publish(&session, unix_ms(), rbuf.len() - start);
         write_out(shared, stream, &mut out, &mut effects).await?;
         if close {
@@ -231,8 +243,8 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
 
 /// Where a command runs in a cluster.
 enum Route<'a> {
-    /// A write: a log entry, applied on every node.
-    Log(&'a Arc<cluster::Cluster>, cluster::Request),
+    /// A write: through the log, applied on every node.
+    Log(&'a Arc<cluster::Cluster>, cluster::Command),
     /// A read: here, once this node is as up to date as the read's consistency asks.
     Read(&'a Arc<cluster::Cluster>),
     /// Anything else (and everything outside a cluster): here, now.
@@ -255,21 +267,74 @@ fn route<'a>(
         return Route::Here;
     }
     if cmd.spec.flags.has(Flags::WRITE) {
-        return Route::Log(
-            cluster,
-            cluster::Request {
-                db: session.db as u32,
-                argv: argv.iter().map(|a| a.to_vec()).collect(),
-                now_ms,
-                seed,
-                resp: if session.resp == Resp::V3 { 3 } else { 2 },
-            },
-        );
+        return Route::Log(cluster, cluster::Command { argv: argv.iter().map(|a| a.to_vec()).collect(), now_ms, seed });
     }
     if cmd.spec.flags.has(Flags::READONLY) {
         return Route::Read(cluster);
     }
     Route::Here
+}
+
+/// Most writes one log entry carries.
+const MAX_BATCH: usize = 1024;
+
+/// A connection's consecutive writes, waiting to go through the log as one entry: a pipeline
+/// of N writes costs one round through Raft instead of N. They are sent before anything else
+/// of the connection runs and before its replies are written, so replies keep their order.
+#[derive(Default)]
+struct WriteBatch {
+    cluster: Option<Arc<cluster::Cluster>>,
+    db: u32,
+    resp: u8,
+    commands: Vec<cluster::Command>,
+    /// Per command: whether its reply is sent (`CLIENT REPLY OFF|SKIP` drop it).
+    keep: Vec<bool>,
+}
+
+impl WriteBatch {
+    fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+
+    fn is_full(&self) -> bool {
+        self.commands.len() >= MAX_BATCH
+    }
+
+    /// Adds a write (the session's database and protocol are those of the whole batch: the
+    /// commands that change them are not writes, so they flush it first).
+    fn push(&mut self, cluster: &Arc<cluster::Cluster>, session: &Session, cmd: cluster::Command, keep: bool) {
+        if self.commands.is_empty() {
+            self.cluster = Some(cluster.clone());
+            self.db = session.db as u32;
+            self.resp = if session.resp == Resp::V3 { 3 } else { 2 };
+        }
+        self.commands.push(cmd);
+        self.keep.push(keep);
+    }
+
+    /// Sends the batch as one entry and appends the replies kept; every command gets the
+    /// error if the entry could not be applied (or its outcome is unknown).
+    async fn flush(&mut self, out: &mut ReplyWriter, written: &mut u64) {
+        let Some(cluster) = self.cluster.take() else { return };
+        let req = cluster::Request { db: self.db, resp: self.resp, commands: std::mem::take(&mut self.commands) };
+        let keep = std::mem::take(&mut self.keep);
+        match cluster.write(req).await {
+            Ok((replies, index)) => {
+                for (reply, keep) in replies.iter().zip(&keep) {
+                    if *keep {
+                        out.buf.extend_from_slice(reply);
+                    }
+                }
+                *written = (*written).max(index);
+            }
+            Err(e) => {
+                let text = e.reply_text();
+                for _ in keep.iter().filter(|k| **k) {
+                    out.error(text.as_bytes());
+                }
+            }
+        }
+    }
 }
 
 /// Waits until this node may serve a read at `level`: linearizable = applied up to a read

@@ -29,22 +29,26 @@ struct Applier {
 }
 
 impl Machine for Applier {
-    fn apply(&self, req: &Request) -> Vec<u8> {
+    fn apply(&self, req: &Request) -> Vec<Vec<u8>> {
         let Some(shared) = self.shared.upgrade() else { return Vec::new() };
         let mut session = Session::new(0, true);
         session.db = req.db as usize;
         let resp = if req.resp == 3 { Resp::V3 } else { Resp::V2 };
         session.resp = resp;
-        let mut env = Env { now_ms: req.now_ms, rng: Rng::new(req.seed) };
-        let argv: Vec<&[u8]> = req.argv.iter().map(|a| a.as_slice()).collect();
-        let mut out = ReplyWriter::new(resp);
         let mut effects = Effects::default();
         let mut local = LocalStats::default();
         // Replay mode: the command was checked (authentication, gates) where it arrived.
         let opts = ExecOptions { may_expire: true, replay: true };
-        execute(&shared.ks, &*shared, &mut session, &mut env, &argv, &mut out, &mut effects, &mut local, opts);
+        let mut replies = Vec::with_capacity(req.commands.len());
+        for c in &req.commands {
+            let mut env = Env { now_ms: c.now_ms, rng: Rng::new(c.seed) };
+            let argv: Vec<&[u8]> = c.argv.iter().map(|a| a.as_slice()).collect();
+            let mut out = ReplyWriter::new(resp);
+            execute(&shared.ks, &*shared, &mut session, &mut env, &argv, &mut out, &mut effects, &mut local, opts);
+            replies.push(out.buf);
+        }
         local.flush(&shared.stats);
-        out.buf
+        replies
     }
 
     fn begin_snapshot(&self, path: &Path) -> std::io::Result<SnapshotJob> {

@@ -171,6 +171,38 @@ fn nodes_started_together_form_one_cluster_and_take_writes_on_every_node() {
         assert_eq!(c.send(&["PING"]), simple("PONG"), "the skipped INCR's reply must not come");
         assert_eq!(c.send(&["GET", "counter"]), bulk("31"));
         assert_eq!(c.send(&["DECR", "counter"]), Frame::Integer(30));
+        // A pipeline's consecutive writes travel as one entry, replies in order, CLIENT REPLY
+        // honoured per command, a read in between seeing the writes before it.
+        let c = &mut clients[2];
+        let before: u64 = nodes[2].field("cluster_last_log_index").parse().unwrap();
+        let mut pipeline: Vec<Vec<String>> = Vec::new();
+        let cmd = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+        for _ in 0..100 {
+            pipeline.push(cmd(&["INCR", "piped"]));
+        }
+        pipeline.push(cmd(&["GET", "piped"]));
+        pipeline.push(cmd(&["INCR", "piped"]));
+        pipeline.push(cmd(&["CLIENT", "REPLY", "SKIP"]));
+        pipeline.push(cmd(&["INCR", "piped"]));
+        pipeline.push(cmd(&["INCR", "piped"]));
+        pipeline.push(cmd(&["PING"]));
+        let mut bytes = Vec::new();
+        for p in &pipeline {
+            bytes.extend_from_slice(format!("*{}\r\n", p.len()).as_bytes());
+            for a in p {
+                bytes.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+            }
+        }
+        c.send_raw(&bytes).unwrap();
+        for i in 1..=100 {
+            assert_eq!(c.read_frame(), Frame::Integer(i));
+        }
+        assert_eq!(c.read_frame(), bulk("100"));
+        assert_eq!(c.read_frame(), Frame::Integer(101));
+        assert_eq!(c.read_frame(), Frame::Integer(103), "the skipped INCR's reply (102) must not come");
+        assert_eq!(c.read_frame(), simple("PONG"));
+        let after: u64 = nodes[2].field("cluster_last_log_index").parse().unwrap();
+        assert!(after - before < 50, "104 pipelined writes took {} log entries", after - before);
         // Every node applies every entry.
         for n in &nodes {
             let mut c = n.client();
