@@ -72,7 +72,16 @@ impl LogStore {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("log");
         let loaded = disk::load(&path)?;
-        let mut inner = LogInner { vote: disk::read_vote(dir)?, ..LogInner::default() };
+        // A vote committed for this node would make openraft resume as leader at once, in the
+        // same term and without a new no-op entry: its read index would then be only what it
+        // knows to be committed (nothing, after a restart), and linearizable reads could see
+        // old data. Loaded as not committed, the vote still binds this node for its term, and
+        // the node stands for election in the next one like any other.
+        let vote = disk::read_vote(dir)?.map(|mut v| {
+            v.committed = false;
+            v
+        });
+        let mut inner = LogInner { vote, ..LogInner::default() };
         for r in loaded.records {
             match r {
                 disk::Record::Purged(id) => inner.last_purged = Some(id),

@@ -907,7 +907,8 @@ impl Shared {
     /// Once a second: retry failed writes, start scheduled or automatic rewrites, follow
     /// `appendonly` changes.
     pub fn aof_cron(self: &Arc<Self>) {
-        let want = self.config.get_bool("appendonly");
+        // In a cluster `appendonly` makes the Raft log durable instead (`server::replication`).
+        let want = self.config.get_bool("appendonly") && !self.cluster_configured();
         let a = &self.aof;
         if want && !a.is_on() {
             if !self.persist.busy.load(Ordering::SeqCst) {
