@@ -153,6 +153,16 @@ impl Cluster {
         }
     }
 
+    /// Where the leader is, as this node knows it (None: no leader known).
+    fn leader(&self) -> Option<Leader> {
+        let m = self.raft.metrics().borrow().clone();
+        if m.state == ServerState::Leader {
+            return Some(Leader::Here);
+        }
+        let node = m.current_leader.and_then(|l| m.membership_config.membership().get_node(&l).cloned())?;
+        Some(Leader::At(node.addr))
+    }
+
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.cfg.node_id
@@ -225,18 +235,8 @@ impl Cluster {
     /// Adds a node that asked to join: as a learner, then as a voter while the cluster has
     /// fewer than `cluster-voters`. Only the leader can; others pass the request on to it.
     async fn join(&self, h: Hello) -> bool {
-        let leader = {
-            let m = self.raft.metrics().borrow().clone();
-            if m.state == ServerState::Leader {
-                None
-            } else {
-                match m.current_leader.and_then(|l| m.membership_config.membership().get_node(&l).cloned()) {
-                    Some(n) => Some(n.addr),
-                    None => return false,
-                }
-            }
-        };
-        if let Some(addr) = leader {
+        let Some(leader) = self.leader() else { return false };
+        if let Leader::At(addr) = leader {
             return self.peers.call::<bool>(&addr, &Rpc::Join(h), Duration::from_secs(5)).await.unwrap_or(false);
         }
         if self.raft.add_learner(h.id, BasicNode { addr: h.addr.clone() }, true).await.is_err() {
@@ -379,17 +379,10 @@ impl Cluster {
 
     /// One round: here if this node leads, else asked of the leader.
     async fn confirm_read_index(&self) -> Result<u64, ReadError> {
-        let leader = {
-            let m = self.raft.metrics().borrow().clone();
-            if m.state == ServerState::Leader {
-                None
-            } else {
-                let addr = m.current_leader.and_then(|l| m.membership_config.membership().get_node(&l).cloned());
-                Some(addr.ok_or_else(|| ReadError::NoQuorum("no leader is known to this node".into()))?.addr)
-            }
-        };
-        let Some(addr) = leader else {
-            return self.leader_read_index().await.map_err(ReadError::NoQuorum);
+        let addr = match self.leader() {
+            Some(Leader::Here) => return self.leader_read_index().await.map_err(ReadError::NoQuorum),
+            Some(Leader::At(addr)) => addr,
+            None => return Err(ReadError::NoQuorum("no leader is known to this node".into())),
         };
         match self.peers.call::<ReadIndexReply>(&addr, &Rpc::ReadIndex, self.cfg.write_timeout).await {
             Ok(ReadIndexReply::Index(i)) => Ok(i),
@@ -454,6 +447,14 @@ impl Cluster {
             nodes.join(","),
         )
     }
+}
+
+/// Where the leader is.
+enum Leader {
+    /// This node.
+    Here,
+    /// Another node, at this cluster address.
+    At(String),
 }
 
 /// Why a proposal on this node did not produce a reply.
