@@ -229,6 +229,14 @@ impl Shard {
         done
     }
 
+    /// Empties every database of the shard, first handing a pending snapshot what it owes.
+    pub fn clear_all(&mut self) {
+        self.capture_now();
+        for db in self.dbs.iter_mut() {
+            db.clear();
+        }
+    }
+
     /// Every key of the shard as it is now, with its expiry: `f(db, key, value, expiry)`. For a
     /// shard no snapshot is waiting for (a pending one sees keys through [`CutPart`]).
     pub fn for_each_key(&self, mut f: impl FnMut(usize, &[u8], &Value, Option<i64>)) {
@@ -415,6 +423,12 @@ impl Keyspace {
     /// it all at once; a caller that changes a shard calls [`Shard::capture_now`] first.
     pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
         (0..self.shards.len()).map(|i| self.lock_deferred(i)).collect()
+    }
+
+    /// Keys in every database (logically expired ones not yet removed included), one shard
+    /// lock at a time.
+    pub fn total_keys(&self) -> u64 {
+        (0..self.shards.len()).map(|i| self.lock_deferred(i).dbs.iter().map(|d| d.len() as u64).sum::<u64>()).sum()
     }
 
     /// Starts a point-in-time snapshot that `capture` receives shard by shard. `at_cut` runs while

@@ -604,7 +604,7 @@ impl Shared {
                 }
             }
         }
-        self.ks.lock_all().iter().flat_map(|s| s.dbs.iter()).map(|d| d.len() as u64).sum()
+        self.ks.total_keys()
     }
 
     /// Executes the commands of `data` from `start`, as a client would, holding `MULTI`

@@ -317,9 +317,7 @@ impl Shared {
         }
         self.save_locked(shards).map_err(|e| format!("ERR Error trying to save the DB: {e}"))?;
         for s in shards.iter_mut() {
-            for db in s.dbs.iter_mut() {
-                db.clear();
-            }
+            s.clear_all();
         }
         let data = std::fs::read(self.rdb_path()).map_err(|e| format!("ERR Error trying to load the RDB dump: {e}"))?;
         persistence::load::load_rdb_into_shards(

@@ -69,11 +69,8 @@ impl Machine for Applier {
         let shared = self.shared.upgrade().ok_or("shutting down")?;
         let mut guards = shared.ks.lock_all();
         for g in guards.iter_mut() {
-            // A snapshot in progress (BGSAVE) gets these shards as they were first.
-            g.capture_now();
-            for db in g.dbs.iter_mut() {
-                db.clear();
-            }
+            // (A snapshot in progress, BGSAVE, gets each shard as it was first.)
+            g.clear_all();
         }
         let mut shards: Vec<&mut engine::Shard> = guards.iter_mut().map(|g| &mut **g).collect();
         persistence::load::load_replica_image(&shared.ks, &mut shards, image, crate::connection::unix_ms())?;
@@ -81,10 +78,7 @@ impl Machine for Applier {
     }
 
     fn keys(&self) -> u64 {
-        let Some(shared) = self.shared.upgrade() else { return 0 };
-        (0..shared.ks.num_shards())
-            .map(|i| shared.ks.lock_deferred(i).dbs.iter().map(|d| d.len() as u64).sum::<u64>())
-            .sum()
+        self.shared.upgrade().map_or(0, |s| s.ks.total_keys())
     }
 }
 
