@@ -25,8 +25,8 @@ use crate::types::{NodeId, TypeConfig};
 
 const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
 
-/// One record of the log file.
-#[derive(Serialize, Deserialize)]
+/// One record of the log file, as read.
+#[derive(Deserialize)]
 pub enum Record {
     /// Everything up to this id was purged (first record of a rewritten file).
     Purged(LogId<NodeId>),
@@ -34,8 +34,24 @@ pub enum Record {
     Entry(Entry<TypeConfig>),
 }
 
-/// Appends a record's bytes to `out`.
-pub fn encode(record: &Record, out: &mut Vec<u8>) {
+/// [`Record`] as written: borrowing the entry (same encoding).
+#[derive(Serialize)]
+enum RecordRef<'a> {
+    Purged(LogId<NodeId>),
+    Entry(&'a Entry<TypeConfig>),
+}
+
+/// Appends the record of an entry to `out`.
+pub fn encode_entry(entry: &Entry<TypeConfig>, out: &mut Vec<u8>) {
+    encode(&RecordRef::Entry(entry), out);
+}
+
+/// Appends the record saying everything up to `id` was purged to `out`.
+pub fn encode_purged(id: LogId<NodeId>, out: &mut Vec<u8>) {
+    encode(&RecordRef::Purged(id), out);
+}
+
+fn encode(record: &RecordRef<'_>, out: &mut Vec<u8>) {
     let body = serde_json::to_vec(record).expect("log records serialise");
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.extend_from_slice(&CRC.checksum(&body).to_le_bytes());
@@ -211,12 +227,12 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("log");
         let mut bytes = Vec::new();
-        encode(&Record::Purged(LogId::new(CommittedLeaderId::new(1, 7), 2)), &mut bytes);
+        encode_purged(LogId::new(CommittedLeaderId::new(1, 7), 2), &mut bytes);
         for i in 3..6 {
-            encode(&Record::Entry(entry(i)), &mut bytes);
+            encode_entry(&entry(i), &mut bytes);
         }
         let whole = bytes.len();
-        encode(&Record::Entry(entry(6)), &mut bytes);
+        encode_entry(&entry(6), &mut bytes);
         // The last record lost its end; then a flipped byte in a copy's middle record.
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
         let loaded = load(&path).unwrap();

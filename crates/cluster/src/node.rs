@@ -155,17 +155,13 @@ impl Cluster {
 
     /// Where the leader is, as this node knows it (None: no leader known).
     fn leader(&self) -> Option<Leader> {
-        let m = self.raft.metrics().borrow().clone();
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
         if m.state == ServerState::Leader {
             return Some(Leader::Here);
         }
         let node = m.current_leader.and_then(|l| m.membership_config.membership().get_node(&l).cloned())?;
         Some(Leader::At(node.addr))
-    }
-
-    /// This node's id.
-    pub fn id(&self) -> NodeId {
-        self.cfg.node_id
     }
 
     async fn serve(self: Arc<Self>, listener: TcpListener) {
@@ -206,7 +202,7 @@ impl Cluster {
             Rpc::Write(req) => {
                 let reply = match self.propose(req).await {
                     Ok((bytes, index)) => WriteReply::Applied(bytes, index),
-                    Err(Proposal::NotLeader(_)) => WriteReply::Refused("the receiving node is not the leader".into()),
+                    Err(Proposal::NotLeader) => WriteReply::Refused("the receiving node is not the leader".into()),
                     Err(Proposal::Failed(WriteError::NoQuorum(why))) => WriteReply::Refused(why),
                     Err(Proposal::Failed(WriteError::Unknown(why))) => WriteReply::Unknown(why),
                 };
@@ -310,13 +306,17 @@ impl Cluster {
     }
 
     async fn write_here_or_at_leader(&self, req: Request) -> Result<(Vec<Vec<u8>>, u64), WriteError> {
-        let leader = match self.propose(req.clone()).await {
-            Ok(reply) => return Ok(reply),
-            Err(Proposal::Failed(e)) => return Err(e),
-            Err(Proposal::NotLeader(leader)) => leader,
-        };
-        let Some(addr) = leader else {
-            return Err(WriteError::NoQuorum("no leader is known to this node".into()));
+        let addr = match self.leader() {
+            Some(Leader::Here) => {
+                return match self.propose(req).await {
+                    Ok(reply) => Ok(reply),
+                    Err(Proposal::Failed(e)) => Err(e),
+                    // Leadership moved between the look and the proposal: nothing was proposed.
+                    Err(Proposal::NotLeader) => Err(WriteError::NoQuorum("leadership moved, retry".into())),
+                };
+            }
+            Some(Leader::At(addr)) => addr,
+            None => return Err(WriteError::NoQuorum("no leader is known to this node".into())),
         };
         match self.peers.call::<WriteReply>(&addr, &Rpc::Write(req), self.cfg.write_timeout).await {
             Ok(WriteReply::Applied(reply, index)) => Ok((reply, index)),
@@ -330,7 +330,9 @@ impl Cluster {
     /// Proposes a write on this node if it leads.
     async fn propose(&self, req: Request) -> Result<(Vec<Vec<u8>>, u64), Proposal> {
         {
-            let m = self.raft.metrics().borrow().clone();
+            // (Borrowed, not cloned: this runs for every write.)
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
             if m.state == ServerState::Leader {
                 // A leader that has not heard from a quorum lately is likely on the minority
                 // side of a partition: refuse at once instead of waiting for a commit that
@@ -346,9 +348,7 @@ impl Cluster {
         }
         match tokio::time::timeout(self.cfg.write_timeout, self.raft.client_write(req)).await {
             Ok(Ok(resp)) => Ok((resp.data.replies, resp.log_id.index)),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                Err(Proposal::NotLeader(f.leader_node.map(|n| n.addr)))
-            }
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(Proposal::NotLeader),
             Ok(Err(e)) => Err(Proposal::Failed(WriteError::Unknown(e.to_string()))),
             Err(_) => Err(Proposal::Failed(WriteError::Unknown(format!(
                 "not committed within {} ms",
@@ -416,7 +416,7 @@ impl Cluster {
     }
 
     /// The index of the last entry applied here.
-    pub fn applied_index(&self) -> u64 {
+    fn applied_index(&self) -> u64 {
         self.raft.metrics().borrow().last_applied.map(|l| l.index).unwrap_or(0)
     }
 
@@ -459,8 +459,8 @@ enum Leader {
 
 /// Why a proposal on this node did not produce a reply.
 enum Proposal {
-    /// This node does not lead; the leader's cluster address if known.
-    NotLeader(Option<String>),
+    /// This node does not lead (nothing was proposed).
+    NotLeader,
     /// It failed here.
     Failed(WriteError),
 }

@@ -1,20 +1,19 @@
 //! The Raft log and the state machine adapter.
 //!
 //! The log is in memory, and with `appendonly yes` on disk too ([`crate::disk`]); without it
-//! data lives as long as a quorum of nodes lives. The state machine applies `Normal` entries through the
-//! server's [`Machine`], i.e. the same `commands::execute` path a client's command takes;
-//! its snapshots are RDB images written by the server's fork-less snapshot walk, after which
+//! data lives as long as a quorum of nodes lives. The state machine applies `Normal` entries
+//! through the server's [`Machine`], i.e. the same `commands::execute` path a client's command
+//! takes; its snapshots are RDB images written by the server's fork-less snapshot walk, after which
 //! openraft purges the log they cover.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::RangeBounds;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
-use std::path::PathBuf;
-
 use openraft::{
     BasicNode, Entry, EntryPayload, LogId, LogState, RaftLogReader, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
     StorageError, StorageIOError, StoredMembership, Vote,
@@ -37,10 +36,10 @@ impl LogInner {
     fn file_image(&self) -> Vec<u8> {
         let mut out = Vec::new();
         if let Some(p) = self.last_purged {
-            disk::encode(&disk::Record::Purged(p), &mut out);
+            disk::encode_purged(p, &mut out);
         }
         for e in self.log.values() {
-            disk::encode(&disk::Record::Entry(e.clone()), &mut out);
+            disk::encode_entry(e, &mut out);
         }
         out
     }
@@ -174,9 +173,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             Some(d) => {
                 let mut bytes = Vec::new();
                 for e in entries {
-                    let record = disk::Record::Entry(e);
-                    disk::encode(&record, &mut bytes);
-                    let disk::Record::Entry(e) = record else { unreachable!() };
+                    disk::encode_entry(&e, &mut bytes);
                     inner.log.insert(e.log_id.index, e);
                 }
                 // Reported flushed by the writer thread once synced.
@@ -281,8 +278,14 @@ impl StateMachine {
     }
 
     /// Records `meta` as the current snapshot (its image is in place): writes the metadata
-    /// file, then removes older snapshots.
+    /// file, then removes older snapshots. A build that finishes after a newer snapshot was
+    /// installed is dropped instead: the current snapshot never goes back.
     async fn make_current(&self, meta: SnapshotMeta<NodeId, BasicNode>) -> Result<(), StorageError<NodeId>> {
+        let mut current = self.current.lock().await;
+        if current.as_ref().is_some_and(|c| c.last_log_id > meta.last_log_id) {
+            let _ = std::fs::remove_file(self.image_path(&meta.snapshot_id));
+            return Ok(());
+        }
         let json = serde_json::to_vec(&meta).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
         let path = self.meta_path(&meta.snapshot_id);
         let dir = self.dir.clone();
@@ -295,7 +298,7 @@ impl StateMachine {
         .await
         .map_err(|e| StorageIOError::write_snapshot(None, &std::io::Error::other(e)))?
         .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
-        *self.current.lock().await = Some(meta);
+        *current = Some(meta);
         Ok(())
     }
 }
@@ -435,5 +438,60 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &std::io::Error::other(e)))?
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(image)) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, RaftSnapshotBuilder};
+
+    /// A dataset of one string: the image is the string itself.
+    struct Text(std::sync::Mutex<String>);
+
+    impl Machine for Text {
+        fn apply(&self, _req: &crate::types::Request) -> Vec<Vec<u8>> {
+            Vec::new()
+        }
+        fn begin_snapshot(&self, path: &std::path::Path) -> std::io::Result<crate::types::SnapshotJob> {
+            let (path, text) = (path.to_path_buf(), self.0.lock().unwrap().clone());
+            Ok(Box::new(move || std::fs::write(path, text)))
+        }
+        fn install_snapshot(&self, image: &[u8]) -> Result<(), String> {
+            *self.0.lock().unwrap() = String::from_utf8_lossy(image).into_owned();
+            Ok(())
+        }
+        fn keys(&self) -> u64 {
+            1
+        }
+    }
+
+    fn blank(i: u64) -> Entry<TypeConfig> {
+        Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), i), payload: EntryPayload::Blank }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_build_finishing_after_a_newer_install_does_not_replace_it() {
+        let dir = std::env::temp_dir().join(format!("tandem-sm-{}", std::process::id()));
+        let machine = Arc::new(Text(std::sync::Mutex::new("old".into())));
+        let mut sm = StateMachine::new(machine.clone(), dir.clone()).unwrap();
+        sm.apply((1..=5).map(blank)).await.unwrap();
+        // Cut at index 5; meanwhile a snapshot at index 10 arrives from the leader.
+        let mut builder = sm.get_snapshot_builder().await;
+        let newer = SnapshotMeta {
+            last_log_id: Some(LogId::new(CommittedLeaderId::new(1, 1), 10)),
+            last_membership: StoredMembership::default(),
+            snapshot_id: "newer".into(),
+        };
+        sm.install_snapshot(&newer, Box::new(Cursor::new(b"new".to_vec()))).await.unwrap();
+        builder.build_snapshot().await.unwrap();
+        let current = sm.get_current_snapshot().await.unwrap().expect("a current snapshot");
+        assert_eq!(current.meta.snapshot_id, "newer");
+        assert_eq!(current.snapshot.into_inner(), b"new");
+        // And after a restart, the newer one is what comes back.
+        let restarted = StateMachine::new(machine.clone(), dir.clone()).unwrap();
+        restarted.restore().await.unwrap();
+        assert_eq!(*machine.0.lock().unwrap(), "new");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -67,9 +67,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
     // The command whose duration is still open, and when it started.
     let mut timing: Option<(&'static Command, Instant)> = None;
     let mut rng = Rng::new(client.id ^ (unix_ms() as u64).rotate_left(32));
-    // In a cluster: the log index of this connection's last write (its reads wait for it),
-    // and writes gathered for the next entry.
-    let mut written: u64 = 0;
+    // In a cluster: writes gathered for the next log entry, and the index of the last one.
     let mut batch = WriteBatch::default();
     let stats = &shared.stats;
     loop {
@@ -113,7 +111,9 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                 Ok(None) => break,
                 Err(e) => {
                     // The writes before the bad request reply first.
-                    batch.flush(&mut out, &mut written).await;
+                    if !batch.is_empty() {
+                        batch.flush(shared, &mut out).await;
+                    }
                     // Redis echoes offending bytes raw (`expected '$', got 'X'`), so use bytes.
                     let mut text = b"ERR ".to_vec();
                     text.extend_from_slice(&e.message_bytes());
@@ -134,8 +134,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                 let covered = shared.pause.covers(&argv);
                 if covered {
                     settle(&mut local, &mut timing, Instant::now());
-                    batch.flush(&mut out, &mut written).await;
-                    write_out(shared, stream, &mut out, &mut effects).await?;
+                    write_out(shared, stream, &mut out, &mut effects, &mut batch).await?;
                     shared.pause.wait().await;
                 }
             }
@@ -157,23 +156,23 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             };
             if !matches!(route, Route::Log(..)) && !batch.is_empty() {
                 // Anything else runs after the writes before it have applied.
-                batch.flush(&mut out, &mut written).await;
+                batch.flush(shared, &mut out).await;
             }
             // Where this command's reply starts (`CLIENT REPLY` may drop it).
             let mark = out.len();
             match route {
-                Route::Log(cluster, cmd) => {
+                Route::Log(cmd) => {
                     // A write in a cluster: through the log, replying with what applying it
                     // gave. A pipeline's consecutive writes go as one entry.
                     let keep = !matches!(session.reply_mode, ReplyMode::Off | ReplyMode::Skip);
-                    batch.push(cluster, &session, cmd, keep);
+                    batch.push(&session, cmd, keep);
                     if batch.is_full() {
-                        batch.flush(&mut out, &mut written).await;
+                        batch.flush(shared, &mut out).await;
                     }
                 }
                 Route::Read(cluster) => {
                     let level = session.read_consistency.unwrap_or_else(|| shared.config.read_consistency());
-                    match read_fence(cluster, level, &mut read_index, written).await {
+                    match read_fence(cluster, level, &mut read_index, batch.written).await {
                         Ok(()) => {
                             let ran =
                                 run_here(shared, &mut session, &argv, now, seed, &mut out, &mut effects, &mut local);
@@ -208,8 +207,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             if let Some(ms) = session.wait_ms.take() {
                 settle(&mut local, &mut timing, Instant::now());
                 local.flush(stats);
-                batch.flush(&mut out, &mut written).await;
-                write_out(shared, stream, &mut out, &mut effects).await?;
+                write_out(shared, stream, &mut out, &mut effects, &mut batch).await?;
                 if ms == 0 {
                     // WAIT for replicas that do not exist, forever: until the client goes away.
                     client.kill_notify.notified().await;
@@ -219,8 +217,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             }
             if out.len() >= OUTPUT_FLUSH_THRESHOLD {
                 settle(&mut local, &mut timing, Instant::now());
-                batch.flush(&mut out, &mut written).await;
-                write_out(shared, stream, &mut out, &mut effects).await?;
+                write_out(shared, stream, &mut out, &mut effects, &mut batch).await?;
             }
         }
         if start == rbuf.len() {
@@ -232,9 +229,8 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
         }
         settle(&mut local, &mut timing, Instant::now());
         local.flush(stats);
-        batch.flush(&mut out, &mut written).await;
         client.publish(&session, unix_ms(), rbuf.len() - start);
-        write_out(shared, stream, &mut out, &mut effects).await?;
+        write_out(shared, stream, &mut out, &mut effects, &mut batch).await?;
         if close {
             return Ok(());
         }
@@ -244,7 +240,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
 /// Where a command runs in a cluster.
 enum Route<'a> {
     /// A write: through the log, applied on every node.
-    Log(&'a Arc<cluster::Cluster>, cluster::Command),
+    Log(cluster::Command),
     /// A read: here, once this node is as up to date as the read's consistency asks.
     Read(&'a Arc<cluster::Cluster>),
     /// Anything else (and everything outside a cluster): here, now.
@@ -267,7 +263,7 @@ fn route<'a>(
         return Route::Here;
     }
     if cmd.spec.flags.has(Flags::WRITE) {
-        return Route::Log(cluster, cluster::Command { argv: argv.iter().map(|a| a.to_vec()).collect(), now_ms, seed });
+        return Route::Log(cluster::Command { argv: argv.iter().map(|a| a.to_vec()).collect(), now_ms, seed });
     }
     if cmd.spec.flags.has(Flags::READONLY) {
         return Route::Read(cluster);
@@ -283,15 +279,17 @@ const MAX_BATCH: usize = 1024;
 /// of the connection runs and before its replies are written, so replies keep their order.
 #[derive(Default)]
 struct WriteBatch {
-    cluster: Option<Arc<cluster::Cluster>>,
     db: u32,
     resp: u8,
     commands: Vec<cluster::Command>,
     /// Per command: whether its reply is sent (`CLIENT REPLY OFF|SKIP` drop it).
     keep: Vec<bool>,
+    /// The log index of the connection's last applied write (its reads wait for it).
+    written: u64,
 }
 
 impl WriteBatch {
+    #[inline]
     fn is_empty(&self) -> bool {
         self.commands.is_empty()
     }
@@ -302,9 +300,8 @@ impl WriteBatch {
 
     /// Adds a write (the session's database and protocol are those of the whole batch: the
     /// commands that change them are not writes, so they flush it first).
-    fn push(&mut self, cluster: &Arc<cluster::Cluster>, session: &Session, cmd: cluster::Command, keep: bool) {
+    fn push(&mut self, session: &Session, cmd: cluster::Command, keep: bool) {
         if self.commands.is_empty() {
-            self.cluster = Some(cluster.clone());
             self.db = session.db as u32;
             self.resp = if session.resp == Resp::V3 { 3 } else { 2 };
         }
@@ -312,10 +309,11 @@ impl WriteBatch {
         self.keep.push(keep);
     }
 
-    /// Sends the batch as one entry and appends the replies kept; every command gets the
-    /// error if the entry could not be applied (or its outcome is unknown).
-    async fn flush(&mut self, out: &mut ReplyWriter, written: &mut u64) {
-        let Some(cluster) = self.cluster.take() else { return };
+    /// Sends the batch as one entry and appends the replies kept; every command gets the error
+    /// if the entry could not be applied (or its outcome is unknown). (Callers check
+    /// `is_empty` first: outside a cluster this is never called.)
+    async fn flush(&mut self, shared: &Shared, out: &mut ReplyWriter) {
+        let Some(cluster) = shared.cluster() else { return };
         let req = cluster::Request { db: self.db, resp: self.resp, commands: std::mem::take(&mut self.commands) };
         let keep = std::mem::take(&mut self.keep);
         match cluster.write(req).await {
@@ -325,7 +323,7 @@ impl WriteBatch {
                         out.buf.extend_from_slice(reply);
                     }
                 }
-                *written = (*written).max(index);
+                self.written = self.written.max(index);
             }
             Err(e) => {
                 let text = e.reply_text();
@@ -362,6 +360,7 @@ async fn read_fence(
 
 /// Executes a command on this node's dataset; returns the command to time, if it ran.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 fn run_here(
     shared: &Arc<Shared>,
     session: &mut Session,
@@ -388,7 +387,8 @@ fn settle(local: &mut LocalStats, timing: &mut Option<(&'static Command, Instant
     }
 }
 
-/// Writes the replies gathered so far, once what their commands logged is as durable as
+/// Writes the replies gathered so far: in a cluster after the batched writes have applied
+/// (their replies come first); alone, once what their commands logged is as durable as
 /// `appendfsync` promises: written to the kernel (every policy, as Redis writes before it
 /// replies) and, under `always`, synced.
 async fn write_out(
@@ -396,7 +396,11 @@ async fn write_out(
     stream: &mut TcpStream,
     out: &mut ReplyWriter,
     effects: &mut Effects,
+    batch: &mut WriteBatch,
 ) -> std::io::Result<()> {
+    if !batch.is_empty() {
+        batch.flush(shared, out).await;
+    }
     if effects.logged_upto > 0 {
         durable(shared, std::mem::take(&mut effects.logged_upto)).await;
     }
