@@ -252,6 +252,19 @@ fn reads_see_every_acknowledged_write_from_any_node_unless_asked_for_less() {
             assert_eq!(c.send(&["SET", "own", &v]), simple("OK"));
             assert_eq!(c.send(&["GET", "own"]), bulk(&v));
         }
+        match c.send(&["TANDEM", "CONSISTENCY", "stale", "x"]) {
+            Frame::Error(e) => assert_eq!(e, b"ERR syntax error"),
+            other => panic!("{other:?}"),
+        }
+        match c.send(&["TANDEM", "HELP"]) {
+            Frame::Array(lines) => {
+                assert!(
+                    lines.iter().any(|l| matches!(l, Frame::Simple(t) if t.starts_with(b"CONSISTENCY"))),
+                    "{lines:?}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
         match c.send(&["TANDEM", "CONSISTENCY", "eventual"]) {
             Frame::Error(e) => assert!(e.starts_with(b"ERR unknown read consistency 'eventual'"), "{e:?}"),
             other => panic!("{other:?}"),
@@ -358,6 +371,8 @@ fn a_whole_cluster_restart_keeps_every_acknowledged_write_and_a_node_without_its
             }
             nodes = (0..3).map(start).collect();
             agreed_leader(&nodes);
+            // appendonly makes the Raft log durable: no AOF of the node's own is opened (or loaded).
+            assert!(states.iter().all(|s| !s.join("appendonlydir").exists()), "an AOF was opened in a cluster");
             for (n, id) in nodes.iter().zip(&ids) {
                 assert_eq!(&n.field("cluster_node_id"), id, "a node with its state keeps its identity");
                 let mut c = n.client();
