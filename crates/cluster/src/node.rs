@@ -12,6 +12,7 @@ use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::clock::LogClock;
 use crate::net::{self, CallError, Hello, Network, Peers, ReadIndexReply, Rpc, WriteReply};
 use crate::read::{Gate, ReadError};
 use crate::store::{LogStore, StateMachine};
@@ -74,6 +75,7 @@ pub struct Cluster {
     peers: Arc<Peers>,
     reads: Gate,
     installed: Arc<std::sync::atomic::AtomicU64>,
+    clock: Arc<LogClock>,
     rt: tokio::runtime::Runtime,
 }
 
@@ -114,6 +116,7 @@ impl Cluster {
         let peers = Arc::new(Peers::new(cfg.bind_ip));
         let sm = StateMachine::new(machine.clone(), cfg.dir.clone())?;
         let installed = sm.installed.clone();
+        let clock = sm.clock.clone();
         let log = if cfg.durable {
             rt.block_on(sm.restore())?;
             LogStore::open(&cfg.dir)?
@@ -123,7 +126,7 @@ impl Cluster {
         let raft = rt
             .block_on(Raft::new(cfg.node_id, Arc::new(raft_config), Network { peers: peers.clone() }, log, sm))
             .map_err(io::Error::other)?;
-        let node = Arc::new(Cluster { cfg, raft, peers, reads: Gate::default(), installed, rt });
+        let node = Arc::new(Cluster { cfg, raft, peers, reads: Gate::default(), installed, clock, rt });
         let n = node.clone();
         node.rt.spawn(async move { n.serve(listener).await });
         let n = node.clone();
@@ -327,8 +330,20 @@ impl Cluster {
         }
     }
 
-    /// Proposes a write on this node if it leads.
-    async fn propose(&self, req: Request) -> Result<(Vec<Vec<u8>>, u64), Proposal> {
+    /// The cluster's time as this node knows it (see [`crate::clock`]): the time reads
+    /// run at.
+    pub fn clock_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// True if this node leads the cluster.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// Proposes a write on this node if it leads, stamped with the leader's time.
+    async fn propose(&self, mut req: Request) -> Result<(Vec<Vec<u8>>, u64), Proposal> {
+        let mut caught_up = true;
         {
             // (Borrowed, not cloned: this runs for every write.)
             let metrics = self.raft.metrics();
@@ -344,7 +359,22 @@ impl Cluster {
                         "the leader has not reached a majority lately".into(),
                     )));
                 }
+                caught_up = m.last_applied.is_some_and(|l| l.leader_id.term == m.current_term);
             }
+        }
+        if !caught_up {
+            // A new leader stamps nothing before it has applied its predecessors' entries (up
+            // to its own first entry), so that the log's time never goes back.
+            let term = self.raft.metrics().borrow().current_term;
+            let _ = self
+                .raft
+                .wait(Some(self.cfg.write_timeout))
+                .metrics(|m| m.last_applied.is_some_and(|l| l.leader_id.term >= term), "applied own term")
+                .await;
+        }
+        let now = self.clock.stamp_ms();
+        for c in &mut req.commands {
+            c.now_ms = now;
         }
         match tokio::time::timeout(self.cfg.write_timeout, self.raft.client_write(req)).await {
             Ok(Ok(resp)) => Ok((resp.data.replies, resp.log_id.index)),

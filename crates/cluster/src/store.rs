@@ -221,6 +221,8 @@ pub struct StateMachine {
     current: Arc<Mutex<Option<SnapshotMeta<NodeId, BasicNode>>>>,
     /// Snapshots received from the leader and installed (for `INFO cluster`).
     pub installed: Arc<std::sync::atomic::AtomicU64>,
+    /// The time of the entries applied here.
+    pub clock: Arc<crate::clock::LogClock>,
 }
 
 #[derive(Default)]
@@ -239,6 +241,7 @@ impl StateMachine {
             dir,
             current: Arc::new(Mutex::new(None)),
             installed: Arc::default(),
+            clock: Arc::default(),
         })
     }
 
@@ -378,7 +381,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             // One response per entry, in order, blank and membership entries included.
             out.push(match entry.payload {
                 EntryPayload::Blank => Response::default(),
-                EntryPayload::Normal(req) => Response { replies: self.machine.apply(&req) },
+                EntryPayload::Normal(req) => {
+                    if let Some(ms) = req.commands.iter().map(|c| c.now_ms).max() {
+                        self.clock.observe(ms);
+                    }
+                    Response { replies: self.machine.apply(&req) }
+                }
                 EntryPayload::Membership(m) => {
                     s.membership = StoredMembership::new(Some(entry.log_id), m);
                     Response::default()

@@ -25,7 +25,8 @@ pub struct Request {
 pub struct Command {
     /// The command and its arguments.
     pub argv: Vec<Vec<u8>>,
-    /// The command's time (the receiving node's clock, carried so every node agrees).
+    /// The command's time: the leader's clock when it proposed the entry (see
+    /// [`crate::clock`]), carried so every node applies it at the same time.
     pub now_ms: i64,
     /// Seed of the command's random choices.
     pub seed: u64,

@@ -229,6 +229,12 @@ impl<'a> Store<'a> {
         self.lookup_write_in(self.db, key)
     }
 
+    /// Removes `key` of the selected database if its time has run out at the command's time
+    /// (when this execution may expire keys); true if it had.
+    pub fn reap(&mut self, key: &[u8]) -> bool {
+        self.expire_if_needed(self.db, key)
+    }
+
     /// True if the key exists (not expired) in database `db`, without touching it.
     pub fn exists_in(&mut self, db: usize, key: &[u8]) -> bool {
         if self.expire_if_needed(db, key) {

@@ -27,23 +27,34 @@ pub fn sample_and_expire(
     samples: usize,
     mut on_expired: impl FnMut(&[u8]),
 ) -> Sampled {
-    let mut out = Sampled::default();
-    let n = samples.min(db.expires.len());
     let mut doomed: Vec<Box<[u8]>> = Vec::new();
-    for _ in 0..n {
-        let Some((key, when)) = db.expires.random_entry(|| rng.next_u64()) else {
-            break;
-        };
-        out.sampled += 1;
-        if *when <= now_ms && !doomed.iter().any(|k| **k == *key) {
-            doomed.push(key.into());
-        }
-    }
+    let mut out = sample_expired(db, now_ms, rng, samples, &mut doomed);
+    out.expired = 0;
     for key in doomed {
         let h = db.main.hasher().hash(&key);
         if db.remove(h, &key).is_some() {
             out.expired += 1;
             on_expired(&key);
+        }
+    }
+    out
+}
+
+/// Samples up to `samples` volatile keys of `db` and adds those expired at `now_ms` to
+/// `expired` (each once), leaving the database as it is: a cluster's leader collects them
+/// this way and has the log remove them on every node. `Sampled::expired` counts the keys
+/// added.
+pub fn sample_expired(db: &Db, now_ms: i64, rng: &mut Rng, samples: usize, expired: &mut Vec<Box<[u8]>>) -> Sampled {
+    let mut out = Sampled::default();
+    let n = samples.min(db.expires.len());
+    for _ in 0..n {
+        let Some((key, when)) = db.expires.random_entry(|| rng.next_u64()) else {
+            break;
+        };
+        out.sampled += 1;
+        if *when <= now_ms && !expired.iter().any(|k| **k == *key) {
+            expired.push(key.into());
+            out.expired += 1;
         }
     }
     out
@@ -74,5 +85,28 @@ mod tests {
         assert_eq!(removed.len(), 50);
         assert_eq!(db.len(), 50);
         assert_eq!(db.expires.len(), 50);
+    }
+
+    #[test]
+    fn sampling_alone_finds_expired_keys_and_removes_none() {
+        let ks = Keyspace::new(1, 1, 3);
+        let mut shard = ks.lock(0);
+        let db = &mut shard.dbs[0];
+        for i in 0..40 {
+            let k = format!("k{i}");
+            let h = ks.hash(k.as_bytes());
+            db.set(h, k.as_bytes(), Value::Str(Str::from_bytes(b"v")), 0);
+            db.set_expire(h, k.as_bytes(), if i % 2 == 0 { 10 } else { 1000 });
+        }
+        let mut rng = Rng::new(9);
+        let mut found = Vec::new();
+        for _ in 0..100 {
+            sample_expired(db, 500, &mut rng, KEYS_PER_LOOP, &mut found);
+        }
+        found.sort();
+        let mut want: Vec<Box<[u8]>> = (0..40).step_by(2).map(|i| format!("k{i}").into_bytes().into()).collect();
+        want.sort();
+        assert_eq!(found, want);
+        assert_eq!(db.len(), 40);
     }
 }

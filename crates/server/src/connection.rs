@@ -174,6 +174,9 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                     let level = session.read_consistency.unwrap_or_else(|| shared.config.read_consistency());
                     match read_fence(cluster, level, &mut read_index, batch.written).await {
                         Ok(()) => {
+                            // At the log's time, not this node's: nodes with skewed clocks agree
+                            // on what has expired.
+                            let now = cluster.clock_ms();
                             let ran =
                                 run_here(shared, &mut session, &argv, now, seed, &mut out, &mut effects, &mut local);
                             if let Some(cmd) = ran {

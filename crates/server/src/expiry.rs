@@ -3,11 +3,15 @@
 //! keeps going on a database while more than a quarter of its samples were expired, within a
 //! time budget of a quarter of the cycle period. It also drives incremental rehashing and
 //! shrinking of the tables, as Redis's `databasesCron` does.
+//!
+//! In a cluster only applied log entries change the dataset, so no node removes keys on its
+//! own: the leader's cycle only collects expired keys (at the log's time) and sends them
+//! through the log as `TANDEM REAP`, which removes those still expired on every node.
 
 use crate::connection::unix_ms;
 use crate::Shared;
 use commands::Stats;
-use engine::expire::{sample_and_expire, KEYS_PER_LOOP};
+use engine::expire::{sample_and_expire, sample_expired, KEYS_PER_LOOP};
 use engine::Rng;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -24,38 +28,90 @@ pub async fn run(shared: Arc<Shared>) {
             return;
         }
         let budget = Duration::from_micros(250_000 / hz);
-        // In a cluster only applied log entries change the dataset: no node removes expired
-        // keys on its own (reads hide them; writes that meet them remove them on every node).
-        let active = shared.config.active_expire.load(Ordering::Relaxed) && shared.cluster().is_none();
+        let on = shared.config.active_expire.load(Ordering::Relaxed);
+        let cluster = shared.cluster().cloned();
+        let mode = match &cluster {
+            None if on => Mode::Remove,
+            Some(c) if on && c.is_leader() => Mode::Collect(c.clock_ms()),
+            _ => Mode::Off,
+        };
         let s = shared.clone();
         let mut r = Rng::new(rng.next_u64());
         let start_shard = next_shard;
         // The cycle takes locks and may run for milliseconds: keep it off the async workers.
-        next_shard =
-            tokio::task::spawn_blocking(move || cycle(&s, &mut r, start_shard, budget, active)).await.unwrap_or(0);
+        let (next, found) = tokio::task::spawn_blocking(move || cycle(&s, &mut r, start_shard, budget, mode))
+            .await
+            .unwrap_or((0, Vec::new()));
+        next_shard = next;
+        if let Some(c) = cluster {
+            reap(&c, found).await;
+        }
     }
 }
 
-/// One cycle; returns the shard to resume from next time.
-fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, active: bool) -> usize {
+/// What a cycle does about expired keys.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Nothing (`active-expire-enabled no`, or a cluster node that does not lead).
+    Off,
+    /// Removes them (a single server).
+    Remove,
+    /// Collects those expired at this (log) time, for the leader to send through the log.
+    Collect(i64),
+}
+
+/// Expired keys collected by a cycle, per database.
+type Found = Vec<(usize, Vec<Box<[u8]>>)>;
+
+/// Keys a cycle collects per database of a shard, at most.
+const COLLECT_PER_DB: usize = 256;
+
+/// Keys one `TANDEM REAP` entry names, at most.
+const REAP_BATCH: usize = 512;
+
+/// Sends collected expired keys through the log. A failed write is not retried here: the
+/// keys are still expired, and a later cycle finds them again.
+async fn reap(cluster: &Arc<cluster::Cluster>, found: Found) {
+    for (db, keys) in found {
+        for chunk in keys.chunks(REAP_BATCH) {
+            let mut argv: Vec<Vec<u8>> = Vec::with_capacity(chunk.len() + 2);
+            argv.push(b"TANDEM".to_vec());
+            argv.push(b"REAP".to_vec());
+            argv.extend(chunk.iter().map(|k| k.to_vec()));
+            // (Time and seed are the leader's to stamp; REAP uses no randomness.)
+            let cmd = cluster::Command { argv, now_ms: 0, seed: 0 };
+            let req = cluster::Request { db: db as u32, resp: 2, commands: vec![cmd] };
+            if let Err(e) = cluster.write(req).await {
+                tracing::debug!("expired keys not reaped this time: {}", e.reply_text());
+                return;
+            }
+        }
+    }
+}
+
+/// One cycle; returns the shard to resume from next time, and the expired keys it collected
+/// per database (`Mode::Collect`).
+fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, mode: Mode) -> (usize, Found) {
     let t0 = Instant::now();
     let n = shared.ks.num_shards();
+    let mut found: Found = Vec::new();
     for step in 0..n {
         let i = (start_shard + step) % n;
         if t0.elapsed() > budget {
-            return i;
+            return (i, found);
         }
         // Rehashing and shrinking leave the keys as they are, so a pending snapshot need not be
         // served first; removing expired keys does change them (captured just below).
         let mut shard = shared.ks.lock_deferred(i);
-        if active && shard.dbs.iter().any(|d| !d.expires.is_empty()) {
+        let remove = matches!(mode, Mode::Remove);
+        if remove && shard.dbs.iter().any(|d| !d.expires.is_empty()) {
             shard.capture_now();
         }
         // Read under the shard lock, like a command's `Host::logging`.
         let logging = shared.aof.is_on();
         for (d, db) in shard.dbs.iter_mut().enumerate() {
-            if active && !db.expires.is_empty() {
-                loop {
+            match mode {
+                Mode::Remove if !db.expires.is_empty() => loop {
                     let now = unix_ms();
                     let s = sample_and_expire(db, now, rng, KEYS_PER_LOOP, |key| {
                         // Logged as DEL under the shard lock, in order with commands on the key.
@@ -67,7 +123,29 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, a
                     if s.sampled == 0 || s.expired * 4 <= s.sampled || t0.elapsed() > budget {
                         break;
                     }
+                },
+                Mode::Collect(now) if !db.expires.is_empty() => {
+                    let mut keys = Vec::new();
+                    loop {
+                        // Nothing is removed, so samples repeat: a round that finds few keys
+                        // not already collected ends the database's turn.
+                        let s = sample_expired(db, now, rng, KEYS_PER_LOOP, &mut keys);
+                        if s.sampled == 0
+                            || s.expired * 4 <= s.sampled
+                            || keys.len() >= COLLECT_PER_DB
+                            || t0.elapsed() > budget
+                        {
+                            break;
+                        }
+                    }
+                    if !keys.is_empty() {
+                        match found.iter_mut().find(|(fd, _)| *fd == d) {
+                            Some((_, all)) => all.extend(keys),
+                            None => found.push((d, keys)),
+                        }
+                    }
                 }
+                _ => {}
             }
             db.main.shrink_if_needed();
             db.expires.shrink_if_needed();
@@ -75,5 +153,5 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, a
             db.expires.rehash(100);
         }
     }
-    0
+    (0, found)
 }

@@ -442,3 +442,91 @@ fn losing_the_leader_costs_an_election_and_a_lone_node_refuses_writes() {
         assert_eq!(c.send(&["GET", "lonely"]), Frame::Null, "a refused write must not be applied");
     });
 }
+
+/// libfaketime from Debian's `faketime` package (installed by `scripts/test`).
+const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+#[test]
+fn expiry_follows_the_log_clock_on_every_node_and_only_the_leader_reaps() {
+    in_netns("expiry_follows_the_log_clock_on_every_node_and_only_the_leader_reaps", || {
+        assert!(Path::new(FAKETIME_LIB).exists(), "libfaketime missing (apt-get install faketime)");
+        let two = seeds(2);
+        let mut nodes = vec![spawn_node(1, &two, 2, &[]), spawn_node(2, &two, 2, &[])];
+        agreed_leader(&nodes);
+        // Node 3's wall clock is a day behind (its monotonic clock is real, so Raft's timers
+        // are too). It joins a running cluster, so it follows.
+        std::env::set_var("LD_PRELOAD", FAKETIME_LIB);
+        std::env::set_var("FAKETIME", "-1d");
+        std::env::set_var("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        nodes.push(spawn_node(3, &two, 2, &[]));
+        for v in ["LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC"] {
+            std::env::remove_var(v);
+        }
+        wait_until("node 3 to vote", Duration::from_secs(20), || {
+            nodes[0].field("cluster_voters").split(',').count() == 3 && nodes[2].field("cluster_role") == "follower"
+        });
+        let mut skewed = nodes[2].client();
+        match skewed.send(&["TIME"]) {
+            Frame::Array(t) => {
+                let secs: i64 = match &t[0] {
+                    Frame::Bulk(b) => String::from_utf8_lossy(b).parse().unwrap(),
+                    other => panic!("{other:?}"),
+                };
+                let real = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+                assert!((real - secs - 86_400).abs() < 60, "node 3 must run a day behind: {secs} vs {real}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A write taken by the skewed node is stamped by the leader: the TTL is the same
+        // everywhere, and so is an absolute expiry time.
+        assert_eq!(skewed.send(&["SET", "ttl", "v", "EX", "1000"]), simple("OK"));
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 500;
+        assert_eq!(skewed.send(&["SET", "at", "v"]), simple("OK"));
+        assert_eq!(skewed.send(&["EXPIREAT", "at", &at.to_string()]), Frame::Integer(1));
+        for (i, n) in nodes.iter().enumerate() {
+            let mut c = n.client();
+            for level in ["linearizable", "stale"] {
+                assert_eq!(c.send(&["TANDEM", "CONSISTENCY", level]), simple("OK"));
+                wait_until("the writes to apply", Duration::from_secs(5), || {
+                    c.send(&["EXISTS", "at"]) == Frame::Integer(1)
+                });
+                match c.send(&["TTL", "ttl"]) {
+                    Frame::Integer(t) => assert!((990..=1000).contains(&t), "node {} ({level}): TTL {t}", i + 1),
+                    other => panic!("{other:?}"),
+                }
+                match c.send(&["TTL", "at"]) {
+                    Frame::Integer(t) => assert!((490..=500).contains(&t), "node {} ({level}): TTL {t}", i + 1),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        // Short-lived keys run out on every node at the same (log) time, the skewed one
+        // included, and the leader has them removed through the log: every node's dataset
+        // shrinks, though followers never expire keys on their own.
+        let mut c = nodes[0].client();
+        for i in 0..300 {
+            assert_eq!(c.send(&["SET", &format!("short{i}"), "v", "PX", "300"]), simple("OK"));
+        }
+        assert_eq!(c.send(&["SET", "kept", "v"]), simple("OK"));
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(skewed.send(&["TANDEM", "CONSISTENCY", "stale"]), simple("OK"));
+        assert_eq!(skewed.send(&["GET", "short7"]), Frame::Null, "expired on the log's clock");
+        for (i, n) in nodes.iter().enumerate() {
+            let mut c = n.client();
+            wait_until(&format!("node {} to drop the expired keys", i + 1), Duration::from_secs(10), || {
+                c.send(&["DBSIZE"]) == Frame::Integer(3)
+            });
+            match c.send(&["INFO", "stats"]) {
+                Frame::Bulk(b) => {
+                    let text = String::from_utf8_lossy(&b).into_owned();
+                    assert!(text.contains("expired_keys:300\r\n"), "node {}: {text}", i + 1);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(c.send(&["GET", "kept"]), bulk("v"));
+        // REAP leaves keys that have not run out alone.
+        assert_eq!(c.send(&["TANDEM", "REAP", "kept", "ttl", "nosuchkey"]), Frame::Integer(0));
+        assert_eq!(c.send(&["DBSIZE"]), Frame::Integer(3));
+    });
+}

@@ -7,8 +7,11 @@ use crate::session::ReadConsistency;
 use crate::table::{bind, Binding, LockMode};
 
 /// The family's bindings.
-pub static BINDINGS: &[Binding] =
-    &[bind("tandem|consistency", consistency, LockMode::None), bind("tandem|help", help, LockMode::None)];
+pub static BINDINGS: &[Binding] = &[
+    bind("tandem|consistency", consistency, LockMode::None),
+    bind("tandem|reap", reap, LockMode::Keys),
+    bind("tandem|help", help, LockMode::None),
+];
 
 /// `TANDEM CONSISTENCY [LINEARIZABLE|SESSION|STALE|DEFAULT]`: sets this connection's read
 /// level (`DEFAULT` = follow the `read-consistency` setting); without a level, replies with
@@ -39,6 +42,22 @@ fn consistency(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     }
 }
 
+/// `TANDEM REAP key [key ...]`: removes the keys whose time to live has run out at the
+/// command's time; replies with how many. In a cluster, followers never expire keys on their
+/// own: the leader's expiry cycle finds expired keys and sends this through the log, so every
+/// node removes them at the same point of the log, at the leader's time carried in the entry.
+/// Anyone may call it: it only removes keys that reads already treat as absent.
+fn reap(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let mut n = 0;
+    for key in &argv[2..] {
+        if ctx.store.reap(key) {
+            n += 1;
+        }
+    }
+    ctx.out.int(n);
+    Ok(())
+}
+
 fn help(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     crate::family::server::help_reply(
         ctx,
@@ -46,6 +65,8 @@ fn help(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
         &[
             "CONSISTENCY [LINEARIZABLE|SESSION|STALE|DEFAULT]",
             "    Set (or show) how up to date this connection's reads are in a cluster.",
+            "REAP <key> [<key> ...]",
+            "    Remove the given keys if their time to live has run out (the cluster's expiry).",
         ],
     );
     Ok(())
