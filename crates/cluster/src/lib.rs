@@ -5,18 +5,21 @@
 //! Modules: [`types`] (what the log holds and openraft's type configuration), [`store`] (the
 //! Raft log and the state machine adapter), [`disk`] (the durable log file and vote), [`net`] (the cluster port: Raft RPCs, forwarded
 //! writes, formation handshakes), [`node`] (a running node: formation, writes, reads, status),
+//! [`membership`] (removing unreachable members, promoting learners, leaving, rejoining),
 //! [`read`] (batched ReadIndex for linearizable reads), [`clock`] (the time carried in the log).
 //!
 //! This crate must not know how values are stored: it sees commands and reply bytes only.
 
 pub mod clock;
 pub mod disk;
+pub mod membership;
 pub mod net;
 pub mod node;
 pub mod read;
 pub mod store;
 pub mod types;
 
+pub use membership::MemberStatus;
 pub use node::{Cluster, ClusterConfig, WriteError};
 pub use read::ReadError;
 pub use types::{Command, Machine, Request};

@@ -51,6 +51,9 @@ pub enum Rpc {
     Join(Hello),
     /// A follower's linearizable reads: confirm leadership, answer the read index.
     ReadIndex,
+    /// Membership: remove this node from the cluster (a node leaving, or `TANDEM REMOVE`);
+    /// answered by the leader with `Result<(), String>`.
+    Remove(NodeId),
 }
 
 /// A node introducing itself (and the answer, in kind).
@@ -62,6 +65,9 @@ pub struct Hello {
     pub addr: String,
     /// Whether it belongs to an initialised cluster.
     pub initialized: bool,
+    /// The members of that cluster as it knows them (a removed node finds itself missing).
+    #[serde(default)]
+    pub members: Vec<NodeId>,
 }
 
 /// The answer to a forwarded write.
@@ -191,12 +197,24 @@ impl Peer {
 pub struct Peers {
     bind_ip: Option<IpAddr>,
     idle: parking_lot::Mutex<HashMap<String, Vec<Peer>>>,
+    /// When each node last answered a Raft RPC (the leader's heartbeats make this fresh for
+    /// every reachable member; a node that answers for another identity never counts).
+    contacts: parking_lot::Mutex<HashMap<NodeId, std::time::Instant>>,
 }
 
 impl Peers {
     /// An empty pool whose connections leave from `bind_ip`.
     pub fn new(bind_ip: Option<IpAddr>) -> Peers {
-        Peers { bind_ip, idle: parking_lot::Mutex::new(HashMap::new()) }
+        Peers { bind_ip, idle: parking_lot::Mutex::new(HashMap::new()), contacts: parking_lot::Mutex::default() }
+    }
+
+    /// When `node` last answered a Raft RPC from this node.
+    pub fn last_contact(&self, node: NodeId) -> Option<std::time::Instant> {
+        self.contacts.lock().get(&node).copied()
+    }
+
+    fn contacted(&self, node: NodeId) {
+        self.contacts.lock().insert(node, std::time::Instant::now());
     }
 
     /// [`Peer::call`] on an idle connection to `addr`, or a new one.
@@ -249,6 +267,7 @@ impl Conn {
                 CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
                 e => RPCError::Network(NetworkError::new(&e.into_io())),
             })?;
+        self.peers.contacted(self.target);
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }

@@ -45,6 +45,9 @@ pub struct ClusterConfig {
     /// many as the dataset has keys if that is more (so a snapshot's cost stays in proportion
     /// to the log it replaces).
     pub snapshot_entries: u64,
+    /// `cluster-node-timeout`: a member that has not answered the leader for this long is
+    /// removed (and replaced by a learner, if there is one).
+    pub node_timeout: Duration,
 }
 
 /// Why a write got no reply from applying it.
@@ -70,13 +73,15 @@ impl WriteError {
 
 /// A running cluster node.
 pub struct Cluster {
-    cfg: ClusterConfig,
-    raft: Raft,
-    peers: Arc<Peers>,
+    pub(crate) cfg: ClusterConfig,
+    pub(crate) raft: Raft,
+    pub(crate) peers: Arc<Peers>,
     reads: Gate,
     installed: Arc<std::sync::atomic::AtomicU64>,
     clock: Arc<LogClock>,
-    rt: tokio::runtime::Runtime,
+    /// Set once this node has left the cluster on purpose: it must not join again by itself.
+    pub(crate) left: std::sync::atomic::AtomicBool,
+    pub(crate) rt: tokio::runtime::Runtime,
 }
 
 impl Cluster {
@@ -126,13 +131,24 @@ impl Cluster {
         let raft = rt
             .block_on(Raft::new(cfg.node_id, Arc::new(raft_config), Network { peers: peers.clone() }, log, sm))
             .map_err(io::Error::other)?;
-        let node = Arc::new(Cluster { cfg, raft, peers, reads: Gate::default(), installed, clock, rt });
+        let node = Arc::new(Cluster {
+            cfg,
+            raft,
+            peers,
+            reads: Gate::default(),
+            installed,
+            clock,
+            left: Default::default(),
+            rt,
+        });
         let n = node.clone();
         node.rt.spawn(async move { n.serve(listener).await });
         let n = node.clone();
         node.rt.spawn(async move { n.form().await });
         let n = node.clone();
         node.rt.spawn(async move { n.snapshot_when_due(machine).await });
+        let n = node.clone();
+        node.rt.spawn(async move { n.tend().await });
         Ok(node)
     }
 
@@ -157,7 +173,7 @@ impl Cluster {
     }
 
     /// Where the leader is, as this node knows it (None: no leader known).
-    fn leader(&self) -> Option<Leader> {
+    pub(crate) fn leader(&self) -> Option<Leader> {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
         if m.state == ServerState::Leader {
@@ -199,6 +215,9 @@ impl Cluster {
         let me = self.cfg.node_id;
         match rpc {
             Rpc::Append(to, _) | Rpc::Vote(to, _) | Rpc::Snapshot(to, _) if to != me => None,
+            // A candidate that is not a voter here was removed (or never was one): its term
+            // must not unseat a leader it no longer follows. To it, this node is unreachable.
+            Rpc::Vote(_, r) if !self.is_voter(r.vote.leader_id().voted_for()) => None,
             Rpc::Append(_, r) => json(serde_json::to_vec(&self.raft.append_entries(r).await)),
             Rpc::Vote(_, r) => json(serde_json::to_vec(&self.raft.vote(r).await)),
             Rpc::Snapshot(_, r) => json(serde_json::to_vec(&self.raft.install_snapshot(r).await)),
@@ -213,6 +232,13 @@ impl Cluster {
             }
             Rpc::Hello(_) => json(serde_json::to_vec(&self.hello())),
             Rpc::Join(h) => json(serde_json::to_vec(&self.join(h).await)),
+            Rpc::Remove(id) => {
+                let answer = match self.leader() {
+                    Some(Leader::Here) => self.remove_member(id).await,
+                    _ => Err("the receiving node is not the leader".to_string()),
+                };
+                json(serde_json::to_vec(&answer))
+            }
             Rpc::ReadIndex => {
                 let reply = match self.leader_read_index().await {
                     Ok(i) => ReadIndexReply::Index(i),
@@ -223,11 +249,21 @@ impl Cluster {
         }
     }
 
-    fn hello(&self) -> Hello {
-        Hello { id: self.cfg.node_id, addr: self.cfg.announce.clone(), initialized: self.initialized() }
+    pub(crate) fn hello(&self) -> Hello {
+        let members = self.raft.metrics().borrow().membership_config.membership().nodes().map(|(id, _)| *id).collect();
+        Hello { id: self.cfg.node_id, addr: self.cfg.announce.clone(), initialized: self.initialized(), members }
     }
 
-    fn initialized(&self) -> bool {
+    /// True if `node` votes in this node's membership configuration, or this node has none
+    /// yet (a cluster being formed: its first leader is elected by nodes not yet configured).
+    fn is_voter(&self, node: Option<NodeId>) -> bool {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        membership.nodes().next().is_none() || node.is_some_and(|n| membership.voter_ids().any(|v| v == n))
+    }
+
+    pub(crate) fn initialized(&self) -> bool {
         self.raft.metrics().borrow().membership_config.membership().nodes().next().is_some()
     }
 
@@ -286,8 +322,9 @@ impl Cluster {
                 && known.len() >= self.cfg.bootstrap_expect.max(1)
                 && known.keys().next() == Some(&self.cfg.node_id)
             {
+                // The first `cluster-voters` (by id) vote; the others join as learners.
                 let members: BTreeMap<NodeId, BasicNode> =
-                    known.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect();
+                    known.into_iter().take(self.cfg.voters).map(|(id, addr)| (id, BasicNode { addr })).collect();
                 tracing::info!("initialising the cluster with {} members", members.len());
                 match self.raft.initialize(members).await {
                     Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => return,
@@ -475,12 +512,30 @@ impl Cluster {
             self.installed.load(std::sync::atomic::Ordering::Relaxed),
             voters.join(","),
             nodes.join(","),
-        )
+        ) + &self.member_lines()
+    }
+
+    /// One `memberN:` line per member, in the style of `INFO replication`'s `slaveN:` lines.
+    fn member_lines(&self) -> String {
+        let mut out = String::new();
+        for (i, m) in self.members().iter().enumerate() {
+            let opt = |v: Option<u64>| v.map_or("-1".to_string(), |v| v.to_string());
+            out += &format!(
+                "member{i}:id={},addr={},role={},leader={},matched={},last_contact_ms={}\r\n",
+                m.id,
+                m.addr,
+                if m.voter { "voter" } else { "learner" },
+                m.leader as u8,
+                opt(m.matched),
+                opt(m.last_contact_ms),
+            );
+        }
+        out
     }
 }
 
 /// Where the leader is.
-enum Leader {
+pub(crate) enum Leader {
     /// This node.
     Here,
     /// Another node, at this cluster address.

@@ -24,6 +24,26 @@ pub struct KillFilter {
     pub max_age: Option<i64>,
 }
 
+/// A cluster member as `TANDEM MEMBERS` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterMember {
+    /// Node id.
+    pub id: u64,
+    /// Cluster address.
+    pub addr: String,
+    /// Votes (else a learner).
+    pub voter: bool,
+    /// Leads the cluster.
+    pub leader: bool,
+    /// Last log index replicated to it (known on the leader only).
+    pub matched: Option<u64>,
+    /// Milliseconds since it last answered this node.
+    pub last_contact_ms: Option<u64>,
+}
+
+/// The error of cluster commands on a node that is not in a cluster.
+pub const NOT_IN_CLUSTER: &str = "ERR This instance is not part of a Tandem cluster";
+
 /// Services of the hosting server.
 pub trait Host: Send + Sync {
     /// Shared counters.
@@ -64,6 +84,15 @@ pub trait Host: Send + Sync {
     /// The `read-consistency` setting.
     fn read_consistency(&self) -> crate::session::ReadConsistency {
         crate::session::ReadConsistency::Linearizable
+    }
+    /// `TANDEM MEMBERS`: the cluster's members as this node knows them (None: no cluster).
+    fn cluster_members(&self) -> Option<Vec<ClusterMember>> {
+        None
+    }
+    /// `TANDEM REMOVE id` (`Some`) or `TANDEM LEAVE` (`None`: this node): waits for the
+    /// leader to commit the change. The error is the complete reply text.
+    fn cluster_remove(&self, _id: Option<u64>) -> Result<(), String> {
+        Err(NOT_IN_CLUSTER.into())
     }
 
     /// `SAVE`: a snapshot written before replying. The error is the complete reply text.

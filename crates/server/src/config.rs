@@ -100,6 +100,9 @@ pub const DEFS: &[Def] = &[
     def("cluster-announce-ip", Kind::Str, "", false),
     def("cluster-node-id", Kind::Str, "", false),
     def("cluster-voters", Kind::Int(1, 7), "3", false),
+    // A member that has not answered the leader for this long is removed from the cluster
+    // (and replaced by a learner if there is one). The name and default are Redis's.
+    def("cluster-node-timeout", Kind::Int(500, i32::MAX as i64), "15000", false),
     // A Raft snapshot (an RDB image) is taken once the log holds this many entries since the
     // last one, or as many as the dataset has keys if that is more.
     def("cluster-snapshot-entries", Kind::Int(10, i32::MAX as i64), "10000", false),

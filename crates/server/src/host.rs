@@ -131,6 +131,30 @@ impl Host for Shared {
         self.config.read_consistency()
     }
 
+    fn cluster_members(&self) -> Option<Vec<commands::host::ClusterMember>> {
+        let members = self.cluster()?.members();
+        Some(
+            members
+                .into_iter()
+                .map(|m| commands::host::ClusterMember {
+                    id: m.id,
+                    addr: m.addr,
+                    voter: m.voter,
+                    leader: m.leader,
+                    matched: m.matched,
+                    last_contact_ms: m.last_contact_ms,
+                })
+                .collect(),
+        )
+    }
+
+    fn cluster_remove(&self, id: Option<u64>) -> Result<(), String> {
+        let c = self.cluster().ok_or_else(|| commands::host::NOT_IN_CLUSTER.to_string())?;
+        // Blocks this worker thread (its other connections wait) for at most
+        // `cluster-write-timeout`: membership changes are rare administrative commands.
+        c.remove_blocking(id).map_err(|e| format!("ERR {e}"))
+    }
+
     fn save(&self) -> Result<(), String> {
         match self.save_now() {
             Ok(()) => Ok(()),

@@ -130,11 +130,26 @@ impl Shared {
             dir,
             durable,
             snapshot_entries: self.config.get_i64("cluster-snapshot-entries") as u64,
+            node_timeout: Duration::from_millis(self.config.get_i64("cluster-node-timeout") as u64),
         };
         tracing::info!("cluster node {} on {}", cfg.node_id, cfg.announce);
         let node = Cluster::start(cfg, Arc::new(Applier { shared: Arc::downgrade(self) }))?;
         let _ = self.cluster.set(node);
         Ok(())
+    }
+
+    /// Before a graceful stop (SIGTERM, `SHUTDOWN`): leave the cluster, so that the others
+    /// replace this node at once instead of after `cluster-node-timeout`. Bounded by
+    /// `cluster-write-timeout`; a node that cannot leave (no leader, the last voter) stops
+    /// anyway and the others remove it later.
+    pub async fn leave_cluster(&self) {
+        let Some(c) = self.cluster() else { return };
+        let limit = Duration::from_millis(self.config.get_i64("cluster-write-timeout") as u64);
+        match tokio::time::timeout(limit, c.leave()).await {
+            Ok(Ok(())) => tracing::warn!("left the cluster"),
+            Ok(Err(e)) => tracing::warn!("could not leave the cluster: {e}"),
+            Err(_) => tracing::warn!("could not leave the cluster in {} ms", limit.as_millis()),
+        }
     }
 
     /// The running cluster node, if any.

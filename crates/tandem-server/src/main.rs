@@ -188,6 +188,7 @@ fn main() {
                 ),
             }
         }
+        shared.leave_cluster().await;
         shared.shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
         tracing::warn!("Tandem is now ready to exit, bye bye...");
     });

@@ -300,6 +300,10 @@ fn the_log_is_compacted_into_snapshots_and_a_new_node_catches_up_from_one() {
         let mut nodes = start_cluster_with(3, 3, &extra);
         let leader = agreed_leader(&nodes);
         let mut clients: Vec<RawClient> = nodes.iter().map(|n| n.client()).collect();
+        // (No leader's expiry cycle reaps keys here, so the expired key below stays.)
+        for c in clients.iter_mut() {
+            assert_eq!(c.send(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), simple("OK"));
+        }
         assert_eq!(clients[0].send(&["SET", "ttl", "x", "EX", "1000"]), simple("OK"));
         // Past its time before any snapshot, but only the log may remove it: every node,
         // the new one included, must keep holding it until an entry does.
@@ -528,5 +532,124 @@ fn expiry_follows_the_log_clock_on_every_node_and_only_the_leader_reaps() {
         // REAP leaves keys that have not run out alone.
         assert_eq!(c.send(&["TANDEM", "REAP", "kept", "ttl", "nosuchkey"]), Frame::Integer(0));
         assert_eq!(c.send(&["DBSIZE"]), Frame::Integer(3));
+    });
+}
+
+// Signal numbers (Linux).
+const SIGTERM: i32 = 15;
+const SIGCONT: i32 = 18;
+const SIGSTOP: i32 = 19;
+
+/// `TANDEM MEMBERS` as (id, role) pairs.
+fn members(n: &Node) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    match n.client().send(&["TANDEM", "MEMBERS"]) {
+        Frame::Array(ms) => {
+            for m in ms {
+                let Frame::Array(kv) = m else { panic!("{m:?}") };
+                let get = |k: &str| kv.iter().position(|f| *f == bulk(k)).map(|i| kv[i + 1].clone()).unwrap();
+                let Frame::Integer(id) = get("id") else { panic!() };
+                let Frame::Bulk(role) = get("role") else { panic!() };
+                out.push((id as u64, String::from_utf8(role).unwrap()));
+            }
+        }
+        other => panic!("TANDEM MEMBERS: {other:?}"),
+    }
+    out.sort();
+    out
+}
+
+fn voters(n: &Node) -> usize {
+    members(n).iter().filter(|(_, r)| r == "voter").count()
+}
+
+fn node_id(n: &Node) -> u64 {
+    n.field("cluster_node_id").parse().unwrap()
+}
+
+#[test]
+fn members_are_replaced_removed_and_rejoin_without_an_operator() {
+    in_netns("members_are_replaced_removed_and_rejoin_without_an_operator", || {
+        let extra = ["--cluster-node-timeout", "2500"];
+        let three = seeds(3);
+        let mut nodes: Vec<Node> = (1..=3).map(|i| spawn_node(i, &three, 3, &extra)).collect();
+        let leader = agreed_leader(&nodes);
+        let mut c = nodes[leader].client();
+        for i in 0..200 {
+            assert_eq!(c.send(&["SET", &format!("k{i}"), &i.to_string()]), simple("OK"));
+        }
+        // A fourth node joins as a learner: three voters are enough.
+        nodes.push(spawn_node(4, &three, 3, &extra));
+        wait_until("node 4 to join", Duration::from_secs(20), || members(&nodes[leader]).len() == 4);
+        assert_eq!(voters(&nodes[leader]), 3, "{:?}", members(&nodes[leader]));
+        assert_eq!(nodes[3].client().send(&["GET", "k7"]), bulk("7"), "a learner serves reads");
+        assert_eq!(nodes[3].client().send(&["SET", "via-learner", "1"]), simple("OK"), "and forwards writes");
+
+        // A voter that dies is removed after cluster-node-timeout and the learner takes its
+        // place: three voters again, without anyone asking.
+        let victim = (leader + 1) % 3;
+        let victim_id = node_id(&nodes[victim]);
+        let learner_id = node_id(&nodes[3]);
+        nodes[victim].proc.take().unwrap().kill();
+        wait_until("the dead voter to be replaced by the learner", Duration::from_secs(20), || {
+            let m = members(&nodes[leader]);
+            m.len() == 3 && !m.iter().any(|(id, _)| *id == victim_id) && m.contains(&(learner_id, "voter".into()))
+        });
+
+        // A node stopped with SIGTERM leaves first: the others see it gone at once, well
+        // before cluster-node-timeout; here it is the leader.
+        let leaving_id = node_id(&nodes[leader]);
+        let mut p = nodes[leader].proc.take().unwrap();
+        p.signal(SIGTERM);
+        assert!(p.wait_exit(Duration::from_secs(10)).is_some(), "SIGTERM must stop the node");
+        let rest: Vec<usize> = (0..4).filter(|i| nodes[*i].proc.is_some()).collect();
+        assert_eq!(rest.len(), 2);
+        for &i in &rest {
+            let m = members(&nodes[i]);
+            assert!(!m.iter().any(|(id, _)| *id == leaving_id), "node {} still lists the leaver: {m:?}", i + 1);
+        }
+        let leader = agreed_leader(&nodes);
+        let mut c = nodes[leader].client();
+        assert_eq!(c.send(&["INCR", "after-leave"]), Frame::Integer(1), "two voters of two take writes");
+
+        // A new node (no state) joins and is promoted: three voters again.
+        nodes.push(spawn_node(5, &three, 3, &extra));
+        wait_until("node 5 to become a voter", Duration::from_secs(20), || voters(&nodes[leader]) == 3);
+
+        // A voter cut off for longer than the timeout (paused) is removed; when it comes back
+        // it finds itself removed and joins again, catching up, without disrupting the others.
+        let paused = rest.iter().copied().find(|i| *i != leader).unwrap();
+        let paused_id = node_id(&nodes[paused]);
+        nodes[paused].proc.as_ref().unwrap().signal(SIGSTOP);
+        wait_until("the paused voter to be removed", Duration::from_secs(20), || {
+            !members(&nodes[leader]).iter().any(|(id, _)| *id == paused_id)
+        });
+        assert_eq!(c.send(&["SET", "while-away", "x"]), simple("OK"));
+        nodes[paused].proc.as_ref().unwrap().signal(SIGCONT);
+        wait_until("the removed node to rejoin as a voter", Duration::from_secs(30), || {
+            let leader = agreed_leader(&nodes);
+            members(&nodes[leader]).contains(&(paused_id, "voter".into()))
+        });
+        let mut back = nodes[paused].client();
+        wait_until("the rejoined node to catch up", Duration::from_secs(10), || {
+            back.send(&["GET", "while-away"]) == bulk("x")
+        });
+        // Nothing acknowledged was lost on the way.
+        for n in nodes.iter().filter(|n| n.proc.is_some()) {
+            let mut c = n.client();
+            for i in (0..200).step_by(17) {
+                assert_eq!(c.send(&["GET", &format!("k{i}")]), bulk(i.to_string()));
+            }
+            assert_eq!(c.send(&["GET", "via-learner"]), bulk("1"));
+        }
+        // Errors.
+        match c.send(&["TANDEM", "REMOVE", "12345"]) {
+            Frame::Error(e) => assert_eq!(e, b"ERR node 12345 is not a member"),
+            other => panic!("{other:?}"),
+        }
+        match c.send(&["TANDEM", "REMOVE", "x"]) {
+            Frame::Error(e) => assert_eq!(e, b"ERR invalid node id"),
+            other => panic!("{other:?}"),
+        }
     });
 }

@@ -10,6 +10,9 @@ use crate::table::{bind, Binding, LockMode};
 pub static BINDINGS: &[Binding] = &[
     bind("tandem|consistency", consistency, LockMode::None),
     bind("tandem|reap", reap, LockMode::Keys),
+    bind("tandem|members", members, LockMode::None),
+    bind("tandem|leave", leave, LockMode::None),
+    bind("tandem|remove", remove, LockMode::None),
     bind("tandem|help", help, LockMode::None),
 ];
 
@@ -58,6 +61,50 @@ fn reap(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// `TANDEM MEMBERS`: one map per member (`id`, `addr`, `role` voter|learner, `leader`,
+/// `matched` (the last log index replicated to it, -1 unless this node leads),
+/// `last-contact-ms` (-1: never, or this node)).
+fn members(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    let members = ctx.host.cluster_members().ok_or_else(|| CmdError::Other(crate::host::NOT_IN_CLUSTER.into()))?;
+    ctx.out.array(members.len());
+    for m in members {
+        ctx.out.map(6);
+        ctx.out.bulk(b"id");
+        ctx.out.int(m.id as i64);
+        ctx.out.bulk(b"addr");
+        ctx.out.bulk(m.addr.as_bytes());
+        ctx.out.bulk(b"role");
+        ctx.out.bulk(if m.voter { b"voter" } else { b"learner" });
+        ctx.out.bulk(b"leader");
+        ctx.out.int(m.leader as i64);
+        ctx.out.bulk(b"matched");
+        ctx.out.int(m.matched.map_or(-1, |i| i as i64));
+        ctx.out.bulk(b"last-contact-ms");
+        ctx.out.int(m.last_contact_ms.map_or(-1, |i| i as i64));
+    }
+    Ok(())
+}
+
+/// `TANDEM LEAVE`: this node leaves the cluster (it stays up, alone and without a quorum, so
+/// it refuses writes; restart it without its state to join again).
+fn leave(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    ctx.host.cluster_remove(None).map_err(CmdError::Other)?;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// `TANDEM REMOVE <node-id>`: removes a member (a node that is gone for good, without
+/// waiting for `cluster-node-timeout`).
+fn remove(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let id = std::str::from_utf8(argv[2])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| CmdError::err("invalid node id"))?;
+    ctx.host.cluster_remove(Some(id)).map_err(CmdError::Other)?;
+    ctx.out.ok();
+    Ok(())
+}
+
 fn help(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     crate::family::server::help_reply(
         ctx,
@@ -65,6 +112,12 @@ fn help(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
         &[
             "CONSISTENCY [LINEARIZABLE|SESSION|STALE|DEFAULT]",
             "    Set (or show) how up to date this connection's reads are in a cluster.",
+            "MEMBERS",
+            "    List the cluster's members: id, address, role, leader, replication and contact.",
+            "LEAVE",
+            "    Remove this node from the cluster.",
+            "REMOVE <node-id>",
+            "    Remove a member from the cluster.",
             "REAP <key> [<key> ...]",
             "    Remove the given keys if their time to live has run out (the cluster's expiry).",
         ],
