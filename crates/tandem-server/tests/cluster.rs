@@ -653,3 +653,87 @@ fn members_are_replaced_removed_and_rejoin_without_an_operator() {
         }
     });
 }
+
+#[test]
+fn scaling_one_to_three_to_five_and_back_to_one_under_load_loses_nothing() {
+    in_netns("scaling_one_to_three_to_five_and_back_to_one_under_load_loses_nothing", || {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let first = seeds(1);
+        let mut nodes = vec![spawn_node(1, &first, 1, &[])];
+        agreed_leader(&nodes);
+        // Writers keep going on every live node throughout; a write counts once acknowledged.
+        let live: Arc<Mutex<Vec<u16>>> = Arc::new(Mutex::new(vec![nodes[0].port]));
+        let acked: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let (live, acked, stop) = (live.clone(), acked.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut seq = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        seq += 1;
+                        let ports = live.lock().unwrap().clone();
+                        let port = ports[seq as usize % ports.len()];
+                        let Ok(mut c) = RawClient::connect(("127.0.0.1", port)) else { continue };
+                        c.set_timeout(Duration::from_secs(10));
+                        let key = format!("w{w}-{seq}");
+                        if c.write_command(&["SET", &key, &seq.to_string()]).is_err() {
+                            continue;
+                        }
+                        if c.try_read_frame().ok() == Some(simple("OK")) {
+                            acked.lock().unwrap().push(key);
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                })
+            })
+            .collect();
+        let grow = |nodes: &mut Vec<Node>, to: usize| {
+            for i in nodes.len() + 1..=to {
+                nodes.push(spawn_node(i, &first, 1, &[]));
+                let n = nodes.last().unwrap();
+                wait_until(&format!("node {i} to join"), Duration::from_secs(30), || {
+                    n.field("cluster_members").split(',').count() == i
+                });
+                live.lock().unwrap().push(n.port);
+            }
+        };
+        grow(&mut nodes, 3);
+        let leader = agreed_leader(&nodes);
+        wait_until("three voters", Duration::from_secs(20), || voters(&nodes[leader]) == 3);
+        grow(&mut nodes, 5);
+        let leader = agreed_leader(&nodes);
+        assert_eq!(voters(&nodes[leader]), 3, "nodes beyond cluster-voters stay learners");
+        std::thread::sleep(Duration::from_millis(500));
+        // Down to one: stop nodes one at a time with SIGTERM (each leaves first), voters and
+        // the leader included; learners step in while there are any.
+        for stop_at in [0usize, 2, 1, 4] {
+            let port = nodes[stop_at].port;
+            live.lock().unwrap().retain(|p| *p != port);
+            let mut p = nodes[stop_at].proc.take().unwrap();
+            p.signal(SIGTERM);
+            assert!(p.wait_exit(Duration::from_secs(10)).is_some(), "node {} did not stop", stop_at + 1);
+            let leader = agreed_leader(&nodes);
+            let left = nodes.iter().filter(|n| n.proc.is_some()).count();
+            wait_until(&format!("{left} members"), Duration::from_secs(20), || {
+                members(&nodes[leader]).len() == left && voters(&nodes[leader]) == left.min(3)
+            });
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().unwrap();
+        }
+        let last = nodes.iter().find(|n| n.proc.is_some()).unwrap();
+        let mut c = last.client();
+        assert_eq!(c.send(&["SET", "alone", "1"]), simple("OK"), "a single voter takes writes");
+        let acked = acked.lock().unwrap();
+        eprintln!("{} acknowledged writes checked", acked.len());
+        assert!(acked.len() > 100, "the load was too light: {} writes", acked.len());
+        for key in acked.iter() {
+            let seq = key.rsplit('-').next().unwrap();
+            assert_eq!(c.send(&["GET", key]), bulk(seq), "acknowledged write {key} lost");
+        }
+    });
+}
