@@ -5,12 +5,13 @@
 //! Modules: [`types`] (what the log holds and openraft's type configuration), [`store`] (the
 //! Raft log and the state machine adapter), [`disk`] (the durable log file and vote), [`net`] (the cluster port: Raft RPCs, forwarded
 //! writes, formation handshakes), [`node`] (a running node: formation, writes, reads, status),
-//! [`membership`] (removing unreachable members, promoting learners, leaving, rejoining),
+//! [`discovery`] (seeds from DNS: SRV or A/AAAA records), [`membership`] (removing unreachable members, promoting learners, leaving, rejoining),
 //! [`read`] (batched ReadIndex for linearizable reads), [`clock`] (the time carried in the log).
 //!
 //! This crate must not know how values are stored: it sees commands and reply bytes only.
 
 pub mod clock;
+pub mod discovery;
 pub mod disk;
 pub mod membership;
 pub mod net;

@@ -217,7 +217,7 @@ impl Cluster {
     /// and its term would only disrupt the cluster) and asks to join again as a learner.
     async fn rejoin_if_removed(&self) {
         let me = self.cfg.node_id;
-        let mut addrs: Vec<String> = self.cfg.seeds.clone();
+        let mut addrs: Vec<String> = self.seeds().await;
         for m in self.members() {
             if !addrs.contains(&m.addr) {
                 addrs.push(m.addr);

@@ -13,6 +13,7 @@ use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::clock::LogClock;
+use crate::discovery::Discovery;
 use crate::net::{self, CallError, Hello, Network, Peers, ReadIndexReply, Rpc, WriteReply};
 use crate::read::{Gate, ReadError};
 use crate::store::{LogStore, StateMachine};
@@ -31,6 +32,10 @@ pub struct ClusterConfig {
     pub bind_ip: Option<IpAddr>,
     /// `cluster-seeds`: cluster addresses of other nodes.
     pub seeds: Vec<String>,
+    /// `cluster-discovery`: `dns:NAME[:port]` to look more seeds up by (empty: none).
+    pub discovery: String,
+    /// `cluster-discovery-resolver`: the name server for it (`ip[:port]`; empty: the system's).
+    pub discovery_resolver: String,
     /// `cluster-bootstrap-expect`: nodes that must have met before a cluster is initialised.
     pub bootstrap_expect: usize,
     /// `cluster-voters`: how many members vote.
@@ -79,6 +84,7 @@ pub struct Cluster {
     reads: Gate,
     installed: Arc<std::sync::atomic::AtomicU64>,
     clock: Arc<LogClock>,
+    discovery: Option<Discovery>,
     /// Set once this node has left the cluster on purpose: it must not join again by itself.
     pub(crate) left: std::sync::atomic::AtomicBool,
     pub(crate) rt: tokio::runtime::Runtime,
@@ -118,6 +124,14 @@ impl Cluster {
         .validate()
         .map_err(io::Error::other)?;
         let listener = rt.block_on(TcpListener::bind(cfg.bind))?;
+        let discovery = match cfg.discovery.as_str() {
+            "" => None,
+            spec => {
+                let _in_rt = rt.enter();
+                let resolver = Some(cfg.discovery_resolver.as_str()).filter(|r| !r.is_empty());
+                Some(Discovery::new(spec, resolver, cfg.bind.port())?)
+            }
+        };
         let peers = Arc::new(Peers::new(cfg.bind_ip));
         let sm = StateMachine::new(machine.clone(), cfg.dir.clone())?;
         let installed = sm.installed.clone();
@@ -138,6 +152,7 @@ impl Cluster {
             reads: Gate::default(),
             installed,
             clock,
+            discovery,
             left: Default::default(),
             rt,
         });
@@ -249,6 +264,19 @@ impl Cluster {
         }
     }
 
+    /// `cluster-seeds` and what `cluster-discovery` finds now.
+    pub(crate) async fn seeds(&self) -> Vec<String> {
+        let mut seeds = self.cfg.seeds.clone();
+        if let Some(d) = &self.discovery {
+            for a in d.addresses().await {
+                if !seeds.contains(&a) {
+                    seeds.push(a);
+                }
+            }
+        }
+        seeds
+    }
+
     pub(crate) fn hello(&self) -> Hello {
         let members = self.raft.metrics().borrow().membership_config.membership().nodes().map(|(id, _)| *id).collect();
         Hello { id: self.cfg.node_id, addr: self.cfg.announce.clone(), initialized: self.initialized(), members }
@@ -301,7 +329,7 @@ impl Cluster {
             let mut known = BTreeMap::from([(self.cfg.node_id, self.cfg.announce.clone())]);
             let mut all_answered = true;
             let mut member_of_cluster = None;
-            for seed in &self.cfg.seeds {
+            for seed in &self.seeds().await {
                 if *seed == self.cfg.announce {
                     continue;
                 }

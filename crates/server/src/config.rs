@@ -95,6 +95,10 @@ pub const DEFS: &[Def] = &[
     // Tandem's cluster (Raft replication). A node is in cluster mode when it has seeds or a
     // bootstrap count; `cluster-port` 0 means `port` + 10000 as in Redis.
     def("cluster-seeds", Kind::Str, "", false),
+    // `dns:NAME[:port]`: more seeds from DNS (SRV, else A/AAAA records), e.g. a Kubernetes
+    // headless Service; `cluster-discovery-resolver ip[:port]` picks the name server.
+    def("cluster-discovery", Kind::Str, "", false),
+    def("cluster-discovery-resolver", Kind::Str, "", false),
     def("cluster-bootstrap-expect", Kind::Int(0, 1000), "0", false),
     def("cluster-port", Kind::Int(0, 65535), "0", false),
     def("cluster-announce-ip", Kind::Str, "", false),

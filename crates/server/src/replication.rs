@@ -85,7 +85,9 @@ impl Machine for Applier {
 impl Shared {
     /// True when `cluster-*` settings ask for a cluster.
     pub fn cluster_configured(&self) -> bool {
-        self.config.get_i64("cluster-bootstrap-expect") > 0 || !self.config.get("cluster-seeds").trim().is_empty()
+        self.config.get_i64("cluster-bootstrap-expect") > 0
+            || !self.config.get("cluster-seeds").trim().is_empty()
+            || !self.config.get("cluster-discovery").trim().is_empty()
     }
 
     /// Starts this node's part of the cluster, if configured.
@@ -124,6 +126,8 @@ impl Shared {
                 .filter(|s| !s.is_empty())
                 .map(String::from)
                 .collect(),
+            discovery: self.config.get("cluster-discovery").trim().to_string(),
+            discovery_resolver: self.config.get("cluster-discovery-resolver").trim().to_string(),
             bootstrap_expect: self.config.get_i64("cluster-bootstrap-expect").max(1) as usize,
             voters: self.config.get_i64("cluster-voters") as usize,
             write_timeout: Duration::from_millis(self.config.get_i64("cluster-write-timeout") as u64),

@@ -737,3 +737,81 @@ fn scaling_one_to_three_to_five_and_back_to_one_under_load_loses_nothing() {
         }
     });
 }
+
+#[test]
+fn nodes_find_each_other_through_dns() {
+    in_netns("nodes_find_each_other_through_dns", || {
+        // A real DNS server (Debian's dnsmasq, installed by scripts/test): the name has one A
+        // record per node, as a headless Service publishes them; the SRV name lists them with
+        // their cluster port.
+        let dir = temp_dir("dnsmasq");
+        let dns = Command::new("dnsmasq")
+            .args([
+                "--no-daemon",
+                "--port",
+                "5353",
+                "--listen-address",
+                "127.0.0.1",
+                "--bind-interfaces",
+                "--no-resolv",
+                "--no-hosts",
+                "--user=root",
+                "--host-record=nodes.tandem.test,127.0.0.1",
+                "--host-record=nodes.tandem.test,127.0.0.2",
+                "--host-record=nodes.tandem.test,127.0.0.3",
+                "--host-record=n1.tandem.test,127.0.0.1",
+                "--host-record=n2.tandem.test,127.0.0.2",
+                "--srv-host=_tandem._tcp.tandem.test,n1.tandem.test,16379",
+                "--srv-host=_tandem._tcp.tandem.test,n2.tandem.test,16379",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("dnsmasq.log")).unwrap())
+            .spawn()
+            .expect("dnsmasq (apt-get install dnsmasq-base)");
+        // Stopped however the test ends.
+        struct Reaper(std::process::Child);
+        impl Drop for Reaper {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let _dns = Reaper(dns);
+        let spawn = |i: usize, name: &str| {
+            let bin = PathBuf::from(env!("CARGO_BIN_EXE_tandem-server"));
+            let port = 7000 + i as u16;
+            let dir = temp_dir("cluster-node");
+            let args: Vec<String> = [
+                "--port",
+                &port.to_string(),
+                // The node's own address first (the one it announces), and 127.0.0.1 for the test.
+                "--bind",
+                &if i == 1 { "127.0.0.1".to_string() } else { format!("127.0.0.{i} 127.0.0.1") },
+                "--cluster-port",
+                "16379",
+                "--dir",
+                &dir.display().to_string(),
+                "--cluster-discovery",
+                &format!("dns:{name}"),
+                "--cluster-discovery-resolver",
+                "127.0.0.1:5353",
+                "--cluster-bootstrap-expect",
+                "3",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            Node { proc: Some(ServerProcess::spawn_exact("tandem-server", &bin, &args, port, dir)), port }
+        };
+        // No seeds at all: three nodes started together find each other by name and form one
+        // cluster.
+        let mut nodes: Vec<Node> = (1..=3).map(|i| spawn(i, "nodes.tandem.test")).collect();
+        let leader = agreed_leader(&nodes);
+        assert_eq!(voters(&nodes[leader]), 3);
+        assert_eq!(nodes[0].client().send(&["SET", "found", "by-dns"]), simple("OK"));
+        // A fourth node looks the cluster up by its SRV name, joins, and serves the data.
+        nodes.push(spawn(4, "_tandem._tcp.tandem.test"));
+        wait_until("the fourth node to join", Duration::from_secs(20), || members(&nodes[leader]).len() == 4);
+        assert_eq!(nodes[3].client().send(&["GET", "found"]), bulk("by-dns"));
+    });
+}
