@@ -815,3 +815,38 @@ fn nodes_find_each_other_through_dns() {
         assert_eq!(nodes[3].client().send(&["GET", "found"]), bulk("by-dns"));
     });
 }
+
+#[test]
+fn select_swapdb_and_flushall_behave_as_on_one_server_on_every_node() {
+    in_netns("select_swapdb_and_flushall_behave_as_on_one_server_on_every_node", || {
+        let nodes = start_cluster(3, 3);
+        agreed_leader(&nodes);
+        let mut a = nodes[0].client();
+        let mut b = nodes[1].client();
+        let mut c = nodes[2].client();
+        // SELECT is the connection's: writes carry its database through the log.
+        assert_eq!(a.send(&["SELECT", "2"]), simple("OK"));
+        assert_eq!(a.send(&["SET", "k", "in-2"]), simple("OK"));
+        assert_eq!(b.send(&["SET", "k", "in-0"]), simple("OK"));
+        assert_eq!(c.send(&["SELECT", "2"]), simple("OK"));
+        assert_eq!(c.send(&["GET", "k"]), bulk("in-2"));
+        // SWAPDB through the log: every node swaps, connections keep their index.
+        assert_eq!(b.send(&["SWAPDB", "0", "2"]), simple("OK"));
+        assert_eq!(c.send(&["GET", "k"]), bulk("in-0"));
+        assert_eq!(a.send(&["GET", "k"]), bulk("in-0"));
+        assert_eq!(b.send(&["GET", "k"]), bulk("in-2"));
+        // FLUSHDB empties only the selected database, FLUSHALL every one, on every node.
+        assert_eq!(a.send(&["FLUSHDB"]), simple("OK"));
+        assert_eq!(c.send(&["DBSIZE"]), Frame::Integer(0));
+        assert_eq!(b.send(&["DBSIZE"]), Frame::Integer(1));
+        assert_eq!(c.send(&["SET", "x", "1"]), simple("OK"));
+        assert_eq!(c.send(&["FLUSHALL"]), simple("OK"));
+        for n in &nodes {
+            let mut cl = n.client();
+            for db in ["0", "2"] {
+                assert_eq!(cl.send(&["SELECT", db]), simple("OK"));
+                assert_eq!(cl.send(&["DBSIZE"]), Frame::Integer(0), "node {} db {db}", n.port);
+            }
+        }
+    });
+}
