@@ -5,7 +5,7 @@
 //! Modules: [`types`] (what the log holds and openraft's type configuration), [`store`] (the
 //! Raft log and the state machine adapter), [`disk`] (the durable log file and vote), [`net`] (the cluster port: Raft RPCs, forwarded
 //! writes, formation handshakes), [`node`] (a running node: formation, writes, reads, status),
-//! [`discovery`] (seeds from DNS: SRV or A/AAAA records), [`membership`] (removing unreachable members, promoting learners, leaving, rejoining),
+//! [`forward`] (writes a follower forwards to the leader, batched), [`discovery`] (seeds from DNS: SRV or A/AAAA records), [`membership`] (removing unreachable members, promoting learners, leaving, rejoining),
 //! [`read`] (batched ReadIndex for linearizable reads), [`clock`] (the time carried in the log).
 //!
 //! This crate must not know how values are stored: it sees commands and reply bytes only.
@@ -13,6 +13,7 @@
 pub mod clock;
 pub mod discovery;
 pub mod disk;
+pub mod forward;
 pub mod membership;
 pub mod net;
 pub mod node;

@@ -43,8 +43,9 @@ pub enum Rpc {
     Vote(NodeId, VoteRequest<NodeId>),
     /// Raft: a snapshot chunk, for the node with this id.
     Snapshot(NodeId, InstallSnapshotRequest<TypeConfig>),
-    /// A client's write, forwarded by a node that is not the leader.
-    Write(Request),
+    /// Clients' writes, forwarded by a node that is not the leader (each its own entry);
+    /// answered with one [`WriteReply`] per request, in order.
+    WriteBatch(Vec<Request>),
     /// Formation: who are you, and are you in a cluster already?
     Hello(Hello),
     /// Formation: add the sender to the cluster.

@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::clock::LogClock;
 use crate::discovery::Discovery;
+use crate::forward::{self, Outcome};
 use crate::net::{self, CallError, Hello, Network, Peers, ReadIndexReply, Rpc, WriteReply};
 use crate::read::{Gate, ReadError};
 use crate::store::{LogStore, StateMachine};
@@ -85,6 +86,7 @@ pub struct Cluster {
     installed: Arc<std::sync::atomic::AtomicU64>,
     clock: Arc<LogClock>,
     discovery: Option<Discovery>,
+    forwards: forward::Queue,
     /// Set once this node has left the cluster on purpose: it must not join again by itself.
     pub(crate) left: std::sync::atomic::AtomicBool,
     pub(crate) rt: tokio::runtime::Runtime,
@@ -153,6 +155,7 @@ impl Cluster {
             installed,
             clock,
             discovery,
+            forwards: forward::Queue::default(),
             left: Default::default(),
             rt,
         });
@@ -236,14 +239,10 @@ impl Cluster {
             Rpc::Append(_, r) => json(serde_json::to_vec(&self.raft.append_entries(r).await)),
             Rpc::Vote(_, r) => json(serde_json::to_vec(&self.raft.vote(r).await)),
             Rpc::Snapshot(_, r) => json(serde_json::to_vec(&self.raft.install_snapshot(r).await)),
-            Rpc::Write(req) => {
-                let reply = match self.propose(req).await {
-                    Ok((bytes, index)) => WriteReply::Applied(bytes, index),
-                    Err(Proposal::NotLeader) => WriteReply::Refused("the receiving node is not the leader".into()),
-                    Err(Proposal::Failed(WriteError::NoQuorum(why))) => WriteReply::Refused(why),
-                    Err(Proposal::Failed(WriteError::Unknown(why))) => WriteReply::Unknown(why),
-                };
-                json(serde_json::to_vec(&reply))
+            Rpc::WriteBatch(reqs) => {
+                let replies: Vec<WriteReply> =
+                    self.propose_many(reqs).await.into_iter().map(reply_of_proposal).collect();
+                json(serde_json::to_vec(&replies))
             }
             Rpc::Hello(_) => json(serde_json::to_vec(&self.hello())),
             Rpc::Join(h) => json(serde_json::to_vec(&self.join(h).await)),
@@ -364,34 +363,55 @@ impl Cluster {
     }
 
     /// Runs writes through the log as one entry and returns their replies and the entry's log
-    /// index, from any node:
-    /// proposed here if this node leads, else forwarded to the leader. Callable from any
+    /// index, from any node: proposed here if this node leads, else forwarded to the leader
+    /// (batched with other connections' writes, see [`crate::forward`]). Callable from any
     /// runtime.
     pub async fn write(self: &Arc<Self>, req: Request) -> Result<(Vec<Vec<u8>>, u64), WriteError> {
-        let me = self.clone();
-        let task = self.rt.spawn(async move { me.write_here_or_at_leader(req).await });
-        task.await.unwrap_or_else(|e| Err(WriteError::Unknown(format!("write task failed: {e}"))))
+        match self.leader() {
+            Some(Leader::Here) => {
+                let me = self.clone();
+                let task = self.rt.spawn(async move { outcome_of_proposal(me.propose(req).await) });
+                task.await.unwrap_or_else(|e| Err(WriteError::Unknown(format!("write task failed: {e}"))))
+            }
+            Some(Leader::At(_)) => {
+                let (rx, start) = self.forwards.enqueue(req);
+                if start {
+                    let me = self.clone();
+                    self.rt.spawn(async move { me.send_forwards().await });
+                }
+                rx.await.unwrap_or_else(|_| Err(WriteError::Unknown("the forwarding task ended".into())))
+            }
+            None => Err(WriteError::NoQuorum("no leader is known to this node".into())),
+        }
     }
 
-    async fn write_here_or_at_leader(&self, req: Request) -> Result<(Vec<Vec<u8>>, u64), WriteError> {
-        let addr = match self.leader() {
-            Some(Leader::Here) => {
-                return match self.propose(req).await {
-                    Ok(reply) => Ok(reply),
-                    Err(Proposal::Failed(e)) => Err(e),
-                    // Leadership moved between the look and the proposal: nothing was proposed.
-                    Err(Proposal::NotLeader) => Err(WriteError::NoQuorum("leadership moved, retry".into())),
-                };
+    /// A sender task: forwards queued writes in batches until none wait.
+    async fn send_forwards(&self) {
+        while let Some(batch) = self.forwards.next_batch() {
+            let (reqs, txs): (Vec<Request>, Vec<_>) = batch.into_iter().unzip();
+            let n = reqs.len();
+            let all = |e: WriteError| vec![Err(e); n];
+            let outcomes: Vec<Outcome> = match self.leader() {
+                Some(Leader::Here) => self.propose_many(reqs).await.into_iter().map(outcome_of_proposal).collect(),
+                Some(Leader::At(addr)) => {
+                    match self
+                        .peers
+                        .call::<Vec<WriteReply>>(&addr, &Rpc::WriteBatch(reqs), self.cfg.write_timeout)
+                        .await
+                    {
+                        Ok(replies) if replies.len() == n => replies.into_iter().map(outcome_of_reply).collect(),
+                        Ok(_) => all(WriteError::Unknown("the leader answered for a different batch".into())),
+                        Err(CallError::Unreachable(e)) => {
+                            all(WriteError::NoQuorum(format!("the leader is unreachable: {e}")))
+                        }
+                        Err(CallError::Lost(e)) => all(WriteError::Unknown(format!("no answer from the leader: {e}"))),
+                    }
+                }
+                None => all(WriteError::NoQuorum("no leader is known to this node".into())),
+            };
+            for (tx, outcome) in txs.into_iter().zip(outcomes) {
+                let _ = tx.send(outcome);
             }
-            Some(Leader::At(addr)) => addr,
-            None => return Err(WriteError::NoQuorum("no leader is known to this node".into())),
-        };
-        match self.peers.call::<WriteReply>(&addr, &Rpc::Write(req), self.cfg.write_timeout).await {
-            Ok(WriteReply::Applied(reply, index)) => Ok((reply, index)),
-            Ok(WriteReply::Refused(why)) => Err(WriteError::NoQuorum(why)),
-            Ok(WriteReply::Unknown(why)) => Err(WriteError::Unknown(why)),
-            Err(CallError::Unreachable(e)) => Err(WriteError::NoQuorum(format!("the leader is unreachable: {e}"))),
-            Err(CallError::Lost(e)) => Err(WriteError::Unknown(format!("no answer from the leader: {e}"))),
         }
     }
 
@@ -407,7 +427,14 @@ impl Cluster {
     }
 
     /// Proposes a write on this node if it leads, stamped with the leader's time.
-    async fn propose(&self, mut req: Request) -> Result<(Vec<Vec<u8>>, u64), Proposal> {
+    async fn propose(&self, req: Request) -> Result<(Vec<Vec<u8>>, u64), Proposal> {
+        self.propose_many(vec![req]).await.pop().unwrap_or(Err(Proposal::NotLeader))
+    }
+
+    /// Proposes writes on this node if it leads, each as its own entry, all submitted before
+    /// any is awaited (so they replicate together), stamped with the leader's time.
+    async fn propose_many(&self, reqs: Vec<Request>) -> Vec<Result<(Vec<Vec<u8>>, u64), Proposal>> {
+        let n = reqs.len();
         let mut caught_up = true;
         {
             // (Borrowed, not cloned: this runs for every write.)
@@ -420,9 +447,8 @@ impl Cluster {
                 let stale = m.millis_since_quorum_ack.is_none_or(|ms| ms > 2 * 1000);
                 let alone = m.membership_config.membership().voter_ids().count() <= 1;
                 if stale && !alone {
-                    return Err(Proposal::Failed(WriteError::NoQuorum(
-                        "the leader has not reached a majority lately".into(),
-                    )));
+                    let why = WriteError::NoQuorum("the leader has not reached a majority lately".into());
+                    return vec![Err(Proposal::Failed(why)); n];
                 }
                 caught_up = m.last_applied.is_some_and(|l| l.leader_id.term == m.current_term);
             }
@@ -438,18 +464,30 @@ impl Cluster {
                 .await;
         }
         let now = self.clock.stamp_ms();
-        for c in &mut req.commands {
-            c.now_ms = now;
+        let deadline = tokio::time::Instant::now() + self.cfg.write_timeout;
+        let mut pending = Vec::with_capacity(n);
+        for mut req in reqs {
+            for c in &mut req.commands {
+                c.now_ms = now;
+            }
+            pending.push(self.raft.client_write_ff(req).await);
         }
-        match tokio::time::timeout(self.cfg.write_timeout, self.raft.client_write(req)).await {
-            Ok(Ok(resp)) => Ok((resp.data.replies, resp.log_id.index)),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(Proposal::NotLeader),
-            Ok(Err(e)) => Err(Proposal::Failed(WriteError::Unknown(e.to_string()))),
-            Err(_) => Err(Proposal::Failed(WriteError::Unknown(format!(
-                "not committed within {} ms",
-                self.cfg.write_timeout.as_millis()
-            )))),
+        let mut out = Vec::with_capacity(n);
+        for p in pending {
+            let unknown = |why: String| Err(Proposal::Failed(WriteError::Unknown(why)));
+            out.push(match p {
+                Err(fatal) => unknown(fatal.to_string()),
+                Ok(rx) => match tokio::time::timeout_at(deadline, rx).await {
+                    Ok(Ok(Ok(resp))) => Ok((resp.data.replies, resp.log_id.index)),
+                    // Not proposed: this node stopped leading before it took the entry.
+                    Ok(Ok(Err(ClientWriteError::ForwardToLeader(_)))) => Err(Proposal::NotLeader),
+                    Ok(Ok(Err(e))) => unknown(e.to_string()),
+                    Ok(Err(e)) => unknown(e.to_string()),
+                    Err(_) => unknown(format!("not committed within {} ms", self.cfg.write_timeout.as_millis())),
+                },
+            });
         }
+        out
     }
 
     /// The log index up to which this node must have applied for a read starting now to be
@@ -570,7 +608,37 @@ pub(crate) enum Leader {
     At(String),
 }
 
+/// A write's outcome as the cluster port carries it.
+fn reply_of_proposal(p: Result<(Vec<Vec<u8>>, u64), Proposal>) -> WriteReply {
+    match p {
+        Ok((bytes, index)) => WriteReply::Applied(bytes, index),
+        Err(Proposal::NotLeader) => WriteReply::Refused("the receiving node is not the leader".into()),
+        Err(Proposal::Failed(WriteError::NoQuorum(why))) => WriteReply::Refused(why),
+        Err(Proposal::Failed(WriteError::Unknown(why))) => WriteReply::Unknown(why),
+    }
+}
+
+/// A write's outcome for the client, from the cluster port's answer.
+fn outcome_of_reply(r: WriteReply) -> Outcome {
+    match r {
+        WriteReply::Applied(reply, index) => Ok((reply, index)),
+        WriteReply::Refused(why) => Err(WriteError::NoQuorum(why)),
+        WriteReply::Unknown(why) => Err(WriteError::Unknown(why)),
+    }
+}
+
+/// A write's outcome for the client, from a proposal here.
+fn outcome_of_proposal(p: Result<(Vec<Vec<u8>>, u64), Proposal>) -> Outcome {
+    match p {
+        Ok(reply) => Ok(reply),
+        Err(Proposal::Failed(e)) => Err(e),
+        // Leadership moved between the look and the proposal: nothing was proposed.
+        Err(Proposal::NotLeader) => Err(WriteError::NoQuorum("leadership moved, retry".into())),
+    }
+}
+
 /// Why a proposal on this node did not produce a reply.
+#[derive(Clone)]
 enum Proposal {
     /// This node does not lead (nothing was proposed).
     NotLeader,
