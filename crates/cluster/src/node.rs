@@ -212,7 +212,7 @@ impl Cluster {
 
     async fn serve_conn(self: Arc<Self>, mut stream: TcpStream) {
         while let Ok(Some(frame)) = net::read_frame(&mut stream).await {
-            let Ok(rpc) = serde_json::from_slice::<Rpc>(&frame) else {
+            let Ok(rpc) = net::decode::<Rpc>(&frame) else {
                 tracing::warn!("cluster port: undecodable request, closing the connection");
                 return;
             };
@@ -229,36 +229,36 @@ impl Cluster {
     }
 
     async fn handle(&self, rpc: Rpc) -> Option<Vec<u8>> {
-        let json = |r: Result<Vec<u8>, serde_json::Error>| Some(r.unwrap_or_default());
+        let frame = |r: Result<Vec<u8>, rmp_serde::encode::Error>| Some(r.unwrap_or_default());
         let me = self.cfg.node_id;
         match rpc {
             Rpc::Append(to, _) | Rpc::Vote(to, _) | Rpc::Snapshot(to, _) if to != me => None,
             // A candidate that is not a voter here was removed (or never was one): its term
             // must not unseat a leader it no longer follows. To it, this node is unreachable.
             Rpc::Vote(_, r) if !self.is_voter(r.vote.leader_id().voted_for()) => None,
-            Rpc::Append(_, r) => json(serde_json::to_vec(&self.raft.append_entries(r).await)),
-            Rpc::Vote(_, r) => json(serde_json::to_vec(&self.raft.vote(r).await)),
-            Rpc::Snapshot(_, r) => json(serde_json::to_vec(&self.raft.install_snapshot(r).await)),
+            Rpc::Append(_, r) => frame(net::encode(&self.raft.append_entries(r).await)),
+            Rpc::Vote(_, r) => frame(net::encode(&self.raft.vote(r).await)),
+            Rpc::Snapshot(_, r) => frame(net::encode(&self.raft.install_snapshot(r).await)),
             Rpc::WriteBatch(reqs) => {
                 let replies: Vec<WriteReply> =
                     self.propose_many(reqs).await.into_iter().map(reply_of_proposal).collect();
-                json(serde_json::to_vec(&replies))
+                frame(net::encode(&replies))
             }
-            Rpc::Hello(_) => json(serde_json::to_vec(&self.hello())),
-            Rpc::Join(h) => json(serde_json::to_vec(&self.join(h).await)),
+            Rpc::Hello(_) => frame(net::encode(&self.hello())),
+            Rpc::Join(h) => frame(net::encode(&self.join(h).await)),
             Rpc::Remove(id) => {
                 let answer = match self.leader() {
                     Some(Leader::Here) => self.remove_member(id).await,
                     _ => Err("the receiving node is not the leader".to_string()),
                 };
-                json(serde_json::to_vec(&answer))
+                frame(net::encode(&answer))
             }
             Rpc::ReadIndex => {
                 let reply = match self.leader_read_index().await {
                     Ok(i) => ReadIndexReply::Index(i),
                     Err(e) => ReadIndexReply::Refused(e),
                 };
-                json(serde_json::to_vec(&reply))
+                frame(net::encode(&reply))
             }
         }
     }

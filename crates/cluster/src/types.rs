@@ -24,6 +24,7 @@ pub struct Request {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Command {
     /// The command and its arguments.
+    #[serde(with = "byte_strings")]
     pub argv: Vec<Vec<u8>>,
     /// The command's time: the leader's clock when it proposed the entry (see
     /// [`crate::clock`]), carried so every node applies it at the same time.
@@ -36,7 +37,26 @@ pub struct Command {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Response {
     /// The encoded replies, one per command (none for entries no client waits for).
+    #[serde(with = "byte_strings")]
     pub replies: Vec<Vec<u8>>,
+}
+
+/// A list of byte strings serialised as binary strings (MessagePack `bin`), not as lists of
+/// numbers; formats without binary strings (the JSON log file) still read and write lists.
+pub mod byte_strings {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Serialises each element as bytes.
+    pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        let bytes: Vec<&serde_bytes::Bytes> = v.iter().map(|b| serde_bytes::Bytes::new(b)).collect();
+        bytes.serialize(s)
+    }
+
+    /// Reads elements written by [`serialize`] (or as lists of numbers).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let v: Vec<serde_bytes::ByteBuf> = Vec::deserialize(d)?;
+        Ok(v.into_iter().map(|b| b.into_vec()).collect())
+    }
 }
 
 openraft::declare_raft_types!(
