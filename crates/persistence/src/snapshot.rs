@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -81,10 +81,10 @@ impl Pace<'_> {
         Pace { share: share.clamp(0.01, 1.0), activity, last, since: Instant::now() }
     }
 
-    /// Rests in proportion to the work since the last call, unless `hurry`.
-    fn rest(&mut self, hurry: bool) {
+    /// Rests in proportion to the work since the last call, unless `hurry`; true if it did.
+    fn rest(&mut self, hurry: bool) -> bool {
         if self.share >= 1.0 {
-            return;
+            return false;
         }
         let busy = match &self.activity.0 {
             Some(a) => {
@@ -93,11 +93,13 @@ impl Pace<'_> {
             }
             None => true,
         };
-        if busy && !hurry {
+        let rests = busy && !hurry;
+        if rests {
             let worked = self.since.elapsed();
             std::thread::sleep(worked.mul_f64((1.0 - self.share) / self.share));
         }
         self.since = Instant::now();
+        rests
     }
 }
 
@@ -119,6 +121,8 @@ pub struct SaveStats {
     pub keys: u64,
     /// File size in bytes.
     pub bytes: u64,
+    /// Times the walk rested to keep to its CPU share.
+    pub rests: u64,
 }
 
 struct Output {
@@ -140,6 +144,8 @@ pub struct RdbSnapshot {
     /// Shards copied at capture, waiting to be encoded (see [`RdbSnapshot::drain`]).
     queue: Mutex<Vec<ShardCopy>>,
     queued_bytes: AtomicUsize,
+    /// Rests taken by [`RdbSnapshot::complete`].
+    rests: AtomicU64,
 }
 
 impl RdbSnapshot {
@@ -172,6 +178,7 @@ impl RdbSnapshot {
             tmp_path: tmp_path.to_path_buf(),
             queue: Mutex::new(Vec::new()),
             queued_bytes: AtomicUsize::new(0),
+            rests: AtomicU64::new(0),
         }))
     }
 
@@ -185,8 +192,11 @@ impl RdbSnapshot {
         let keys = out.keys;
         drop(out);
         // From here on the temporary file is removed unless committed.
-        let mut written =
-            Written { tmp_path: self.tmp_path.clone(), stats: SaveStats { keys, bytes: 0 }, committed: false };
+        let mut written = Written {
+            tmp_path: self.tmp_path.clone(),
+            stats: SaveStats { keys, bytes: 0, rests: self.rests.load(Ordering::Relaxed) },
+            committed: false,
+        };
         if let Some(e) = failed {
             return Err(e);
         }
@@ -326,7 +336,9 @@ impl RdbSnapshot {
         let mut pace = Pace::new(self.cpu_share, &self.activity);
         ks.complete_snapshot(|| {
             self.drain();
-            pace.rest(ks.snapshot_held_bytes() > self.held_limit);
+            if pace.rest(ks.snapshot_held_bytes() > self.held_limit) {
+                self.rests.fetch_add(1, Ordering::Relaxed);
+            }
         });
         self.drain();
     }
@@ -445,8 +457,8 @@ mod held_limit_tests {
         s.dbs[0].set(h, key, Value::Str(Str::from_bytes(b"value")), 0);
     }
 
-    /// How long a paced save of a busy server takes with the given limit on held bytes.
-    fn paced_save(held_limit: usize) -> std::time::Duration {
+    /// How many times a paced save of a busy server rests with the given limit on held bytes.
+    fn paced_save(held_limit: usize) -> u64 {
         let ks = Keyspace::new(1, 1, 7);
         for i in 0..6000 {
             put(&ks, format!("key:{i}").as_bytes(), false);
@@ -473,19 +485,19 @@ mod held_limit_tests {
         // A write before the walk: its cut state is held until the walk reaches it.
         put(&ks, b"key:1", true);
         assert!(ks.snapshot_held_bytes() > 0);
-        let t = Instant::now();
         snap.complete(&ks);
-        let took = t.elapsed();
         let stats = snap.finish().unwrap().stats;
         assert_eq!(stats.keys, 6000);
         let _ = std::fs::remove_dir_all(&dir);
-        took
+        stats.rests
     }
 
+    /// (Counted, not timed: a timing ratio flaked on a loaded machine.)
     #[test]
     fn holding_more_than_the_limit_stops_the_rests() {
         let paced = paced_save(usize::MAX);
         let hurried = paced_save(0);
-        assert!(hurried * 5 < paced, "over the limit the walk must not rest: {hurried:?} vs {paced:?}");
+        assert!(paced > 0, "a busy server's save must rest");
+        assert!(hurried * 5 < paced, "over the limit the walk must not rest: {hurried} vs {paced} rests");
     }
 }
