@@ -255,6 +255,28 @@ fn unknown_command_and_quit() {
     assert_eq!(c.expect_closed(Duration::from_secs(5)).unwrap(), vec![OK()]);
 }
 
+/// Tandem's own commands on a server that is not in a cluster: reads work on the one dataset,
+/// membership commands say there is no cluster, and `TANDEM REAP` removes only expired keys.
+#[test]
+fn tandem_commands_outside_a_cluster() {
+    let server = tandem(&[]);
+    let mut c = server.client();
+    let no_cluster = error("ERR This instance is not part of a Tandem cluster");
+    assert_eq!(c.cmd("TANDEM MEMBERS"), no_cluster);
+    assert_eq!(c.cmd("TANDEM LEAVE"), no_cluster);
+    assert_eq!(c.cmd("TANDEM REMOVE 7"), no_cluster);
+    assert_eq!(c.cmd("TANDEM REMOVE x"), error("ERR invalid node id"));
+    assert_eq!(c.cmd("TANDEM CONSISTENCY"), bulk("linearizable"));
+    assert_eq!(c.cmd("DEBUG SET-ACTIVE-EXPIRE 0"), simple("OK"));
+    assert_eq!(c.cmd("SET gone v PX 1"), simple("OK"));
+    assert_eq!(c.cmd("SET kept v"), simple("OK"));
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(c.cmd("DBSIZE"), Frame::Integer(2), "an expired key counts until removed");
+    assert_eq!(c.cmd("TANDEM REAP gone kept nosuchkey"), Frame::Integer(1));
+    assert_eq!(c.cmd("DBSIZE"), Frame::Integer(1));
+    assert_eq!(c.cmd("TANDEM REAP"), error("ERR wrong number of arguments for 'tandem|reap' command"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Authentication
 // ---------------------------------------------------------------------------------------------
