@@ -4,34 +4,9 @@
 
 #![allow(dead_code)]
 
+use chaos::rng::Rng;
 use chaos::{Event, Kind, F};
 use serde_json::{json, Value};
-
-/// splitmix64: enough randomness for tests without another dependency.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// True with probability `pct` percent.
-    pub fn chance(&mut self, pct: u64) -> bool {
-        self.below(100) < pct
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct Sim {
@@ -152,7 +127,7 @@ pub fn simulate(seed: u64, sim: &Sim) -> Vec<Event> {
             break;
         }
         // A zombie takes effect now and then: late application of an indeterminate write.
-        if !zombies.is_empty() && rng.chance(10) {
+        if !zombies.is_empty() && rng.percent(10) {
             let z = zombies.swap_remove(rng.below(zombies.len() as u64) as usize);
             store.apply(&z);
         }
@@ -167,13 +142,13 @@ pub fn simulate(seed: u64, sim: &Sim) -> Vec<Event> {
                     55..=84 => (F::Incr, Value::Null),
                     _ => {
                         // Usually the current value (likely to succeed), sometimes a stale guess.
-                        let old = if rng.chance(70) { store.state[key] } else { Some(rng.below(3) as i64) };
+                        let old = if rng.percent(70) { store.state[key] } else { Some(rng.below(3) as i64) };
                         (F::Cas, json!([old, store.fresh(key)]))
                     }
                 };
-                let fate = if rng.chance(sim.info_pct) {
+                let fate = if rng.percent(sim.info_pct) {
                     [Fate::InfoApplied, Fate::InfoLater, Fate::Unfinished][rng.below(3) as usize]
-                } else if f != F::Get && rng.chance(sim.fail_pct) {
+                } else if f != F::Get && rng.percent(sim.fail_pct) {
                     Fate::Fail
                 } else {
                     Fate::Ok
@@ -205,7 +180,7 @@ pub fn simulate(seed: u64, sim: &Sim) -> Vec<Event> {
                     // The client gave up: a fresh logical process takes the slot.
                     pids[s] = next_pid;
                     next_pid += 1;
-                    if p.fate != Fate::InfoApplied && rng.chance(60) {
+                    if p.fate != Fate::InfoApplied && rng.percent(60) {
                         zombies.push(p);
                     }
                 }
