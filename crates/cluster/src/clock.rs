@@ -3,7 +3,7 @@
 //! entry it applied plus the (monotonic) time since. So nodes whose wall clocks disagree still
 //! agree on what has expired, and a node's own clock only matters while it leads.
 
-use parking_lot::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The wall clock in Unix milliseconds.
@@ -11,42 +11,47 @@ pub fn wall_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// The time of the log as this node has seen it.
-#[derive(Default)]
+/// No entry applied yet.
+const UNSET: i64 = i64::MIN;
+
+/// The time of the log as this node has seen it. Read for every cluster read, so it is one
+/// atomic: the log's time minus this process's monotonic clock at the latest entry applied.
+/// Keeping the largest such offset is what "never goes back" means.
 pub struct LogClock {
-    /// The latest entry time applied here, and when (monotonic) it was applied.
-    base: Mutex<Option<(i64, Instant)>>,
+    start: Instant,
+    offset: AtomicI64,
+}
+
+impl Default for LogClock {
+    fn default() -> Self {
+        LogClock { start: Instant::now(), offset: AtomicI64::new(UNSET) }
+    }
 }
 
 impl LogClock {
+    fn mono_ms(&self) -> i64 {
+        self.start.elapsed().as_millis() as i64
+    }
+
     /// Records that an entry stamped `ms` was applied now. The clock never goes back: an entry
     /// stamped earlier than the current reading leaves it as it is.
     pub fn observe(&self, ms: i64) {
-        let now = Instant::now();
-        let mut base = self.base.lock();
-        let current = base.map(|(b, at)| b + now.duration_since(at).as_millis() as i64);
-        if current.is_none_or(|c| ms > c) {
-            *base = Some((ms, now));
-        }
+        self.offset.fetch_max(ms - self.mono_ms(), Ordering::Relaxed);
     }
 
     /// The log's time now: the last entry's time plus the time since it applied; the wall
     /// clock until an entry has applied.
     pub fn now_ms(&self) -> i64 {
-        match *self.base.lock() {
-            Some((ms, at)) => ms + at.elapsed().as_millis() as i64,
-            None => wall_ms(),
+        match self.offset.load(Ordering::Relaxed) {
+            UNSET => wall_ms(),
+            offset => self.mono_ms() + offset,
         }
     }
 
     /// The time a leader stamps on an entry: its wall clock, but never before the log's time
     /// (a leader whose clock is behind its predecessor's carries the log's time on instead).
     pub fn stamp_ms(&self) -> i64 {
-        let wall = wall_ms();
-        match *self.base.lock() {
-            Some((ms, at)) => wall.max(ms + at.elapsed().as_millis() as i64),
-            None => wall,
-        }
+        wall_ms().max(self.now_ms())
     }
 }
 
