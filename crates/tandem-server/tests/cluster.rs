@@ -587,6 +587,18 @@ fn members_are_replaced_removed_and_rejoin_without_an_operator() {
         nodes.push(spawn_node(4, &three, 3, &extra));
         wait_until("node 4 to join", Duration::from_secs(20), || members(&nodes[leader]).len() == 4);
         assert_eq!(voters(&nodes[leader]), 3, "{:?}", members(&nodes[leader]));
+        // INFO cluster has a line per member; the leader learns how far each is replicated.
+        let info = nodes[leader].info();
+        let lines: Vec<&str> = info.lines().filter(|l| l.starts_with("member")).collect();
+        assert_eq!(lines.len(), 4, "{info}");
+        assert_eq!(lines.iter().filter(|l| l.contains(",role=voter,")).count(), 3, "{info}");
+        assert_eq!(lines.iter().filter(|l| l.contains(",leader=1,")).count(), 1, "{info}");
+        wait_until("the leader to know every member's replication", Duration::from_secs(10), || {
+            let info = nodes[leader].info();
+            info.lines()
+                .filter(|l| l.starts_with("member") && !l.contains("leader=1"))
+                .all(|l| !l.contains("matched=-1"))
+        });
         assert_eq!(nodes[3].client().send(&["GET", "k7"]), bulk("7"), "a learner serves reads");
         assert_eq!(nodes[3].client().send(&["SET", "via-learner", "1"]), simple("OK"), "and forwards writes");
 
