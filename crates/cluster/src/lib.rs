@@ -6,7 +6,7 @@
 //! Raft log and the state machine adapter), [`disk`] (the durable log file and vote), [`net`] (the cluster port: Raft RPCs, forwarded
 //! writes, formation handshakes), [`node`] (a running node: formation, writes, reads, status),
 //! [`forward`] (writes a follower forwards to the leader, batched), [`discovery`] (seeds from DNS: SRV or A/AAAA records), [`membership`] (removing unreachable members, promoting learners, leaving, rejoining),
-//! [`read`] (batched ReadIndex for linearizable reads), [`clock`] (the time carried in the log).
+//! [`read`] (batched ReadIndex for linearizable reads), [`transfer`] (handing leadership to another voter), [`clock`] (the time carried in the log).
 //!
 //! This crate must not know how values are stored: it sees commands and reply bytes only.
 
@@ -19,6 +19,7 @@ pub mod net;
 pub mod node;
 pub mod read;
 pub mod store;
+pub mod transfer;
 pub mod types;
 
 pub use membership::MemberStatus;

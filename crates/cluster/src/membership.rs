@@ -78,6 +78,10 @@ impl Cluster {
                 (m.state, m.current_leader.is_some(), member)
             };
             if state == ServerState::Leader {
+                if *self.transferring.borrow() {
+                    // Handing over: a membership change would renew the leases it waits out.
+                    continue;
+                }
                 // Contacts from before this node led say nothing about reachability now.
                 let since = *leading_since.get_or_insert_with(Instant::now);
                 if let Err(e) = self.tend_members(since).await {
@@ -87,6 +91,9 @@ impl Cluster {
             }
             leading_since = None;
             if !self.initialized() || self.left.load(std::sync::atomic::Ordering::SeqCst) {
+                continue;
+            }
+            if self.held() {
                 continue;
             }
             if member && has_leader && state != ServerState::Candidate {

@@ -34,6 +34,8 @@ pub enum ReadIndexReply {
     Index(u64),
     /// Not confirmed (not the leader, or no majority answered).
     Refused(String),
+    /// Not the leader any more (it handed leadership over): ask the new one.
+    Moved,
 }
 
 /// A request on the cluster port.
@@ -46,8 +48,9 @@ pub enum Rpc {
     /// Raft: a snapshot chunk, for the node with this id.
     Snapshot(NodeId, InstallSnapshotRequest<TypeConfig>),
     /// Clients' writes, forwarded by a node that is not the leader (each its own entry);
-    /// answered with one [`WriteReply`] per request, in order.
-    WriteBatch(Vec<Request>),
+    /// answered with one [`WriteReply`] per request, in order. A receiver that no longer
+    /// leads passes a batch on to the new leader once, unless it is marked as relayed.
+    WriteBatch(Vec<Request>, bool),
     /// Formation: who are you, and are you in a cluster already?
     Hello(Hello),
     /// Formation: add the sender to the cluster.
@@ -57,6 +60,12 @@ pub enum Rpc {
     /// Membership: remove this node from the cluster (a node leaving, or `TANDEM REMOVE`);
     /// answered by the leader with `Result<(), String>`.
     Remove(NodeId),
+    /// Leadership: hand it to this voter (or the most caught-up one); answered by the leader
+    /// with `Result<NodeId, String>` (the new leader).
+    Transfer(Option<NodeId>),
+    /// Leadership: do not stand for election for this many milliseconds (0: stop holding),
+    /// while the leader hands over to another voter; answered with `bool`.
+    Hold(u64),
 }
 
 /// A node introducing itself (and the answer, in kind).

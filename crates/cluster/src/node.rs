@@ -89,6 +89,14 @@ pub struct Cluster {
     forwards: forward::Queue,
     /// Set once this node has left the cluster on purpose: it must not join again by itself.
     pub(crate) left: std::sync::atomic::AtomicBool,
+    /// True while this node, leading, hands leadership over (see [`crate::transfer`]): new
+    /// proposals and read rounds wait for the outcome.
+    pub(crate) transferring: tokio::sync::watch::Sender<bool>,
+    /// Until when this node does not stand for election, at a leader's request during a
+    /// transfer (see [`crate::transfer`]).
+    pub(crate) hold_until: parking_lot::Mutex<Option<std::time::Instant>>,
+    /// The term this node leads in and since when (first seen by a proposal).
+    leading_since: parking_lot::Mutex<Option<(u64, std::time::Instant)>>,
     pub(crate) rt: tokio::runtime::Runtime,
 }
 
@@ -157,6 +165,9 @@ impl Cluster {
             discovery,
             forwards: forward::Queue::default(),
             left: Default::default(),
+            transferring: tokio::sync::watch::Sender::new(false),
+            hold_until: Default::default(),
+            leading_since: Default::default(),
             rt,
         });
         let n = node.clone();
@@ -201,6 +212,17 @@ impl Cluster {
         Some(Leader::At(node.addr))
     }
 
+    /// Where the leader is, waiting up to [`LEADER_WAIT`] for one if none is known (an
+    /// election under way, or a leadership transfer): clients see a short delay instead of
+    /// an error. A node cut off from the majority still refuses within a bounded time.
+    async fn leader_soon(&self) -> Option<Leader> {
+        if let Some(l) = self.leader() {
+            return Some(l);
+        }
+        let _ = self.raft.wait(Some(LEADER_WAIT)).metrics(|m| m.current_leader.is_some(), "a leader").await;
+        self.leader()
+    }
+
     async fn serve(self: Arc<Self>, listener: TcpListener) {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
@@ -239,9 +261,16 @@ impl Cluster {
             Rpc::Append(_, r) => frame(net::encode(&self.raft.append_entries(r).await)),
             Rpc::Vote(_, r) => frame(net::encode(&self.raft.vote(r).await)),
             Rpc::Snapshot(_, r) => frame(net::encode(&self.raft.install_snapshot(r).await)),
-            Rpc::WriteBatch(reqs) => {
-                let replies: Vec<WriteReply> =
-                    self.propose_many(reqs).await.into_iter().map(reply_of_proposal).collect();
+            Rpc::WriteBatch(reqs, relayed) => {
+                let replies: Vec<WriteReply> = match self.propose_many(reqs).await {
+                    Ok(proposals) => proposals.into_iter().map(reply_of_proposal).collect(),
+                    // Leadership moved on (a transfer) before anything was proposed: pass the
+                    // batch on to the new leader, once.
+                    Err(reqs) if !relayed => {
+                        self.run_batch(reqs, true).await.into_iter().map(reply_of_outcome).collect()
+                    }
+                    Err(reqs) => reqs.iter().map(|_| WriteReply::Refused(MOVED.into())).collect(),
+                };
                 frame(net::encode(&replies))
             }
             Rpc::Hello(_) => frame(net::encode(&self.hello())),
@@ -255,11 +284,20 @@ impl Cluster {
             }
             Rpc::ReadIndex => {
                 let reply = match self.leader_read_index().await {
-                    Ok(i) => ReadIndexReply::Index(i),
+                    Ok(Some(i)) => ReadIndexReply::Index(i),
+                    Ok(None) => ReadIndexReply::Moved,
                     Err(e) => ReadIndexReply::Refused(e),
                 };
                 frame(net::encode(&reply))
             }
+            Rpc::Transfer(to) => {
+                let answer = match self.leader() {
+                    Some(Leader::Here) => self.transfer_here(to).await,
+                    _ => Err("the receiving node is not the leader".to_string()),
+                };
+                frame(net::encode(&answer))
+            }
+            Rpc::Hold(ms) => frame(net::encode(&self.hold(ms))),
         }
     }
 
@@ -298,6 +336,10 @@ impl Cluster {
     /// fewer than `cluster-voters`. Only the leader can; others pass the request on to it.
     async fn join(&self, h: Hello) -> bool {
         let Some(leader) = self.leader() else { return false };
+        if *self.transferring.borrow() {
+            // Its replication would renew the leases a transfer waits out; the node retries.
+            return false;
+        }
         if let Leader::At(addr) = leader {
             return self.peers.call::<bool>(&addr, &Rpc::Join(h), Duration::from_secs(5)).await.unwrap_or(false);
         }
@@ -367,50 +409,83 @@ impl Cluster {
     /// (batched with other connections' writes, see [`crate::forward`]). Callable from any
     /// runtime.
     pub async fn write(self: &Arc<Self>, req: Request) -> Result<(Vec<Vec<u8>>, u64), WriteError> {
-        match self.leader() {
+        let req = match self.leader() {
             Some(Leader::Here) => {
                 let me = self.clone();
-                let task = self.rt.spawn(async move { outcome_of_proposal(me.propose(req).await) });
-                task.await.unwrap_or_else(|e| Err(WriteError::Unknown(format!("write task failed: {e}"))))
-            }
-            Some(Leader::At(_)) => {
-                let (rx, start) = self.forwards.enqueue(req);
-                if start {
-                    let me = self.clone();
-                    self.rt.spawn(async move { me.send_forwards().await });
+                let task = self.rt.spawn(async move { me.propose_many(vec![req]).await });
+                match task.await {
+                    Ok(Ok(mut proposals)) => {
+                        return outcome_of_proposal(proposals.pop().unwrap_or(Err(Proposal::NotLeader)))
+                    }
+                    // Leadership moved on before it was proposed: forward it instead.
+                    Ok(Err(mut reqs)) => match reqs.pop() {
+                        Some(req) => req,
+                        None => return Err(WriteError::Unknown("the write was lost on its way".into())),
+                    },
+                    Err(e) => return Err(WriteError::Unknown(format!("write task failed: {e}"))),
                 }
-                rx.await.unwrap_or_else(|_| Err(WriteError::Unknown("the forwarding task ended".into())))
             }
-            None => Err(WriteError::NoQuorum("no leader is known to this node".into())),
+            // With no leader known (an election under way), the sender task waits for one.
+            Some(Leader::At(_)) | None => req,
+        };
+        let (rx, start) = self.forwards.enqueue(req);
+        if start {
+            let me = self.clone();
+            self.rt.spawn(async move { me.send_forwards().await });
         }
+        rx.await.unwrap_or_else(|_| Err(WriteError::Unknown("the forwarding task ended".into())))
     }
 
     /// A sender task: forwards queued writes in batches until none wait.
     async fn send_forwards(&self) {
         while let Some(batch) = self.forwards.next_batch() {
             let (reqs, txs): (Vec<Request>, Vec<_>) = batch.into_iter().unzip();
-            let n = reqs.len();
-            let all = |e: WriteError| vec![Err(e); n];
-            let outcomes: Vec<Outcome> = match self.leader() {
-                Some(Leader::Here) => self.propose_many(reqs).await.into_iter().map(outcome_of_proposal).collect(),
-                Some(Leader::At(addr)) => {
-                    match self
-                        .peers
-                        .call::<Vec<WriteReply>>(&addr, &Rpc::WriteBatch(reqs), self.cfg.write_timeout)
-                        .await
-                    {
-                        Ok(replies) if replies.len() == n => replies.into_iter().map(outcome_of_reply).collect(),
-                        Ok(_) => all(WriteError::Unknown("the leader answered for a different batch".into())),
-                        Err(CallError::Unreachable(e)) => {
-                            all(WriteError::NoQuorum(format!("the leader is unreachable: {e}")))
-                        }
-                        Err(CallError::Lost(e)) => all(WriteError::Unknown(format!("no answer from the leader: {e}"))),
-                    }
-                }
-                None => all(WriteError::NoQuorum("no leader is known to this node".into())),
-            };
+            let outcomes = self.run_batch(reqs, false).await;
             for (tx, outcome) in txs.into_iter().zip(outcomes) {
                 let _ = tx.send(outcome);
+            }
+        }
+    }
+
+    /// Runs a batch of writes where the leader is: proposed here, or sent to the leader as one
+    /// `WriteBatch` (`relayed`: the receiver must not pass it on again). One outcome per
+    /// request, in order.
+    async fn run_batch(&self, mut reqs: Vec<Request>, mut relayed: bool) -> Vec<Outcome> {
+        let n = reqs.len();
+        let all = |e: WriteError| vec![Err(e); n];
+        loop {
+            let addr = match self.leader_soon().await {
+                Some(Leader::Here) => match self.propose_many(reqs).await {
+                    Ok(proposals) => return proposals.into_iter().map(outcome_of_proposal).collect(),
+                    Err(back) if !relayed => {
+                        // This node handed leadership over meanwhile: send them on, once.
+                        reqs = back;
+                        relayed = true;
+                        continue;
+                    }
+                    Err(_) => return all(WriteError::NoQuorum(MOVED.into())),
+                },
+                Some(Leader::At(addr)) => addr,
+                None => return all(WriteError::NoQuorum("no leader is known to this node".into())),
+            };
+            let rpc = Rpc::WriteBatch(reqs, relayed);
+            return match self.peers.call::<Vec<WriteReply>>(&addr, &rpc, self.cfg.write_timeout).await {
+                Ok(replies) if replies.len() == n => replies.into_iter().map(outcome_of_reply).collect(),
+                Ok(_) => all(WriteError::Unknown("the leader answered for a different batch".into())),
+                Err(CallError::Unreachable(e)) => all(WriteError::NoQuorum(format!("the leader is unreachable: {e}"))),
+                Err(CallError::Lost(e)) => all(WriteError::Unknown(format!("no answer from the leader: {e}"))),
+            };
+        }
+    }
+
+    /// How long this node has led in `term` (as first seen by this function).
+    fn leading_for(&self, term: u64) -> Duration {
+        let mut since = self.leading_since.lock();
+        match *since {
+            Some((t, at)) if t == term => at.elapsed(),
+            _ => {
+                *since = Some((term, std::time::Instant::now()));
+                Duration::ZERO
             }
         }
     }
@@ -426,17 +501,17 @@ impl Cluster {
         self.raft.metrics().borrow().state == ServerState::Leader
     }
 
-    /// Proposes a write on this node if it leads, stamped with the leader's time.
-    async fn propose(&self, req: Request) -> Result<(Vec<Vec<u8>>, u64), Proposal> {
-        self.propose_many(vec![req]).await.pop().unwrap_or(Err(Proposal::NotLeader))
-    }
-
     /// Proposes writes on this node if it leads, each as its own entry, all submitted before
-    /// any is awaited (so they replicate together), stamped with the leader's time.
-    async fn propose_many(&self, reqs: Vec<Request>) -> Vec<Result<(Vec<Vec<u8>>, u64), Proposal>> {
+    /// any is awaited (so they replicate together), stamped with the leader's time. Gives the
+    /// requests back, unproposed, if this node does not lead (after a transfer in progress
+    /// ends: it holds new proposals, see [`crate::transfer`]).
+    async fn propose_many(
+        &self,
+        reqs: Vec<Request>,
+    ) -> Result<Vec<Result<(Vec<Vec<u8>>, u64), Proposal>>, Vec<Request>> {
+        self.transfer_settled().await;
         let n = reqs.len();
-        let mut caught_up = true;
-        {
+        let caught_up = {
             // (Borrowed, not cloned: this runs for every write.)
             let metrics = self.raft.metrics();
             let m = metrics.borrow();
@@ -444,15 +519,22 @@ impl Cluster {
                 // A leader that has not heard from a quorum lately is likely on the minority
                 // side of a partition: refuse at once instead of waiting for a commit that
                 // cannot come (nothing is proposed, so this is a definite failure).
-                let stale = m.millis_since_quorum_ack.is_none_or(|ms| ms > 2 * 1000);
+                // (No acknowledgement yet: stale only if this node has led for that long; a
+                // leader just elected takes writes before its first heartbeat round returns.)
+                let stale = match m.millis_since_quorum_ack {
+                    Some(ms) => ms > QUORUM_STALE.as_millis() as u64,
+                    None => self.leading_for(m.current_term) > QUORUM_STALE,
+                };
                 let alone = m.membership_config.membership().voter_ids().count() <= 1;
                 if stale && !alone {
                     let why = WriteError::NoQuorum("the leader has not reached a majority lately".into());
-                    return vec![Err(Proposal::Failed(why)); n];
+                    return Ok(vec![Err(Proposal::Failed(why)); n]);
                 }
-                caught_up = m.last_applied.is_some_and(|l| l.leader_id.term == m.current_term);
+                m.last_applied.is_some_and(|l| l.leader_id.term == m.current_term)
+            } else {
+                return Err(reqs);
             }
-        }
+        };
         if !caught_up {
             // A new leader stamps nothing before it has applied its predecessors' entries (up
             // to its own first entry), so that the log's time never goes back.
@@ -487,7 +569,7 @@ impl Cluster {
                 },
             });
         }
-        out
+        Ok(out)
     }
 
     /// The log index up to which this node must have applied for a read starting now to be
@@ -510,26 +592,40 @@ impl Cluster {
         }
     }
 
-    /// One round: here if this node leads, else asked of the leader.
+    /// One round: here if this node leads, else asked of the leader; asked again (once) of
+    /// the new leader if leadership moved on meanwhile.
     async fn confirm_read_index(&self) -> Result<u64, ReadError> {
-        let addr = match self.leader() {
-            Some(Leader::Here) => return self.leader_read_index().await.map_err(ReadError::NoQuorum),
-            Some(Leader::At(addr)) => addr,
-            None => return Err(ReadError::NoQuorum("no leader is known to this node".into())),
-        };
-        match self.peers.call::<ReadIndexReply>(&addr, &Rpc::ReadIndex, self.cfg.write_timeout).await {
-            Ok(ReadIndexReply::Index(i)) => Ok(i),
-            Ok(ReadIndexReply::Refused(why)) => Err(ReadError::NoQuorum(why)),
-            Err(e) => Err(ReadError::NoQuorum(format!("the leader did not answer: {e:?}"))),
+        for _ in 0..2 {
+            let addr = match self.leader_soon().await {
+                Some(Leader::Here) => match self.leader_read_index().await {
+                    Ok(Some(i)) => return Ok(i),
+                    Ok(None) => continue,
+                    Err(why) => return Err(ReadError::NoQuorum(why)),
+                },
+                Some(Leader::At(addr)) => addr,
+                None => return Err(ReadError::NoQuorum("no leader is known to this node".into())),
+            };
+            match self.peers.call::<ReadIndexReply>(&addr, &Rpc::ReadIndex, self.cfg.write_timeout).await {
+                Ok(ReadIndexReply::Index(i)) => return Ok(i),
+                Ok(ReadIndexReply::Moved) => continue,
+                Ok(ReadIndexReply::Refused(why)) => return Err(ReadError::NoQuorum(why)),
+                Err(e) => return Err(ReadError::NoQuorum(format!("the leader did not answer: {e:?}"))),
+            }
         }
+        Err(ReadError::NoQuorum(MOVED.into()))
     }
 
     /// The read index, on the leader: leadership confirmed by a heartbeat round a majority
     /// answered; at least the leader's own no-op entry, so a new leader serves no read before
-    /// its term's first entry commits.
-    async fn leader_read_index(&self) -> Result<u64, String> {
+    /// its term's first entry commits. `None`: this node handed leadership over (a round's
+    /// heartbeats would renew the leases a transfer waits out, so rounds wait for its end).
+    async fn leader_read_index(&self) -> Result<Option<u64>, String> {
+        self.transfer_settled().await;
+        if !self.is_leader() {
+            return Ok(None);
+        }
         match self.raft.get_read_log_id().await {
-            Ok((read, _)) => Ok(read.map(|l| l.index).unwrap_or(0)),
+            Ok((read, _)) => Ok(Some(read.map(|l| l.index).unwrap_or(0))),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -618,6 +714,15 @@ fn reply_of_proposal(p: Result<(Vec<Vec<u8>>, u64), Proposal>) -> WriteReply {
     }
 }
 
+/// A write's outcome as the cluster port carries it, from an outcome here (a relayed batch).
+fn reply_of_outcome(o: Outcome) -> WriteReply {
+    match o {
+        Ok((bytes, index)) => WriteReply::Applied(bytes, index),
+        Err(WriteError::NoQuorum(why)) => WriteReply::Refused(why),
+        Err(WriteError::Unknown(why)) => WriteReply::Unknown(why),
+    }
+}
+
 /// A write's outcome for the client, from the cluster port's answer.
 fn outcome_of_reply(r: WriteReply) -> Outcome {
     match r {
@@ -633,9 +738,18 @@ fn outcome_of_proposal(p: Result<(Vec<Vec<u8>>, u64), Proposal>) -> Outcome {
         Ok(reply) => Ok(reply),
         Err(Proposal::Failed(e)) => Err(e),
         // Leadership moved between the look and the proposal: nothing was proposed.
-        Err(Proposal::NotLeader) => Err(WriteError::NoQuorum("leadership moved, retry".into())),
+        Err(Proposal::NotLeader) => Err(WriteError::NoQuorum(MOVED.into())),
     }
 }
+
+/// A leader that has had no acknowledgement from a majority for this long refuses writes.
+const QUORUM_STALE: Duration = Duration::from_secs(2);
+
+/// How long a write or read waits for a leader to be elected before it is refused.
+const LEADER_WAIT: Duration = Duration::from_secs(2);
+
+/// Why a write or read was refused when leadership moved under it.
+const MOVED: &str = "leadership moved, retry";
 
 /// Why a proposal on this node did not produce a reply.
 #[derive(Clone)]

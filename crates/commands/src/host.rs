@@ -94,6 +94,11 @@ pub trait Host: Send + Sync {
     fn cluster_remove(&self, _id: Option<u64>) -> Result<(), String> {
         Err(NOT_IN_CLUSTER.into())
     }
+    /// `TANDEM TRANSFER [id]`: hands the leadership over; the new leader's id. The error is
+    /// the complete reply text.
+    fn cluster_transfer(&self, _to: Option<u64>) -> Result<u64, String> {
+        Err(NOT_IN_CLUSTER.into())
+    }
 
     /// `SAVE`: a snapshot written before replying. The error is the complete reply text.
     fn save(&self) -> Result<(), String> {

@@ -155,6 +155,12 @@ impl Host for Shared {
         c.remove_blocking(id).map_err(|e| format!("ERR {e}"))
     }
 
+    fn cluster_transfer(&self, to: Option<u64>) -> Result<u64, String> {
+        let c = self.cluster().ok_or_else(|| commands::host::NOT_IN_CLUSTER.to_string())?;
+        // Blocks this worker thread for the transfer (a few seconds at most), like REMOVE.
+        c.transfer_blocking(to).map_err(|e| format!("ERR {e}"))
+    }
+
     fn save(&self) -> Result<(), String> {
         match self.save_now() {
             Ok(()) => Ok(()),

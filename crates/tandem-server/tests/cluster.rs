@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use testkit::process::{temp_dir, ServerProcess};
-use testkit::{bulk, simple, Frame, RawClient};
+use testkit::{bulk, error, simple, Frame, RawClient};
 
 const IN_NETNS: &str = "TANDEM_TEST_NETNS";
 
@@ -865,5 +865,99 @@ fn select_swapdb_and_flushall_behave_as_on_one_server_on_every_node() {
                 assert_eq!(cl.send(&["DBSIZE"]), Frame::Integer(0), "node {} db {db}", n.port);
             }
         }
+    });
+}
+
+#[test]
+fn leadership_moves_on_request_without_failing_a_write_or_a_read() {
+    in_netns("leadership_moves_on_request_without_failing_a_write_or_a_read", || {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        // Five voters: the target needs votes from voters other than the old leader, whose
+        // leases a transfer must let run out (in a 3-voter cluster the old leader's vote
+        // alone would do).
+        let nodes = start_cluster_with(5, 5, &["--cluster-voters", "5"]);
+        let leader = agreed_leader(&nodes);
+        let ids: Vec<u64> = nodes.iter().map(node_id).collect();
+        // One writer per node, each on one connection: INCR its own counter, then read it back
+        // (linearizable, the default). Every reply must be the expected one, transfers or not.
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = nodes
+            .iter()
+            .enumerate()
+            .map(|(w, n)| {
+                let (mut c, stop) = (n.client(), stop.clone());
+                std::thread::spawn(move || {
+                    let key = format!("counter-{w}");
+                    let mut done = 0i64;
+                    while !stop.load(Ordering::Relaxed) {
+                        assert_eq!(c.send(&["INCR", &key]), Frame::Integer(done + 1), "INCR on node {}", w + 1);
+                        done += 1;
+                        assert_eq!(c.send(&["GET", &key]), bulk(done.to_string()), "GET on node {}", w + 1);
+                    }
+                    done
+                })
+            })
+            .collect();
+        // And one that only writes (reads wait during a transfer too, which alone would
+        // quiet the writers above).
+        let blind = {
+            let (mut c, stop) = (nodes[leader].client(), stop.clone());
+            std::thread::spawn(move || {
+                let mut done = 0i64;
+                while !stop.load(Ordering::Relaxed) {
+                    assert_eq!(c.send(&["INCR", "blind"]), Frame::Integer(done + 1), "blind INCR");
+                    done += 1;
+                }
+                done
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        // Asked on a follower, for another follower.
+        let asked = (leader + 1) % 5;
+        let target = (leader + 2) % 5;
+        let t = Instant::now();
+        assert_eq!(
+            nodes[asked].client().send(&["TANDEM", "TRANSFER", &ids[target].to_string()]),
+            Frame::Integer(ids[target] as i64)
+        );
+        eprintln!("transfer took {} ms", t.elapsed().as_millis());
+        assert_eq!(agreed_leader(&nodes), target);
+        std::thread::sleep(Duration::from_millis(300));
+        // Without a target, on the leader: the most caught-up other voter.
+        let reply = nodes[target].client().send(&["TANDEM", "TRANSFER"]);
+        let Frame::Integer(new) = reply else { panic!("TANDEM TRANSFER: {reply:?}") };
+        let now = agreed_leader(&nodes);
+        assert_eq!(ids[now] as i64, new);
+        assert_ne!(now, target);
+        // To the leader itself: nothing to do.
+        assert_eq!(nodes[asked].client().send(&["TANDEM", "TRANSFER", &ids[now].to_string()]), Frame::Integer(new));
+        assert_eq!(
+            nodes[asked].client().send(&["TANDEM", "TRANSFER", "12345"]),
+            error("ERR node 12345 is not a member")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+        let counts: Vec<i64> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+        let blind = blind.join().unwrap();
+        eprintln!("increments per node: {counts:?}, blind: {blind}");
+        for n in &nodes {
+            assert_eq!(n.client().send(&["GET", "blind"]), bulk(blind.to_string()));
+        }
+        for (w, count) in counts.iter().enumerate() {
+            assert!(*count > 20, "writer {w} made too little progress: {count}");
+            for n in &nodes {
+                let mut c = n.client();
+                assert_eq!(c.send(&["GET", &format!("counter-{w}")]), bulk(count.to_string()));
+            }
+        }
+        // A learner cannot lead.
+        let extra = spawn_node(6, &seeds(5), 5, &["--cluster-voters", "5"]);
+        wait_until("node 6 to join", Duration::from_secs(20), || extra.field("cluster_role") == "learner");
+        let learner = node_id(&extra);
+        assert_eq!(
+            nodes[asked].client().send(&["TANDEM", "TRANSFER", &learner.to_string()]),
+            error(format!("ERR node {learner} is a learner, only a voter can lead"))
+        );
     });
 }

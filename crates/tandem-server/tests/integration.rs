@@ -266,6 +266,10 @@ fn tandem_commands_outside_a_cluster() {
     assert_eq!(c.cmd("TANDEM LEAVE"), no_cluster);
     assert_eq!(c.cmd("TANDEM REMOVE 7"), no_cluster);
     assert_eq!(c.cmd("TANDEM REMOVE x"), error("ERR invalid node id"));
+    assert_eq!(c.cmd("TANDEM TRANSFER"), no_cluster);
+    assert_eq!(c.cmd("TANDEM TRANSFER 7"), no_cluster);
+    assert_eq!(c.cmd("TANDEM TRANSFER x"), error("ERR invalid node id"));
+    assert_eq!(c.cmd("TANDEM TRANSFER 1 2"), error("ERR syntax error"));
     assert_eq!(c.cmd("TANDEM CONSISTENCY"), bulk("linearizable"));
     assert_eq!(c.cmd("DEBUG SET-ACTIVE-EXPIRE 0"), simple("OK"));
     assert_eq!(c.cmd("SET gone v PX 1"), simple("OK"));

@@ -13,6 +13,7 @@ pub static BINDINGS: &[Binding] = &[
     bind("tandem|members", members, LockMode::None),
     bind("tandem|leave", leave, LockMode::None),
     bind("tandem|remove", remove, LockMode::None),
+    bind("tandem|transfer", transfer, LockMode::None),
     bind("tandem|help", help, LockMode::None),
 ];
 
@@ -96,13 +97,28 @@ fn leave(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
 /// `TANDEM REMOVE <node-id>`: removes a member (a node that is gone for good, without
 /// waiting for `cluster-node-timeout`).
 fn remove(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let id = std::str::from_utf8(argv[2])
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| CmdError::err("invalid node id"))?;
+    let id = node_id(argv[2])?;
     ctx.host.cluster_remove(Some(id)).map_err(CmdError::Other)?;
     ctx.out.ok();
     Ok(())
+}
+
+/// `TANDEM TRANSFER [<node-id>]`: hands the leadership to that voter (without one: the most
+/// caught-up other voter) and replies with the new leader's id once it leads. Writes and
+/// reads sent meanwhile wait for the new leader (one to two seconds) instead of failing.
+fn transfer(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let to = match argv.len() {
+        2 => None,
+        3 => Some(node_id(argv[2])?),
+        _ => return Err(CmdError::Syntax),
+    };
+    let leader = ctx.host.cluster_transfer(to).map_err(CmdError::Other)?;
+    ctx.out.int(leader as i64);
+    Ok(())
+}
+
+fn node_id(arg: &[u8]) -> Result<u64, CmdError> {
+    std::str::from_utf8(arg).ok().and_then(|s| s.parse::<u64>().ok()).ok_or_else(|| CmdError::err("invalid node id"))
 }
 
 fn help(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
@@ -118,6 +134,8 @@ fn help(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
             "    Remove this node from the cluster.",
             "REMOVE <node-id>",
             "    Remove a member from the cluster.",
+            "TRANSFER [<node-id>]",
+            "    Hand the leadership to that voter (default: the most caught-up one).",
             "REAP <key> [<key> ...]",
             "    Remove the given keys if their time to live has run out (the cluster's expiry).",
         ],
