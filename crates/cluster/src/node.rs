@@ -645,7 +645,7 @@ impl Cluster {
     }
 
     /// The index of the last entry applied here.
-    fn applied_index(&self) -> u64 {
+    pub fn applied_index(&self) -> u64 {
         self.raft.metrics().borrow().last_applied.map(|l| l.index).unwrap_or(0)
     }
 
@@ -677,18 +677,48 @@ impl Cluster {
         ) + &self.member_lines()
     }
 
+    /// Lines for `INFO replication` in a cluster, after Redis's own (which say `role:master`:
+    /// every node takes writes): where this node stands in Raft.
+    pub fn replication_info(&self) -> String {
+        let m = self.raft.metrics().borrow().clone();
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        let leader =
+            m.current_leader.and_then(|l| m.membership_config.membership().get_node(&l).map(|n| (l, n.addr.clone())));
+        let last = m.last_log_index.unwrap_or(0);
+        let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+        // On the leader: how far the slowest member is behind its log.
+        let max_lag = m.replication.as_ref().map_or(-1, |r| {
+            r.values().map(|matched| last.saturating_sub(matched.map_or(0, |l| l.index)) as i64).max().unwrap_or(0)
+        });
+        format!(
+            "raft_role:{role}\r\nraft_leader_id:{}\r\nraft_leader_addr:{}\r\nraft_term:{}\r\nraft_last_log_index:{last}\r\nraft_last_applied:{applied}\r\nraft_apply_lag:{}\r\nraft_max_member_lag:{max_lag}\r\n",
+            leader.as_ref().map(|l| l.0.to_string()).unwrap_or_default(),
+            leader.map(|l| l.1).unwrap_or_default(),
+            m.current_term,
+            last.saturating_sub(applied),
+        )
+    }
+
     /// One `memberN:` line per member, in the style of `INFO replication`'s `slaveN:` lines.
     fn member_lines(&self) -> String {
         let mut out = String::new();
+        let last = self.raft.metrics().borrow().last_log_index.unwrap_or(0);
         for (i, m) in self.members().iter().enumerate() {
             let opt = |v: Option<u64>| v.map_or("-1".to_string(), |v| v.to_string());
             out += &format!(
-                "member{i}:id={},addr={},role={},leader={},matched={},last_contact_ms={}\r\n",
+                "member{i}:id={},addr={},role={},leader={},matched={},lag={},last_contact_ms={}\r\n",
                 m.id,
                 m.addr,
                 if m.voter { "voter" } else { "learner" },
                 m.leader as u8,
                 opt(m.matched),
+                m.matched.map_or(-1, |i| last.saturating_sub(i) as i64),
                 opt(m.last_contact_ms),
             );
         }

@@ -108,6 +108,11 @@ pub trait Host: Send + Sync {
     fn bgsave(&self, _schedule: bool) -> Result<&'static str, String> {
         Err(NO_PERSISTENCE.into())
     }
+    /// The replication offset `ROLE` and `INFO replication` report: 0 alone; in a cluster the
+    /// index of the last log entry applied here.
+    fn repl_offset(&self) -> i64 {
+        0
+    }
     /// `LASTSAVE`: Unix seconds of the last successful save.
     fn lastsave(&self) -> i64 {
         0

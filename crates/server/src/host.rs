@@ -155,6 +155,10 @@ impl Host for Shared {
         c.remove_blocking(id).map_err(|e| format!("ERR {e}"))
     }
 
+    fn repl_offset(&self) -> i64 {
+        self.cluster().map_or(0, |c| c.applied_index() as i64)
+    }
+
     fn cluster_transfer(&self, to: Option<u64>) -> Result<u64, String> {
         let c = self.cluster().ok_or_else(|| commands::host::NOT_IN_CLUSTER.to_string())?;
         // Blocks this worker thread for the transfer (a few seconds at most), like REMOVE.

@@ -89,12 +89,20 @@ pub fn render(s: &Shared, requested: &[String], _me: &Session) -> String {
             Stats::get(&st.error_replies),
         );
     });
+    // Every node of a cluster takes writes, so each reports itself a master with no Redis
+    // replicas (clients that read this must not treat followers as read-only); the offset is
+    // the last applied log index, and the `raft_` lines say where the node stands in Raft.
     section("replication", &mut out, &|o| {
+        let cluster = s.cluster();
+        let offset = cluster.map_or(0, |c| c.applied_index());
         let _ = write!(
             o,
-            "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
+            "role:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:{offset}\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
             s.run_id
         );
+        if let Some(c) = cluster {
+            o.push_str(&c.replication_info());
+        }
     });
     section("cpu", &mut out, &|o| cpu(o));
     section("modules", &mut out, &|_| {});

@@ -57,7 +57,11 @@ impl Node {
     }
 
     fn info(&self) -> String {
-        match self.client().send(&["INFO", "cluster"]) {
+        self.info_section("cluster")
+    }
+
+    fn info_section(&self, section: &str) -> String {
+        match self.client().send(&["INFO", section]) {
             Frame::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
             other => panic!("INFO: {other:?}"),
         }
@@ -215,6 +219,41 @@ fn nodes_started_together_form_one_cluster_and_take_writes_on_every_node() {
                 || matches!(c.send(&["TTL", "k"]), Frame::Integer(t) if t > 90),
             );
         }
+        // INFO replication and ROLE: every node is a master (it takes writes) with no Redis
+        // replicas; the offset is the applied log index; raft_ lines say where it stands.
+        let leader = agreed_leader(&nodes);
+        let leader_id = node_id(&nodes[leader]);
+        let last: u64 = nodes[leader].field("cluster_last_log_index").parse().unwrap();
+        for (i, n) in nodes.iter().enumerate() {
+            wait_until("every node to apply the whole log", Duration::from_secs(5), || {
+                n.field("cluster_last_applied") == last.to_string()
+            });
+            let info = n.info_section("replication");
+            let field = |name: &str| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_string()))
+                    .unwrap_or_default()
+            };
+            assert_eq!(field("role"), "master", "{info}");
+            assert_eq!(field("connected_slaves"), "0", "{info}");
+            assert_eq!(field("master_repl_offset"), last.to_string(), "{info}");
+            assert_eq!(field("raft_role"), if i == leader { "leader" } else { "follower" }, "{info}");
+            assert_eq!(field("raft_leader_id"), leader_id.to_string(), "{info}");
+            assert_eq!(field("raft_leader_addr"), format!("127.0.0.1:{}", 17001 + leader), "{info}");
+            assert_eq!(field("raft_last_applied"), last.to_string(), "{info}");
+            assert_eq!(field("raft_apply_lag"), "0", "{info}");
+            let want_lag = if i == leader { "0" } else { "-1" };
+            assert_eq!(field("raft_max_member_lag"), want_lag, "{info}");
+            assert_eq!(
+                n.client().send(&["ROLE"]),
+                Frame::Array(vec![bulk("master"), Frame::Integer(last as i64), Frame::Array(vec![])])
+            );
+        }
+        let info = nodes[leader].info();
+        let lags: Vec<&str> =
+            info.lines().filter(|l| l.starts_with("member")).filter_map(|l| l.split(",lag=").nth(1)).collect();
+        assert_eq!(lags.len(), 3, "{info}");
+        assert!(lags.iter().all(|l| l.starts_with("0,")), "every member caught up: {info}");
     });
 }
 

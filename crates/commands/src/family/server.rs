@@ -32,6 +32,7 @@ pub const BINDINGS: &[Binding] = &[
     bind("bgsave", bgsave, LockMode::None),
     bind("bgrewriteaof", bgrewriteaof, LockMode::None),
     bind("lastsave", lastsave, LockMode::None),
+    bind("role", role, LockMode::None),
     bind("swapdb", swapdb, LockMode::All),
     bind("wait", wait, LockMode::None),
     bind("command", command, LockMode::None),
@@ -346,6 +347,17 @@ fn bgrewriteaof(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
 /// `LASTSAVE`
 fn lastsave(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     ctx.out.int(ctx.host.lastsave());
+    Ok(())
+}
+
+/// `ROLE`: always a master with no replicas. In a cluster every node takes writes (followers
+/// forward them), so clients must treat every node as a master; Raft members are not Redis
+/// replicas (`TANDEM MEMBERS` lists them). The offset is the last applied log index there.
+fn role(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    ctx.out.array(3);
+    ctx.out.bulk(b"master");
+    ctx.out.int(ctx.host.repl_offset());
+    ctx.out.array(0);
     Ok(())
 }
 
