@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::net::Topology;
 use crate::nodes::Node;
+use crate::resp::Reply;
 use crate::rng::Rng;
 
 /// Which faults a run injects.
@@ -33,11 +34,17 @@ pub enum Scenario {
     Kill,
     /// Any of the above.
     Mixed,
+    /// Any of the above, plus membership changes: a node restarted without its data (a new
+    /// identity joins, the old one is removed) or stopped gracefully (it leaves, then comes
+    /// back and joins again); nodes run with a short `cluster-node-timeout`, so paused and
+    /// cut-off nodes are removed and rejoin during the faults too.
+    Membership,
 }
 
 impl Scenario {
     /// Every scenario with faults.
-    pub const FAULTY: [Scenario; 4] = [Scenario::Partition, Scenario::Pause, Scenario::Kill, Scenario::Mixed];
+    pub const FAULTY: [Scenario; 5] =
+        [Scenario::Partition, Scenario::Pause, Scenario::Kill, Scenario::Mixed, Scenario::Membership];
 
     /// Its name on the command line.
     pub fn name(self) -> &'static str {
@@ -47,12 +54,27 @@ impl Scenario {
             Scenario::Pause => "pause",
             Scenario::Kill => "kill",
             Scenario::Mixed => "mixed",
+            Scenario::Membership => "membership",
         }
     }
 
     /// Whether it needs nftables.
     pub fn partitions(self) -> bool {
-        matches!(self, Scenario::Partition | Scenario::Mixed)
+        matches!(self, Scenario::Partition | Scenario::Mixed | Scenario::Membership)
+    }
+
+    /// Server flags the scenario needs on every node.
+    pub fn server_args(self) -> Vec<String> {
+        match self {
+            // Removal after 3 s: a fault of 4-6 s removes the paused or cut-off node.
+            Scenario::Membership => vec!["--cluster-node-timeout".into(), "3000".into()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether one node runs with its clock skewed (libfaketime).
+    pub fn skews_a_clock(self) -> bool {
+        matches!(self, Scenario::Mixed | Scenario::Membership)
     }
 }
 
@@ -65,10 +87,10 @@ impl fmt::Display for Scenario {
 impl FromStr for Scenario {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        [Scenario::None, Scenario::Partition, Scenario::Pause, Scenario::Kill, Scenario::Mixed]
+        [Scenario::None, Scenario::Partition, Scenario::Pause, Scenario::Kill, Scenario::Mixed, Scenario::Membership]
             .into_iter()
             .find(|sc| sc.name() == s)
-            .ok_or_else(|| format!("unknown scenario {s:?} (none, partition, pause, kill, mixed)"))
+            .ok_or_else(|| format!("unknown scenario {s:?} (none, partition, pause, kill, mixed, membership)"))
     }
 }
 
@@ -188,6 +210,25 @@ impl Cluster {
         }
     }
 
+    /// True if the leader lists every node as a voter it heard from within the last second,
+    /// one identity per node.
+    fn settled(&self) -> bool {
+        let Some(l) = self.leader() else { return false };
+        let Ok(mut c) = self.nodes[l].control_conn(Duration::from_millis(500)) else { return false };
+        let Ok(Reply::Array(Some(members))) = c.call(&["TANDEM", "MEMBERS"]) else { return false };
+        let fresh_voter = |m: &Reply| {
+            let Reply::Array(Some(kv)) = m else { return false };
+            let get = |k: &str| {
+                kv.iter().position(|f| matches!(f, Reply::Bulk(Some(b)) if b == k.as_bytes())).map(|i| &kv[i + 1])
+            };
+            let voter = matches!(get("role"), Some(Reply::Bulk(Some(r))) if r == b"voter");
+            let contact = matches!(get("last-contact-ms"), Some(Reply::Int(ms)) if *ms < 1000);
+            let leader = matches!(get("leader"), Some(Reply::Int(1)));
+            voter && (contact || leader)
+        };
+        members.len() == self.nodes.len() && members.iter().all(fresh_voter)
+    }
+
     /// Stops every node (SIGTERM, then SIGKILL).
     pub fn stop_all(&mut self) {
         self.check_crashes();
@@ -229,6 +270,10 @@ enum Fault {
     Partition,
     Pause,
     Kill,
+    /// `kill -9`, the data directory deleted, restarted: a new identity.
+    Wipe,
+    /// SIGTERM (the node leaves the cluster), restarted later with its data.
+    Leave,
 }
 
 /// Runs the schedule until `stop`, then heals everything. Each fault lasts, and each calm
@@ -253,7 +298,17 @@ pub fn run(
                 Scenario::Partition => Fault::Partition,
                 Scenario::Pause => Fault::Pause,
                 Scenario::Kill => Fault::Kill,
+                Scenario::Membership => {
+                    [Fault::Partition, Fault::Pause, Fault::Kill, Fault::Wipe, Fault::Leave][rng.index(5)]
+                }
                 _ => [Fault::Partition, Fault::Pause, Fault::Kill][rng.index(3)],
+            };
+            // A membership change only on a settled cluster: every node a caught-up voter
+            // under its current identity. Wiping a second node while the first one's old
+            // identity still votes would lose a quorum for good, beyond the fault model.
+            let fault = match fault {
+                Fault::Wipe | Fault::Leave if !lock().settled() => Fault::Pause,
+                f => f,
             };
             lock().check_crashes();
             match fault {
@@ -270,6 +325,24 @@ pub fn run(
                     c.nodes[target].pause();
                     drop(c);
                     nap(millis_between(&mut rng, interval_ms), &stop);
+                    lock().heal_all();
+                }
+                Fault::Wipe | Fault::Leave => {
+                    let mut c = lock();
+                    let target = pick(&c, &mut rng, n);
+                    let name = c.nodes[target].name.clone();
+                    if let Fault::Wipe = fault {
+                        c.note(&format!("kill -9 {name} and delete its data"));
+                        c.nodes[target].kill();
+                        if let Err(e) = c.nodes[target].wipe() {
+                            c.problem(e);
+                        }
+                    } else {
+                        c.note(&format!("stop {name} (SIGTERM: it leaves the cluster)"));
+                        c.nodes[target].stop(Duration::from_secs(10));
+                    }
+                    drop(c);
+                    nap(millis_between(&mut rng, down_ms), &stop);
                     lock().heal_all();
                 }
                 Fault::Kill => {

@@ -30,6 +30,8 @@ pub struct Node {
     /// Its log (stdout and stderr, appended across restarts).
     pub log: PathBuf,
     args: Vec<String>,
+    /// Environment for the server (libfaketime for the skewed node).
+    env: Vec<(String, String)>,
     server: PathBuf,
     child: Option<Child>,
     /// SIGSTOPped by the nemesis.
@@ -71,6 +73,7 @@ impl Node {
             .args(["netns", "exec", &self.ns])
             .arg(&self.server)
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
@@ -88,6 +91,19 @@ impl Node {
             unsafe {
                 libc::kill(pid as i32, sig);
             }
+        }
+    }
+
+    /// Deletes the data directory of a stopped node: it comes back as a new identity.
+    pub fn wipe(&mut self) -> Result<(), String> {
+        if self.child.is_some() {
+            return Err(format!("{} must be stopped before its data is deleted", self.name));
+        }
+        self.note("data deleted");
+        match fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("{}: {e}", self.dir.display())),
         }
     }
 
@@ -187,7 +203,12 @@ pub struct NodeSetup<'a> {
     pub cluster: bool,
     /// Flags appended to every node's command line.
     pub extra_args: &'a [String],
+    /// Runs node `k` (1-based) with its clock shifted by libfaketime's `FAKETIME` offset.
+    pub skew: Option<(usize, String)>,
 }
+
+/// libfaketime, from Debian's `faketime` package.
+pub const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 /// Builds the run's nodes (not started).
 pub fn make_nodes(setup: &NodeSetup<'_>) -> Vec<Node> {
@@ -225,9 +246,19 @@ pub fn make_nodes(setup: &NodeSetup<'_>) -> Vec<Node> {
                 }
             }
             args.extend(setup.extra_args.iter().cloned());
+            let env = match &setup.skew {
+                Some((skewed, offset)) if *skewed == k => vec![
+                    ("LD_PRELOAD".to_string(), FAKETIME_LIB.to_string()),
+                    ("FAKETIME".to_string(), offset.clone()),
+                    // Only the wall clock: timers and leases run on the monotonic clock.
+                    ("FAKETIME_DONT_FAKE_MONOTONIC".to_string(), "1".to_string()),
+                ],
+                _ => Vec::new(),
+            };
             Node {
                 k,
                 name: format!("n{k}"),
+                env,
                 ns: setup.topo.node_ns(k),
                 log: setup.out.join(format!("n{k}.log")),
                 dir,

@@ -262,12 +262,30 @@ fn drive(cfg: &RunConfig, topo: Topology, text: &mut String) -> Outcome {
         outcome.text = text.clone();
         outcome
     };
+    let mut extra_args = cfg.scenario.server_args();
+    extra_args.extend(cfg.server_args.iter().cloned());
+    // One node's wall clock hours off (either way, from the seed): expiry and the log's time
+    // must not depend on it.
+    let skew = (cfg.cluster && cfg.scenario.skews_a_clock()).then(|| {
+        let mut rng = Rng::new(cfg.seed ^ 0x5eed_c10c);
+        let k = 1 + rng.index(cfg.nodes);
+        let offset = format!("{}{}h", if rng.percent(50) { "-" } else { "+" }, rng.between(1, 24));
+        (k, offset)
+    });
+    if let Some((k, offset)) = &skew {
+        if !Path::new(nodes::FAKETIME_LIB).exists() {
+            let _ = writeln!(text, "setup: {} missing (apt-get install -y faketime)", nodes::FAKETIME_LIB);
+            return done(vec!["setup".into()], text);
+        }
+        let _ = writeln!(text, "clock: n{k} runs with FAKETIME={offset}");
+    }
     let setup = NodeSetup {
         topo: &topo,
         server: &cfg.server,
         out: &cfg.out,
         cluster: cfg.cluster,
-        extra_args: &cfg.server_args,
+        extra_args: &extra_args,
+        skew,
     };
     let mut node_list = nodes::make_nodes(&setup);
     let files = nodes::create_file(&cfg.out.join("history.jsonl"))

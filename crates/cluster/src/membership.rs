@@ -68,14 +68,13 @@ impl Cluster {
     /// The leader's round, forever: see the module documentation.
     pub(crate) async fn tend(self: Arc<Self>) {
         let mut leading_since: Option<Instant> = None;
-        let mut leader_seen = Instant::now();
         loop {
             tokio::time::sleep(TEND_EVERY).await;
-            let (state, has_leader, member) = {
+            let (state, member) = {
                 let m = self.raft.metrics();
                 let m = m.borrow();
                 let member = m.membership_config.membership().get_node(&self.cfg.node_id).is_some();
-                (m.state, m.current_leader.is_some(), member)
+                (m.state, member)
             };
             if state == ServerState::Leader {
                 if *self.transferring.borrow() {
@@ -96,12 +95,12 @@ impl Cluster {
             if self.held() {
                 continue;
             }
-            if member && has_leader && state != ServerState::Candidate {
-                leader_seen = Instant::now();
+            // Heard from a leader lately (its entries or heartbeats accepted here), not merely
+            // believing in one: a removed node can keep a committed vote for a leader that no
+            // longer replicates to it, between elections it cannot win.
+            let heard = self.leader_heard.lock().elapsed() < LEADERLESS_FOR;
+            if member && heard {
                 self.raft.runtime_config().elect(true);
-                continue;
-            }
-            if member && leader_seen.elapsed() < LEADERLESS_FOR {
                 continue;
             }
             self.rejoin_if_removed().await;

@@ -95,6 +95,8 @@ pub struct Cluster {
     /// Until when this node does not stand for election, at a leader's request during a
     /// transfer (see [`crate::transfer`]).
     pub(crate) hold_until: parking_lot::Mutex<Option<std::time::Instant>>,
+    /// When this node last accepted a leader's AppendEntries (or started).
+    pub(crate) leader_heard: parking_lot::Mutex<std::time::Instant>,
     /// The term this node leads in and since when (first seen by a proposal).
     leading_since: parking_lot::Mutex<Option<(u64, std::time::Instant)>>,
     pub(crate) rt: tokio::runtime::Runtime,
@@ -168,6 +170,7 @@ impl Cluster {
             transferring: tokio::sync::watch::Sender::new(false),
             hold_until: Default::default(),
             leading_since: Default::default(),
+            leader_heard: parking_lot::Mutex::new(std::time::Instant::now()),
             rt,
         });
         let n = node.clone();
@@ -258,7 +261,13 @@ impl Cluster {
             // A candidate that is not a voter here was removed (or never was one): its term
             // must not unseat a leader it no longer follows. To it, this node is unreachable.
             Rpc::Vote(_, r) if !self.is_voter(r.vote.leader_id().voted_for()) => None,
-            Rpc::Append(_, r) => frame(net::encode(&self.raft.append_entries(r).await)),
+            Rpc::Append(_, r) => {
+                let answer = self.raft.append_entries(r).await;
+                if matches!(&answer, Ok(a) if !matches!(a, openraft::raft::AppendEntriesResponse::HigherVote(_))) {
+                    *self.leader_heard.lock() = std::time::Instant::now();
+                }
+                frame(net::encode(&answer))
+            }
             Rpc::Vote(_, r) => frame(net::encode(&self.raft.vote(r).await)),
             Rpc::Snapshot(_, r) => frame(net::encode(&self.raft.install_snapshot(r).await)),
             Rpc::WriteBatch(reqs, relayed) => {

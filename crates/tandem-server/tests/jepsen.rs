@@ -68,6 +68,18 @@ fn killed_nodes_keep_the_cluster_linearizable_and_lose_nothing() {
     assert_passes("killed_nodes_keep_the_cluster_linearizable_and_lose_nothing", "k", Scenario::Kill);
 }
 
+/// Nodes wiped (a new identity joins, the old one is removed), leaving gracefully and coming
+/// back, removed while paused or cut off (a 3 s node timeout) and rejoining, amid partitions,
+/// pauses and crashes; one node's wall clock hours off.
+#[test]
+fn membership_changes_amid_faults_keep_the_cluster_linearizable_and_lose_nothing() {
+    assert_passes(
+        "membership_changes_amid_faults_keep_the_cluster_linearizable_and_lose_nothing",
+        "m",
+        Scenario::Membership,
+    );
+}
+
 /// The harness must be able to fail: three servers that do not form a cluster, behind the same
 /// clients sending each operation to a random node, are three registers, not one.
 #[test]

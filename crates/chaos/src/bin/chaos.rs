@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use chaos::run::{check_dir, RunConfig};
 use chaos::Scenario;
 
-const USAGE: &str = "usage: chaos run --scenario none|partition|pause|kill|mixed [--seed N] [--secs T] [--nodes N] \
+const USAGE: &str = "usage: chaos run --scenario none|partition|pause|kill|mixed|membership [--seed N] [--secs T] [--nodes N] \
 [--workers N] [--rate OPS] [--interval LO-HI (ms)] [--no-cluster] [--server-arg FLAG ...] --server PATH --out DIR\n       chaos check DIR";
 
 fn usage(msg: &str) -> ! {
