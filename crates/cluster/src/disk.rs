@@ -209,13 +209,15 @@ mod tests {
     fn entry(i: u64) -> Entry<TypeConfig> {
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 7), i),
-            payload: EntryPayload::Normal(crate::types::Request {
-                db: 0,
-                resp: 2,
-                commands: vec![crate::types::Command {
-                    argv: vec![b"SET".to_vec(), format!("k{i}").into_bytes(), b"v".to_vec()],
-                    now_ms: 1,
-                    seed: i,
+            payload: EntryPayload::Normal(crate::types::Batch {
+                parts: vec![crate::types::Request {
+                    db: 0,
+                    resp: 2,
+                    commands: vec![crate::types::Command {
+                        argv: vec![b"SET".to_vec(), format!("k{i}").into_bytes(), b"v".to_vec()],
+                        now_ms: 1,
+                        seed: i,
+                    }],
                 }],
             }),
         }

@@ -1,8 +1,8 @@
-//! Writes a follower forwards to the leader, batched: each connection's writes wait in one
-//! queue, and a sender task takes everything queued into one `WriteBatch` call, so fifty
-//! clients writing through a follower cost the leader one request (and one round trip) per
-//! batch instead of fifty. Up to [`SENDERS`] batches are in flight at once, so the next batch
-//! forms while the previous one commits.
+//! Writes batched across connections: each connection's writes wait in one queue, and a sender
+//! task takes everything queued as one batch: on a follower one `WriteBatch` call to the
+//! leader, on the leader one proposal; either way one log entry. Fifty clients writing cost
+//! the cluster one entry (and one round trip) per batch instead of fifty. Up to [`SENDERS`]
+//! batches are in flight at once, so the next batch forms while the previous one commits.
 
 use parking_lot::Mutex;
 use tokio::sync::oneshot;

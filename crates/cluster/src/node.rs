@@ -18,7 +18,7 @@ use crate::forward::{self, Outcome};
 use crate::net::{self, CallError, Hello, Network, Peers, ReadIndexReply, Rpc, WriteReply};
 use crate::read::{Gate, ReadError};
 use crate::store::{LogStore, StateMachine};
-use crate::types::{Machine, NodeId, Raft, Request};
+use crate::types::{Batch, Machine, NodeId, Raft, Request};
 
 /// How a node is configured (from `cluster-*` settings).
 #[derive(Clone, Debug)]
@@ -413,30 +413,14 @@ impl Cluster {
         }
     }
 
-    /// Runs writes through the log as one entry and returns their replies and the entry's log
-    /// index, from any node: proposed here if this node leads, else forwarded to the leader
-    /// (batched with other connections' writes, see [`crate::forward`]). Callable from any
-    /// runtime.
+    /// Runs one connection's writes through the log and returns their replies and the entry's
+    /// log index, from any node: batched with other connections' writes (see
+    /// [`crate::forward`]) and proposed here if this node leads, else forwarded to the leader.
+    /// Callable from any runtime.
     pub async fn write(self: &Arc<Self>, req: Request) -> Result<(Vec<Vec<u8>>, u64), WriteError> {
-        let req = match self.leader() {
-            Some(Leader::Here) => {
-                let me = self.clone();
-                let task = self.rt.spawn(async move { me.propose_many(vec![req]).await });
-                match task.await {
-                    Ok(Ok(mut proposals)) => {
-                        return outcome_of_proposal(proposals.pop().unwrap_or(Err(Proposal::NotLeader)))
-                    }
-                    // Leadership moved on before it was proposed: forward it instead.
-                    Ok(Err(mut reqs)) => match reqs.pop() {
-                        Some(req) => req,
-                        None => return Err(WriteError::Unknown("the write was lost on its way".into())),
-                    },
-                    Err(e) => return Err(WriteError::Unknown(format!("write task failed: {e}"))),
-                }
-            }
-            // With no leader known (an election under way), the sender task waits for one.
-            Some(Leader::At(_)) | None => req,
-        };
+        // Every write waits in one queue, whether this node leads or not: a sender task takes
+        // all that wait as one batch (one log entry, see `propose_many`), to propose here or to
+        // send to the leader; with no leader known it waits for one (`run_batch`).
         let (rx, start) = self.forwards.enqueue(req);
         if start {
             let me = self.clone();
@@ -510,8 +494,8 @@ impl Cluster {
         self.raft.metrics().borrow().state == ServerState::Leader
     }
 
-    /// Proposes writes on this node if it leads, each as its own entry, all submitted before
-    /// any is awaited (so they replicate together), stamped with the leader's time. Gives the
+    /// Proposes writes on this node if it leads, all as one entry (a [`Batch`]), stamped with
+    /// the leader's time; one outcome per request, in order. Gives the
     /// requests back, unproposed, if this node does not lead (after a transfer in progress
     /// ends: it holds new proposals, see [`crate::transfer`]).
     async fn propose_many(
@@ -555,30 +539,29 @@ impl Cluster {
                 .await;
         }
         let now = self.clock.stamp_ms();
-        let deadline = tokio::time::Instant::now() + self.cfg.write_timeout;
-        let mut pending = Vec::with_capacity(n);
-        for mut req in reqs {
+        let mut parts = reqs;
+        for req in &mut parts {
             for c in &mut req.commands {
                 c.now_ms = now;
             }
-            pending.push(self.raft.client_write_ff(req).await);
         }
-        let mut out = Vec::with_capacity(n);
-        for p in pending {
-            let unknown = |why: String| Err(Proposal::Failed(WriteError::Unknown(why)));
-            out.push(match p {
-                Err(fatal) => unknown(fatal.to_string()),
-                Ok(rx) => match tokio::time::timeout_at(deadline, rx).await {
-                    Ok(Ok(Ok(resp))) => Ok((resp.data.replies, resp.log_id.index)),
-                    // Not proposed: this node stopped leading before it took the entry.
-                    Ok(Ok(Err(ClientWriteError::ForwardToLeader(_)))) => Err(Proposal::NotLeader),
-                    Ok(Ok(Err(e))) => unknown(e.to_string()),
-                    Ok(Err(e)) => unknown(e.to_string()),
-                    Err(_) => unknown(format!("not committed within {} ms", self.cfg.write_timeout.as_millis())),
-                },
-            });
-        }
-        Ok(out)
+        let unknown = |why: String| vec![Err(Proposal::Failed(WriteError::Unknown(why))); n];
+        let rx = match self.raft.client_write_ff(Batch { parts }).await {
+            Ok(rx) => rx,
+            Err(fatal) => return Ok(unknown(fatal.to_string())),
+        };
+        Ok(match tokio::time::timeout(self.cfg.write_timeout, rx).await {
+            Ok(Ok(Ok(resp))) if resp.data.parts.len() == n => {
+                let index = resp.log_id.index;
+                resp.data.parts.into_iter().map(|replies| Ok((replies, index))).collect()
+            }
+            Ok(Ok(Ok(_))) => unknown("the entry applied with a different number of parts".into()),
+            // Not proposed: this node stopped leading before it took the entry.
+            Ok(Ok(Err(ClientWriteError::ForwardToLeader(_)))) => vec![Err(Proposal::NotLeader); n],
+            Ok(Ok(Err(e))) => unknown(e.to_string()),
+            Ok(Err(e)) => unknown(e.to_string()),
+            Err(_) => unknown(format!("not committed within {} ms", self.cfg.write_timeout.as_millis())),
+        })
     }
 
     /// The log index up to which this node must have applied for a read starting now to be

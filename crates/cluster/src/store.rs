@@ -381,11 +381,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             // One response per entry, in order, blank and membership entries included.
             out.push(match entry.payload {
                 EntryPayload::Blank => Response::default(),
-                EntryPayload::Normal(req) => {
-                    if let Some(ms) = req.commands.iter().map(|c| c.now_ms).max() {
+                EntryPayload::Normal(batch) => {
+                    if let Some(ms) = batch.parts.iter().flat_map(|p| &p.commands).map(|c| c.now_ms).max() {
                         self.clock.observe(ms);
                     }
-                    Response { replies: self.machine.apply(&req) }
+                    Response { parts: batch.parts.iter().map(|p| self.machine.apply(p)).collect() }
                 }
                 EntryPayload::Membership(m) => {
                     s.membership = StoredMembership::new(Some(entry.log_id), m);

@@ -6,10 +6,20 @@ use std::io::Cursor;
 /// A node's identity in the cluster.
 pub type NodeId = u64;
 
-/// A log entry's payload: one connection's consecutive write commands (one, or a pipeline's
-/// run of them), each with its execution environment exactly as the node that received it
-/// would have run it (see the determinism contract in DESIGN.md §3). They apply in order, one
-/// after the other, as they would have on one server.
+/// A log entry's payload: the writes of one or more connections, one [`Request`] each, in the
+/// order the leader took them; they apply one after the other. One entry per batch, not per
+/// connection: openraft's costs per entry (log slot, replication bookkeeping, apply call,
+/// responder) are paid once for every write a batch carries.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// The connections' writes.
+    pub parts: Vec<Request>,
+}
+
+/// One connection's consecutive write commands (one, or a pipeline's run of them), each with
+/// its execution environment exactly as the node that received it would have run it (see the
+/// determinism contract in DESIGN.md §3). They apply in order, one after the other, as they
+/// would have on one server.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Request {
     /// The database the client had selected.
@@ -33,12 +43,14 @@ pub struct Command {
     pub seed: u64,
 }
 
-/// What applying an entry produced: the reply of each command, for the client that sent it.
+/// What applying an entry produced: for each part of its [`Batch`], the encoded reply of each
+/// command, for the client that sent it (none for entries no client waits for).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Response {
-    /// The encoded replies, one per command (none for entries no client waits for).
-    #[serde(with = "byte_strings")]
-    pub replies: Vec<Vec<u8>>,
+    /// Never sent anywhere (forwarded writes' replies travel in `net::WriteReply`); openraft
+    /// only asks that the type be serialisable.
+    #[serde(skip)]
+    pub parts: Vec<Vec<Vec<u8>>>,
 }
 
 /// A list of byte strings serialised as binary strings (MessagePack `bin`), not as lists of
@@ -62,7 +74,7 @@ pub mod byte_strings {
 openraft::declare_raft_types!(
     /// Tandem's openraft type configuration.
     pub TypeConfig:
-        D = Request,
+        D = Batch,
         R = Response,
         NodeId = NodeId,
         Node = openraft::BasicNode,
