@@ -68,8 +68,15 @@ impl Cluster {
     /// The leader's round, forever: see the module documentation.
     pub(crate) async fn tend(self: Arc<Self>) {
         let mut leading_since: Option<Instant> = None;
+        let mut last_round = Instant::now();
         loop {
             tokio::time::sleep(TEND_EVERY).await;
+            // A round far later than due: this node was paused (or starved) meanwhile, so its
+            // record of who answered lately says nothing; start it afresh.
+            if last_round.elapsed() > 4 * TEND_EVERY && leading_since.is_some() {
+                leading_since = Some(Instant::now());
+            }
+            last_round = Instant::now();
             let (state, member) = {
                 let m = self.raft.metrics();
                 let m = m.borrow();
@@ -140,7 +147,7 @@ impl Cluster {
             return Ok(());
         }
         tracing::info!("promoting learners {ready:?} to voters");
-        self.raft.change_membership(ChangeMembers::AddVoterIds(ready), false).await.map_err(|e| e.to_string())?;
+        self.change(ChangeMembers::AddVoterIds(ready)).await?;
         Ok(())
     }
 
@@ -164,9 +171,19 @@ impl Cluster {
         } else {
             return Err(format!("node {id} is not a member"));
         };
-        self.raft.change_membership(change, false).await.map_err(|e| e.to_string())?;
+        self.change(change).await?;
         tracing::info!("node {id} removed from the cluster");
         Ok(())
+    }
+
+    /// A membership change, on the leader, given up after `cluster-write-timeout`: a leader
+    /// cut off from the majority cannot commit it, and must not wait for ever (its
+    /// membership round would stop, and with it its check of whether it was removed).
+    pub(crate) async fn change(&self, change: ChangeMembers<NodeId, openraft::BasicNode>) -> Result<(), String> {
+        match tokio::time::timeout(self.cfg.write_timeout, self.raft.change_membership(change, false)).await {
+            Ok(r) => r.map(|_| ()).map_err(|e| e.to_string()),
+            Err(_) => Err(format!("not committed within {} ms", self.cfg.write_timeout.as_millis())),
+        }
     }
 
     /// Removes node `id` from the cluster, from any node (the leader does it). Callable from

@@ -352,13 +352,14 @@ impl Cluster {
         if let Leader::At(addr) = leader {
             return self.peers.call::<bool>(&addr, &Rpc::Join(h), Duration::from_secs(5)).await.unwrap_or(false);
         }
-        if self.raft.add_learner(h.id, BasicNode { addr: h.addr.clone() }, true).await.is_err() {
+        let learner = self.raft.add_learner(h.id, BasicNode { addr: h.addr.clone() }, true);
+        if !matches!(tokio::time::timeout(self.cfg.write_timeout, learner).await, Ok(Ok(_))) {
             return false;
         }
         let voters = self.raft.metrics().borrow().membership_config.membership().voter_ids().count();
         if voters < self.cfg.voters {
             let add = ChangeMembers::AddVoterIds([h.id].into_iter().collect());
-            if self.raft.change_membership(add, false).await.is_err() {
+            if self.change(add).await.is_err() {
                 return false;
             }
         }
