@@ -211,13 +211,9 @@ impl Cluster {
     /// blocks the calling thread until the change commits or `cluster-write-timeout` passes.
     pub fn remove_blocking(self: &Arc<Self>, id: Option<NodeId>) -> Result<(), String> {
         let id = id.unwrap_or(self.cfg.node_id);
-        let (tx, rx) = std::sync::mpsc::channel();
         let me = self.clone();
-        self.rt.spawn(async move {
-            let _ = tx.send(me.remove(id).await);
-        });
-        rx.recv_timeout(self.cfg.write_timeout + Duration::from_secs(1))
-            .unwrap_or_else(|_| Err("the membership change did not complete in time".into()))
+        let limit = self.cfg.write_timeout + Duration::from_secs(1);
+        self.block_on(limit, "the membership change", async move { me.remove(id).await })
     }
 
     /// This node leaves the cluster (before a graceful stop): removed by the leader, so the

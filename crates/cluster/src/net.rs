@@ -47,7 +47,7 @@ pub enum Rpc {
     Vote(NodeId, VoteRequest<NodeId>),
     /// Raft: a snapshot chunk, for the node with this id.
     Snapshot(NodeId, InstallSnapshotRequest<TypeConfig>),
-    /// Clients' writes, forwarded by a node that is not the leader (each its own entry);
+    /// Clients' writes, forwarded by a node that is not the leader (all in one entry);
     /// answered with one [`WriteReply`] per request, in order. A receiver that no longer
     /// leads passes a batch on to the new leader once, unless it is marked as relayed.
     WriteBatch(Vec<Request>, bool),

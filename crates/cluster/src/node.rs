@@ -272,7 +272,7 @@ impl Cluster {
             Rpc::Snapshot(_, r) => frame(net::encode(&self.raft.install_snapshot(r).await)),
             Rpc::WriteBatch(reqs, relayed) => {
                 let replies: Vec<WriteReply> = match self.propose_many(reqs).await {
-                    Ok(proposals) => proposals.into_iter().map(reply_of_proposal).collect(),
+                    Ok(proposals) => proposals.into_iter().map(|p| reply_of_outcome(outcome_of_proposal(p))).collect(),
                     // Leadership moved on (a transfer) before anything was proposed: pass the
                     // batch on to the new leader, once.
                     Err(reqs) if !relayed => {
@@ -428,6 +428,21 @@ impl Cluster {
             self.rt.spawn(async move { me.send_forwards().await });
         }
         rx.await.unwrap_or_else(|_| Err(WriteError::Unknown("the forwarding task ended".into())))
+    }
+
+    /// Runs `work` on this node's runtime and waits for it on the calling thread, which cannot
+    /// await (a command worker), for at most `limit`.
+    pub(crate) fn block_on<T: Send + 'static>(
+        &self,
+        limit: Duration,
+        what: &str,
+        work: impl std::future::Future<Output = Result<T, String>> + Send + 'static,
+    ) -> Result<T, String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.rt.spawn(async move {
+            let _ = tx.send(work.await);
+        });
+        rx.recv_timeout(limit).unwrap_or_else(|_| Err(format!("{what} did not complete in time")))
     }
 
     /// A sender task: forwards queued writes in batches until none wait.
@@ -645,13 +660,7 @@ impl Cluster {
     /// Lines for `INFO cluster` (Tandem's own section).
     pub fn info(&self) -> String {
         let m = self.raft.metrics().borrow().clone();
-        let role = match m.state {
-            ServerState::Leader => "leader",
-            ServerState::Follower => "follower",
-            ServerState::Candidate => "candidate",
-            ServerState::Learner => "learner",
-            ServerState::Shutdown => "shutdown",
-        };
+        let role = role_name(m.state);
         let members = m.membership_config.membership();
         let voters: Vec<String> = members.voter_ids().map(|v| v.to_string()).collect();
         let nodes: Vec<String> = members.nodes().map(|(id, n)| format!("{id}@{}", n.addr)).collect();
@@ -674,13 +683,7 @@ impl Cluster {
     /// every node takes writes): where this node stands in Raft.
     pub fn replication_info(&self) -> String {
         let m = self.raft.metrics().borrow().clone();
-        let role = match m.state {
-            ServerState::Leader => "leader",
-            ServerState::Follower => "follower",
-            ServerState::Candidate => "candidate",
-            ServerState::Learner => "learner",
-            ServerState::Shutdown => "shutdown",
-        };
+        let role = role_name(m.state);
         let leader =
             m.current_leader.and_then(|l| m.membership_config.membership().get_node(&l).map(|n| (l, n.addr.clone())));
         let last = m.last_log_index.unwrap_or(0);
@@ -728,16 +731,6 @@ pub(crate) enum Leader {
 }
 
 /// A write's outcome as the cluster port carries it.
-fn reply_of_proposal(p: Result<(Vec<Vec<u8>>, u64), Proposal>) -> WriteReply {
-    match p {
-        Ok((bytes, index)) => WriteReply::Applied(bytes, index),
-        Err(Proposal::NotLeader) => WriteReply::Refused("the receiving node is not the leader".into()),
-        Err(Proposal::Failed(WriteError::NoQuorum(why))) => WriteReply::Refused(why),
-        Err(Proposal::Failed(WriteError::Unknown(why))) => WriteReply::Unknown(why),
-    }
-}
-
-/// A write's outcome as the cluster port carries it, from an outcome here (a relayed batch).
 fn reply_of_outcome(o: Outcome) -> WriteReply {
     match o {
         Ok((bytes, index)) => WriteReply::Applied(bytes, index),
@@ -762,6 +755,17 @@ fn outcome_of_proposal(p: Result<(Vec<Vec<u8>>, u64), Proposal>) -> Outcome {
         Err(Proposal::Failed(e)) => Err(e),
         // Leadership moved between the look and the proposal: nothing was proposed.
         Err(Proposal::NotLeader) => Err(WriteError::NoQuorum(MOVED.into())),
+    }
+}
+
+/// A Raft state's name in `INFO`.
+fn role_name(state: ServerState) -> &'static str {
+    match state {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
     }
 }
 

@@ -207,6 +207,26 @@ fn nodes_started_together_form_one_cluster_and_take_writes_on_every_node() {
         assert_eq!(c.read_frame(), simple("PONG"));
         let after: u64 = nodes[2].field("cluster_last_log_index").parse().unwrap();
         assert!(after - before < 50, "104 pipelined writes took {} log entries", after - before);
+        // Writes of different connections arriving together share log entries too (a batch is
+        // one entry), on the leader and through a follower alike.
+        let leader = agreed_leader(&nodes);
+        for n in [leader, (leader + 1) % 3] {
+            let mut conns: Vec<RawClient> = (0..30).map(|_| nodes[n].client()).collect();
+            let before: u64 = nodes[leader].field("cluster_last_log_index").parse().unwrap();
+            for c in &mut conns {
+                c.write_command(&["INCR", "together"]).unwrap();
+            }
+            for c in &mut conns {
+                assert!(matches!(c.read_frame(), Frame::Integer(_)));
+            }
+            let after: u64 = nodes[leader].field("cluster_last_log_index").parse().unwrap();
+            assert!(
+                after - before < 15,
+                "30 connections' writes took {} log entries on node {}",
+                after - before,
+                n + 1
+            );
+        }
         // Every node applies every entry.
         for n in &nodes {
             let mut c = n.client();
