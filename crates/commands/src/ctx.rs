@@ -13,7 +13,7 @@ use crate::session::Session;
 use crate::stats::LocalStats;
 use engine::keyspace::lru_clock;
 use engine::sync::MutexGuard;
-use engine::{Db, Entry, Keyspace, Rng, Shard, Str, Value};
+use engine::{Db, Entry, Hash, Keyspace, Limits, List, Rng, Shard, Str, Value};
 use protocol::ReplyWriter;
 use smallvec::SmallVec;
 
@@ -255,7 +255,6 @@ impl<'a> Store<'a> {
             None => Ok(None),
             Some(e) => match &mut e.value {
                 Value::Str(s) => Ok(Some(s)),
-                #[allow(unreachable_patterns)]
                 _ => Err(CmdError::WrongType),
             },
         }
@@ -267,10 +266,59 @@ impl<'a> Store<'a> {
             None => Ok(None),
             Some(e) => match &mut e.value {
                 Value::Str(s) => Ok(Some(s)),
-                #[allow(unreachable_patterns)]
                 _ => Err(CmdError::WrongType),
             },
         }
+    }
+
+    /// The list under a key for a read; `WRONGTYPE` for other types.
+    pub fn get_list(&mut self, key: &[u8]) -> Result<Option<&mut List>, CmdError> {
+        match self.lookup_read(key) {
+            None => Ok(None),
+            Some(e) => match &mut e.value {
+                Value::List(l) => Ok(Some(l)),
+                _ => Err(CmdError::WrongType),
+            },
+        }
+    }
+
+    /// The list under a key for a write; `WRONGTYPE` for other types.
+    pub fn get_list_for_write(&mut self, key: &[u8]) -> Result<Option<&mut List>, CmdError> {
+        match self.lookup_write(key) {
+            None => Ok(None),
+            Some(e) => match &mut e.value {
+                Value::List(l) => Ok(Some(l)),
+                _ => Err(CmdError::WrongType),
+            },
+        }
+    }
+
+    /// The hash under a key for a read; `WRONGTYPE` for other types.
+    pub fn get_hash(&mut self, key: &[u8]) -> Result<Option<&mut Hash>, CmdError> {
+        match self.lookup_read(key) {
+            None => Ok(None),
+            Some(e) => match &mut e.value {
+                Value::Hash(h) => Ok(Some(h)),
+                _ => Err(CmdError::WrongType),
+            },
+        }
+    }
+
+    /// The hash under a key for a write; `WRONGTYPE` for other types.
+    pub fn get_hash_for_write(&mut self, key: &[u8]) -> Result<Option<&mut Hash>, CmdError> {
+        match self.lookup_write(key) {
+            None => Ok(None),
+            Some(e) => match &mut e.value {
+                Value::Hash(h) => Ok(Some(h)),
+                _ => Err(CmdError::WrongType),
+            },
+        }
+    }
+
+    /// The encoding thresholds of collections.
+    #[inline]
+    pub fn limits(&self) -> Limits {
+        self.ks.limits()
     }
 
     /// Stores a value in database `db`, clearing any time to live unless `keep_ttl`. Counts

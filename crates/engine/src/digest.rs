@@ -32,6 +32,8 @@ fn mix_digest(digest: &mut Digest, data: &[u8]) {
 fn type_code(v: &Value) -> u32 {
     match v {
         Value::Str(_) => 0,
+        Value::List(_) => 1,
+        Value::Hash(_) => 4,
     }
 }
 
@@ -40,6 +42,15 @@ pub fn mix_value(digest: &mut Digest, value: &Value, has_expire: bool) {
     mix_digest(digest, &type_code(value).to_be_bytes());
     match value {
         Value::Str(s) => s.with_bytes(|b| mix_digest(digest, b)),
+        // Elements in order.
+        Value::List(l) => l.iter().for_each(|e| e.with_bytes(|b| mix_digest(digest, b))),
+        // Each pair digested on its own and XORed in, so field order does not matter.
+        Value::Hash(h) => h.for_each(|f, v| {
+            let mut pair = [0u8; 20];
+            f.with_bytes(|b| mix_digest(&mut pair, b));
+            v.with_bytes(|b| mix_digest(&mut pair, b));
+            xor_digest(digest, &pair);
+        }),
     }
     if has_expire {
         xor_digest(digest, b"!!expire!!");

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::dict::{Dict, KeyHasher};
+use crate::limits::{Limits, SharedLimits};
 use crate::sync::{Mutex, MutexGuard};
 use crate::value::Value;
 
@@ -344,6 +345,7 @@ pub struct Keyspace {
     shard_bits: u32,
     hasher: KeyHasher,
     databases: usize,
+    limits: Arc<SharedLimits>,
 }
 
 impl Keyspace {
@@ -367,7 +369,31 @@ impl Keyspace {
                 })
             })
             .collect();
-        Keyspace { shards: shard_vec, held, shard_bits: shards.trailing_zeros(), hasher, databases }
+        Keyspace {
+            shards: shard_vec,
+            held,
+            shard_bits: shards.trailing_zeros(),
+            hasher,
+            databases,
+            limits: Arc::new(SharedLimits::default()),
+        }
+    }
+
+    /// The encoding thresholds of collections (Redis's `*-max-listpack-*` configs).
+    #[inline]
+    pub fn limits(&self) -> Limits {
+        self.limits.get()
+    }
+
+    /// Changes the encoding thresholds.
+    pub fn set_limits(&self, limits: Limits) {
+        self.limits.set(limits)
+    }
+
+    /// Makes the keyspace read its thresholds from `limits`, which the configuration keeps
+    /// up to date.
+    pub fn use_limits(&mut self, limits: Arc<SharedLimits>) {
+        self.limits = limits;
     }
 
     /// Number of databases.
@@ -516,7 +542,7 @@ mod tests {
         fn capture(&self, index: usize, part: &mut CutPart<'_>) {
             let mut items = Vec::new();
             part.for_each(|d, k, v, _| {
-                let Value::Str(s) = v;
+                let Value::Str(s) = v else { panic!("test stores strings only") };
                 items.push((d, k.to_vec(), s.to_vec()));
             });
             self.0.lock().unwrap().push((index, items));

@@ -13,7 +13,11 @@ pub mod digest;
 pub mod env;
 pub mod expire;
 pub mod glob;
+pub mod hash;
 pub mod keyspace;
+pub mod limits;
+pub mod list;
+pub mod listpack;
 pub mod num;
 pub mod rdb;
 pub mod small;
@@ -22,4 +26,6 @@ pub mod value;
 
 pub use env::{Env, Rng};
 pub use keyspace::{Db, Entry, Keyspace, Shard};
+pub use limits::Limits;
 pub use value::{Str, Value, ValueType};
+pub use {hash::Hash, list::List};

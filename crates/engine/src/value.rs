@@ -4,6 +4,8 @@
 //! add variants here and files beside this one. Encodings follow Redis's names so that
 //! `OBJECT ENCODING` reports what a Redis user expects.
 
+use crate::hash::Hash;
+use crate::list::List;
 use crate::num;
 use crate::small::SmallBytes;
 
@@ -139,6 +141,10 @@ pub fn itoa_buf(v: i64) -> ItoaBuf {
 pub enum Value {
     /// A string (also holds bitmaps and, later, HyperLogLogs).
     Str(Str),
+    /// A list.
+    List(List),
+    /// A hash.
+    Hash(Hash),
 }
 
 /// The type of a value, as `TYPE` names it.
@@ -193,6 +199,8 @@ impl Value {
             Value::Str(Str::Int(_)) => 8,
             Value::Str(Str::Emb(b)) => b.len(),
             Value::Str(Str::Raw(v)) => v.len(),
+            Value::List(l) => l.allocated(),
+            Value::Hash(h) => h.allocated(),
         }
     }
 
@@ -200,6 +208,8 @@ impl Value {
     pub fn value_type(&self) -> ValueType {
         match self {
             Value::Str(_) => ValueType::String,
+            Value::List(_) => ValueType::List,
+            Value::Hash(_) => ValueType::Hash,
         }
     }
 
@@ -207,6 +217,8 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::List(l) => l.encoding(),
+            Value::Hash(h) => h.encoding(),
         }
     }
 
@@ -214,6 +226,7 @@ impl Value {
     pub fn as_str(&self) -> Option<&Str> {
         match self {
             Value::Str(s) => Some(s),
+            _ => None,
         }
     }
 
@@ -221,6 +234,7 @@ impl Value {
     pub fn as_str_mut(&mut self) -> Option<&mut Str> {
         match self {
             Value::Str(s) => Some(s),
+            _ => None,
         }
     }
 }

@@ -3,8 +3,7 @@
 use std::path::Path;
 
 use engine::keyspace::lru_clock;
-use engine::rdb::RdbValue;
-use engine::{Keyspace, Shard, Str, Value};
+use engine::{Keyspace, Shard, Value};
 
 use crate::rdb_file::{self, Entry, LoadOptions, Visitor};
 
@@ -85,9 +84,7 @@ impl Visitor for Loader<'_, '_> {
             self.report.expired_skipped += 1;
             return Ok(());
         }
-        let value = match e.value {
-            RdbValue::String(s) => Value::Str(Str::from_vec(s)),
-        };
+        let value = e.value.into_value(&self.ks.limits());
         let lru = lru_clock(self.now_ms).wrapping_sub(e.idle_secs.unwrap_or(0) as u32);
         self.insert(&e.key, value, e.expire_at_ms, lru)?;
         self.report.keys += 1;

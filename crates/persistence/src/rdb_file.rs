@@ -21,6 +21,7 @@ use std::io::{self, Write};
 use engine::rdb::crc64::crc64;
 use engine::rdb::encoding::{self as enc, Reader};
 use engine::rdb::{self, RdbError, RdbValue};
+use engine::Value;
 
 /// The RDB version written: Redis 7.0's, so every Redis 7.x loads our files.
 pub const RDB_VERSION: u32 = 10;
@@ -113,14 +114,17 @@ pub fn write_freq(out: &mut Vec<u8>, freq: u8) {
 
 /// Appends a key and its value, preceded by its expiry (Unix milliseconds) if it has one.
 /// `compress` is `rdbcompression`: long strings (the key too) are LZF-compressed when that pays.
-pub fn write_entry(out: &mut Vec<u8>, key: &[u8], value: &RdbValue, expire_at_ms: Option<i64>, compress: bool) {
+pub fn write_entry(out: &mut Vec<u8>, key: &[u8], value: &Value, expire_at_ms: Option<i64>, compress: bool) {
     write_expire(out, expire_at_ms);
-    match value {
-        RdbValue::String(s) => write_string_body(out, key, s, compress),
+    if let Value::Str(s) = value {
+        return s.with_bytes(|v| write_string_body(out, key, v, compress));
     }
+    enc::write_u8(out, engine::rdb::object_type(value));
+    enc::write_string(out, key, compress);
+    engine::rdb::write_object(out, value, compress);
 }
 
-/// [`write_entry`] for a string value, without building an [`RdbValue`].
+/// [`write_entry`] for a string value given as bytes.
 pub fn write_string_entry(out: &mut Vec<u8>, key: &[u8], value: &[u8], expire_at_ms: Option<i64>, compress: bool) {
     write_expire(out, expire_at_ms);
     write_string_body(out, key, value, compress);
@@ -319,6 +323,8 @@ pub enum LoadErrorKind {
     },
     /// LZF data that does not expand to its declared length.
     BadLzf,
+    /// A collection whose contents are malformed.
+    BadValue(&'static str),
     /// A byte where an opcode or value type should be that is neither.
     UnknownType {
         /// The byte.
@@ -371,6 +377,7 @@ impl From<RdbError> for LoadError {
             RdbError::BadLength { byte, .. } => LoadErrorKind::BadLength { byte },
             RdbError::BadStringEncoding { encoding, .. } => LoadErrorKind::BadStringEncoding { encoding },
             RdbError::BadLzf { .. } => LoadErrorKind::BadLzf,
+            RdbError::BadValue { what, .. } => LoadErrorKind::BadValue(what),
             RdbError::UnknownType { type_byte, .. } => LoadErrorKind::UnknownType { type_byte },
             RdbError::UnsupportedType { type_byte, .. } => {
                 LoadErrorKind::UnsupportedType { type_byte, key: Vec::new() }
@@ -396,6 +403,7 @@ impl fmt::Display for LoadErrorKind {
             LoadErrorKind::BadLength { byte } => write!(f, "invalid length encoding byte 0x{byte:02x}"),
             LoadErrorKind::BadStringEncoding { encoding } => write!(f, "unknown string encoding {encoding}"),
             LoadErrorKind::BadLzf => f.write_str("invalid LZF-compressed string"),
+            LoadErrorKind::BadValue(what) => write!(f, "bad {what}"),
             LoadErrorKind::UnknownType { type_byte } => {
                 write!(f, "unknown RDB opcode or value type {type_byte}")
             }

@@ -294,11 +294,7 @@ impl RdbSnapshot {
                 current_db = Some(d);
             }
             match self.format {
-                Format::Rdb => match value {
-                    Value::Str(s) => s.with_bytes(|v| {
-                        rdb_file::write_string_entry(&mut buf, key, v, expire, self.compress);
-                    }),
-                },
+                Format::Rdb => rdb_file::write_entry(&mut buf, key, value, expire, self.compress),
                 Format::Commands => write_commands(&mut buf, key, value, expire),
             }
             keys += 1;
@@ -358,12 +354,47 @@ impl engine::keyspace::Capture for RdbSnapshot {
     }
 }
 
-/// Appends the commands that rebuild one key, as Redis's rewrite writes strings: `SET`, then
-/// `PEXPIREAT` if it has a time to live.
+/// Elements per command when a rewrite rebuilds a collection (Redis's
+/// `AOF_REWRITE_ITEMS_PER_CMD`), so no command grows without bound.
+const ITEMS_PER_CMD: usize = 64;
+
+/// Appends the commands that rebuild one key as Redis's rewrite writes them (`SET`; `RPUSH`
+/// and `HMSET` in batches), then `PEXPIREAT` if it has a time to live.
 fn write_commands(buf: &mut Vec<u8>, key: &[u8], value: &Value, expire: Option<i64>) {
     use crate::aof::encode::append_command;
+    // Collections: one command per batch of elements, each starting with `cmd key`.
+    let mut batch: Vec<Vec<u8>> = Vec::new();
+    let mut items = 0;
+    let flush = |buf: &mut Vec<u8>, batch: &mut Vec<Vec<u8>>, cmd: &[u8]| {
+        if !batch.is_empty() {
+            let mut argv: Vec<&[u8]> = vec![cmd, key];
+            argv.extend(batch.iter().map(Vec::as_slice));
+            append_command(buf, &argv);
+            batch.clear();
+        }
+    };
     match value {
         Value::Str(s) => s.with_bytes(|v| append_command(buf, &[b"SET".as_slice(), key, v])),
+        Value::List(l) => {
+            for e in l.iter() {
+                batch.push(e.to_vec());
+                if batch.len() == ITEMS_PER_CMD {
+                    flush(buf, &mut batch, b"RPUSH");
+                }
+            }
+            flush(buf, &mut batch, b"RPUSH");
+        }
+        Value::Hash(h) => {
+            h.for_each(|f, v| {
+                batch.push(f.to_vec());
+                batch.push(v.to_vec());
+                items += 1;
+                if items % ITEMS_PER_CMD == 0 {
+                    flush(buf, &mut batch, b"HMSET");
+                }
+            });
+            flush(buf, &mut batch, b"HMSET");
+        }
     }
     if let Some(at) = expire {
         append_command(buf, &[b"PEXPIREAT".as_slice(), key, at.to_string().as_bytes()]);

@@ -82,7 +82,8 @@ proptest! {
                 if i % 2 == 0 {
                     rdb_file::write_string_entry(&mut body, key, value, *expire, compress);
                 } else {
-                    rdb_file::write_entry(&mut body, key, &RdbValue::String(value.clone()), *expire, compress);
+                    let v = engine::Value::Str(engine::Str::from_vec(value.clone()));
+                    rdb_file::write_entry(&mut body, key, &v, *expire, compress);
                 }
                 expected.push(Entry {
                     db: *db,
@@ -248,10 +249,13 @@ fn opcode_errors_name_their_offset() {
     for t in [8u8, 22, 244] {
         assert_eq!(case(&[t, 1, b'k', 0]).1, LoadErrorKind::UnknownType { type_byte: t });
     }
-    // A list (quicklist 2) is a real type Tandem lacks: the error names type, key and offset.
-    let (off, kind, text) = case(&[enc::RDB_TYPE_LIST_QUICKLIST_2, 4, b'l', b'i', b's', b't', 1, 2]);
-    assert_eq!((off, kind), (0, LoadErrorKind::UnsupportedType { type_byte: 18, key: b"list".to_vec() }));
-    assert!(text.contains("list") && text.contains("\"list\"") && text.contains("18"), "{text}");
+    // A stream is a real type Tandem lacks: the error names type, key and offset.
+    let (off, kind, text) = case(&[enc::RDB_TYPE_STREAM_LISTPACKS, 4, b'l', b'i', b's', b't', 1, 2]);
+    assert_eq!((off, kind), (0, LoadErrorKind::UnsupportedType { type_byte: 15, key: b"list".to_vec() }));
+    assert!(text.contains("\"list\"") && text.contains("15"), "{text}");
+    // A damaged listpack inside a list is refused with its offset.
+    let (off, kind, _) = case(&[enc::RDB_TYPE_LIST_QUICKLIST_2, 1, b'l', 1, 2, 3, 1, 2, 3]);
+    assert_eq!((off, kind), (5, LoadErrorKind::BadValue("listpack")));
     // Bad string encodings inside a key.
     assert_eq!(case(&[0, 0xc4]).1, LoadErrorKind::BadStringEncoding { encoding: 4 });
     assert_eq!(case(&[0, 0x82]).1, LoadErrorKind::BadLength { byte: 0x82 });

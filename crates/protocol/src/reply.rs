@@ -124,6 +124,12 @@ impl ReplyWriter {
         self.buf.extend_from_slice(b"\r\n");
     }
 
+    /// True when the client speaks RESP3 (some replies change shape, not only encoding).
+    #[inline]
+    pub fn resp3(&self) -> bool {
+        self.resp == Resp::V3
+    }
+
     /// `+OK`.
     #[inline]
     pub fn ok(&mut self) {

@@ -7,9 +7,11 @@
 
 use commands::session::ReadConsistency;
 use engine::glob::glob_match;
+use engine::limits::{Limits, SharedLimits};
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
 
 /// The type of a setting, which decides parsing and printing.
 #[derive(Clone, Copy, Debug)]
@@ -116,6 +118,26 @@ pub const DEFS: &[Def] = &[
     // How up to date reads are in a cluster (per connection: `TANDEM CONSISTENCY`). The
     // default is what one Redis gives: every read sees every acknowledged write.
     def("read-consistency", Kind::Enum(&["linearizable", "session", "stale"]), "linearizable", true),
+    // Encodings of small collections (see `engine::limits`); the defaults are redis-server 7's.
+    def("list-max-listpack-size", Kind::Int(i32::MIN as i64, i32::MAX as i64), "-2", true),
+    // Accepted for compatibility; inner list nodes are not compressed.
+    def("list-compress-depth", Kind::Int(0, i32::MAX as i64), "0", true),
+    def("hash-max-listpack-entries", Kind::Int(0, i64::MAX), "512", true),
+    def("hash-max-listpack-value", Kind::Int(0, i64::MAX), "64", true),
+    def("set-max-intset-entries", Kind::Int(0, i64::MAX), "512", true),
+    def("set-max-listpack-entries", Kind::Int(0, i64::MAX), "128", true),
+    def("set-max-listpack-value", Kind::Int(0, i64::MAX), "64", true),
+    def("zset-max-listpack-entries", Kind::Int(0, i64::MAX), "128", true),
+    def("zset-max-listpack-value", Kind::Int(0, i64::MAX), "64", true),
+];
+
+/// Old names Redis still accepts for settings (alias, name); `CONFIG GET` lists both.
+const ALIASES: &[(&str, &str)] = &[
+    ("list-max-ziplist-size", "list-max-listpack-size"),
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
+    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
+    ("zset-max-ziplist-value", "zset-max-listpack-value"),
 ];
 
 /// Canonical text of a value for `CONFIG GET`, or the error text Redis gives for bad input.
@@ -200,6 +222,8 @@ pub struct Config {
     pub hz: AtomicU64,
     /// `read-consistency`, mirrored (index into `ReadConsistency::ALL`).
     pub read_consistency: AtomicU8,
+    /// The collection encoding thresholds, mirrored; the keyspace reads the same object.
+    pub limits: Arc<SharedLimits>,
 }
 
 /// An error in the configuration file or flags, naming where it is.
@@ -226,6 +250,7 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 fn find(name: &str) -> Option<&'static Def> {
+    let name = ALIASES.iter().find(|(alias, _)| *alias == name).map_or(name, |(_, real)| real);
     DEFS.iter().find(|d| d.name == name)
 }
 
@@ -252,6 +277,7 @@ impl Config {
             active_expire: AtomicBool::new(true),
             hz: AtomicU64::new(10),
             read_consistency: AtomicU8::new(0),
+            limits: Arc::new(SharedLimits::default()),
         };
         c.mirror();
         c
@@ -310,6 +336,18 @@ impl Config {
         let level = ReadConsistency::ALL.iter().position(|(_, n)| *n == v["read-consistency"]).unwrap_or(0);
         self.read_consistency.store(level as u8, Ordering::Relaxed);
         self.hz.store(v["hz"].parse().unwrap_or(10), Ordering::Relaxed);
+        let n = |name: &str| v[name].parse::<i64>().unwrap_or(0);
+        let u = |name: &str| n(name).max(0) as usize;
+        self.limits.set(Limits {
+            list_max_listpack_size: n("list-max-listpack-size"),
+            hash_max_listpack_entries: u("hash-max-listpack-entries"),
+            hash_max_listpack_value: u("hash-max-listpack-value"),
+            set_max_intset_entries: u("set-max-intset-entries"),
+            set_max_listpack_entries: u("set-max-listpack-entries"),
+            set_max_listpack_value: u("set-max-listpack-value"),
+            zset_max_listpack_entries: u("zset-max-listpack-entries"),
+            zset_max_listpack_value: u("zset-max-listpack-value"),
+        });
     }
 
     /// The current text of a setting.
@@ -341,11 +379,11 @@ impl Config {
 
     /// `CONFIG GET pattern`.
     pub fn get_matching(&self, pattern: &[u8]) -> Vec<(String, String)> {
-        self.values
-            .read()
-            .iter()
-            .filter(|(k, _)| glob_match(pattern, k.as_bytes(), true))
-            .map(|(k, v)| (k.to_string(), v.clone()))
+        let values = self.values.read();
+        let names = values.keys().map(|k| (*k, *k)).chain(ALIASES.iter().map(|(a, real)| (*a, *real)));
+        names
+            .filter(|(name, _)| glob_match(pattern, name.as_bytes(), true))
+            .map(|(name, real)| (name.to_string(), values[real].clone()))
             .collect()
     }
 

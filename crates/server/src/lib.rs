@@ -77,8 +77,10 @@ impl Shared {
         let seed = random_seed();
         let run_id: String =
             (0..40).map(|i| format!("{:x}", (seed.rotate_left(i * 7) ^ (i as u64 * 0x9e37)) % 16)).collect();
+        let mut ks = Keyspace::new(databases, shards, seed);
+        ks.use_limits(config.limits.clone());
         Arc::new_cyclic(|me| Shared {
-            ks: Keyspace::new(databases, shards, seed),
+            ks,
             config,
             clients: Clients::default(),
             stats: Stats::default(),

@@ -16,7 +16,7 @@ use crate::table::{
 };
 use engine::glob::glob_match;
 use engine::keyspace::lru_clock;
-use engine::rdb::{self, RdbValue};
+use engine::rdb;
 use engine::{Entry, Str, Value, ValueType};
 
 /// Bindings of this family.
@@ -352,13 +352,7 @@ fn object_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
 fn dump_value(v: &Value) -> Vec<u8> {
     match v {
         Value::Str(s) => s.with_bytes(rdb::dump_string),
-    }
-}
-
-/// A restored value in Tandem's representation, encoded as Redis's `tryObjectEncoding` would.
-fn from_rdb(v: RdbValue) -> Value {
-    match v {
-        RdbValue::String(s) => Value::Str(Str::from_vec(s)),
+        _ => rdb::dump_object(v),
     }
 }
 
@@ -447,7 +441,7 @@ fn restore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         ctx.out.ok();
         return Ok(());
     }
-    ctx.store.set(key, from_rdb(value), false);
+    ctx.store.set(key, value.into_value(&ctx.store.ks.limits()), false);
     if ttl != 0 {
         ctx.store.set_expire(key, ttl);
         if !absttl {
@@ -694,7 +688,7 @@ fn randomkey(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
 /// Parses a `SCAN` cursor as Redis's `parseScanCursorOrReply` (C `strtoul`, base 10): an
 /// optional sign (a minus negates modulo 2^64), digits, nothing else; no leading space; the
 /// empty string is cursor 0.
-fn parse_cursor(b: &[u8]) -> Option<u64> {
+pub(crate) fn parse_cursor(b: &[u8]) -> Option<u64> {
     let Some(&first) = b.first() else {
         return Some(0);
     };

@@ -3,7 +3,9 @@
 
 pub mod bitmaps;
 pub mod connection;
+pub mod hashes;
 pub mod keys;
+pub mod lists;
 pub mod server;
 pub mod strings;
 pub mod tandem;
@@ -16,6 +18,8 @@ pub fn all_bindings() -> impl Iterator<Item = &'static Binding> {
         .iter()
         .chain(bitmaps::BINDINGS)
         .chain(keys::BINDINGS)
+        .chain(lists::BINDINGS)
+        .chain(hashes::BINDINGS)
         .chain(connection::BINDINGS)
         .chain(server::BINDINGS)
         .chain(tandem::BINDINGS)

@@ -193,9 +193,8 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         let enc = e.value.encoding();
         let lru = e.lru;
         let idle = (now / 1000) as u32 - lru.min((now / 1000) as u32);
-        let ser = match &e.value {
-            engine::Value::Str(s) => s.with_bytes(|b| engine::rdb::dump_string(b).len() - 11),
-        };
+        // The serialized length excludes the type byte and the DUMP trailer.
+        let ser = engine::rdb::dump_object(&e.value).len() - 11;
         let text = format!(
             "Value at:0x0 refcount:1 encoding:{enc} serializedlength:{ser} lru:{} lru_seconds_idle:{idle}",
             lru & 0xFF_FFFF

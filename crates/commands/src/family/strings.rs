@@ -476,7 +476,6 @@ fn mget(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     for key in &argv[1..] {
         match ctx.store.lookup_read(key).map(|e| &e.value) {
             Some(Value::Str(s)) => reply_str(ctx.out, s),
-            #[allow(unreachable_patterns)]
             _ => ctx.out.null(),
         }
     }
@@ -532,7 +531,6 @@ fn lcs(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         match ctx.store.lookup_read(key).map(|e| &e.value) {
             None => Vec::new(),
             Some(Value::Str(s)) => s.to_vec(),
-            #[allow(unreachable_patterns)]
             Some(_) => {
                 wrong_type = true;
                 Vec::new()

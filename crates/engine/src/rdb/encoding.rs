@@ -252,6 +252,14 @@ pub enum RdbError {
         /// The type byte.
         type_byte: u8,
     },
+    /// A collection whose contents are malformed (a damaged listpack, a duplicate field, an
+    /// empty collection, an impossible count).
+    BadValue {
+        /// Where the value (or the bad part of it) starts.
+        offset: usize,
+        /// What is wrong.
+        what: &'static str,
+    },
     /// A valid RDB value type that this build cannot load yet.
     UnsupportedType {
         /// Position just after the type byte, where the value would have started.
@@ -269,6 +277,7 @@ impl RdbError {
             | RdbError::BadLength { offset, .. }
             | RdbError::BadStringEncoding { offset, .. }
             | RdbError::BadLzf { offset }
+            | RdbError::BadValue { offset, .. }
             | RdbError::UnknownType { offset, .. }
             | RdbError::UnsupportedType { offset, .. } => offset,
         }
@@ -290,6 +299,7 @@ impl fmt::Display for RdbError {
             RdbError::BadLzf { offset } => {
                 write!(f, "invalid LZF compressed string at offset {offset}")
             }
+            RdbError::BadValue { offset, what } => write!(f, "bad {what} at offset {offset}"),
             RdbError::UnknownType { offset, type_byte } => {
                 write!(f, "unknown RDB value type {type_byte} before offset {offset}")
             }

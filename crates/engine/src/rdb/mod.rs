@@ -5,42 +5,98 @@
 //! * [`crc64`]: Redis's CRC-64 for payload trailers and file checksums.
 //! * [`payload`]: the `DUMP` payload trailer (RDB version + CRC-64).
 //!
-//! This module knows nothing about the keyspace: values cross it as [`RdbValue`], which the
-//! caller converts to and from its own representation.
+//! Values are written straight from [`Value`] (collections in the forms Redis 7.0 writes, so
+//! redis-server loads them) and decoded into [`RdbValue`], which [`RdbValue::into_value`]
+//! turns into a value encoded as the caller's [`Limits`] say.
 
 pub mod crc64;
 pub mod encoding;
 pub mod lzf;
 pub mod payload;
 
+use crate::hash::Hash;
+use crate::limits::Limits;
+use crate::list::List;
+use crate::listpack::{Listpack, LpValue};
+use crate::value::{Str, Value};
 use std::fmt;
 
 pub use encoding::{Len, RdbError, Reader};
 pub use payload::PayloadError;
 
-/// A value in its RDB form, as decoded from or about to be encoded into RDB bytes. Only
-/// strings exist so far; other types will be added as the engine grows them.
+/// A value as decoded from RDB bytes, before the keyspace picks its encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RdbValue {
     /// A string value (`RDB_TYPE_STRING`).
     String(Vec<u8>),
+    /// A list as listpack nodes (none empty).
+    List(Vec<Listpack>),
+    /// A hash as field/value pairs (no field twice).
+    Hash(Vec<(Vec<u8>, Vec<u8>)>),
 }
 
-/// Appends the RDB type byte and serialized form of `value`, compressing long strings when
-/// `compress` is set (Redis's `rdbcompression`, on by default and always used by `DUMP`).
-pub fn write_value(out: &mut Vec<u8>, value: &RdbValue, compress: bool) {
-    match value {
-        RdbValue::String(s) => {
-            encoding::write_u8(out, encoding::RDB_TYPE_STRING);
-            encoding::write_string(out, s, compress);
+impl RdbValue {
+    /// The value, encoded as `limits` say.
+    pub fn into_value(self, limits: &Limits) -> Value {
+        match self {
+            RdbValue::String(s) => Value::Str(Str::from_vec(s)),
+            RdbValue::List(nodes) => Value::List(List::from_nodes(nodes, limits)),
+            RdbValue::Hash(pairs) => {
+                let mut h = Hash::new();
+                h.reserve_for(pairs.len(), limits);
+                for (f, v) in &pairs {
+                    h.set(f, v, limits);
+                }
+                Value::Hash(h)
+            }
         }
     }
 }
 
-/// Builds the complete `DUMP` payload for `value`, byte-identical to what Redis 7.0 returns.
-pub fn dump_value(value: &RdbValue) -> Vec<u8> {
+/// Quicklist node containers (`QUICKLIST_NODE_CONTAINER_*`).
+const CONTAINER_PLAIN: u64 = 1;
+const CONTAINER_PACKED: u64 = 2;
+
+/// The RDB type byte Redis 7.0 writes for a value in this encoding.
+pub fn object_type(v: &Value) -> u8 {
+    match v {
+        Value::Str(_) => encoding::RDB_TYPE_STRING,
+        Value::List(_) => encoding::RDB_TYPE_LIST_QUICKLIST_2,
+        Value::Hash(Hash::Pack(_)) => encoding::RDB_TYPE_HASH_LISTPACK,
+        Value::Hash(Hash::Table(_)) => encoding::RDB_TYPE_HASH,
+    }
+}
+
+/// Appends a value's serialized form (what follows the type byte, and the key in a file).
+pub fn write_object(out: &mut Vec<u8>, v: &Value, compress: bool) {
+    let string = |out: &mut Vec<u8>, e: LpValue<'_>| e.with_bytes(|b| encoding::write_string(out, b, compress));
+    match v {
+        Value::Str(s) => s.with_bytes(|b| encoding::write_string(out, b, compress)),
+        Value::List(l) => {
+            // A listpack-encoded list is written as a quicklist of one node, as Redis 7.2
+            // does, so that 7.0 loads it.
+            encoding::write_len(out, l.nodes().count() as u64);
+            for node in l.nodes() {
+                encoding::write_len(out, CONTAINER_PACKED);
+                encoding::write_string(out, node.as_bytes(), compress);
+            }
+        }
+        Value::Hash(Hash::Pack(lp)) => encoding::write_string(out, lp.as_bytes(), compress),
+        Value::Hash(h @ Hash::Table(_)) => {
+            encoding::write_len(out, h.len() as u64);
+            h.for_each(|f, v| {
+                string(out, f);
+                string(out, v);
+            });
+        }
+    }
+}
+
+/// Builds the `DUMP` payload of any value.
+pub fn dump_object(v: &Value) -> Vec<u8> {
     let mut body = Vec::new();
-    write_value(&mut body, value, true);
+    encoding::write_u8(&mut body, object_type(v));
+    write_object(&mut body, v, true);
     payload::wrap(body)
 }
 
@@ -60,9 +116,94 @@ pub fn decode_value(type_byte: u8, r: &mut Reader<'_>) -> Result<RdbValue, RdbEr
     let offset = r.position();
     match type_byte {
         encoding::RDB_TYPE_STRING => Ok(RdbValue::String(r.read_string()?)),
+        encoding::RDB_TYPE_LIST_QUICKLIST_2 => read_quicklist2(r),
+        encoding::RDB_TYPE_HASH_LISTPACK => read_hash_listpack(r),
+        encoding::RDB_TYPE_HASH => read_hash(r),
         t if encoding::is_object_type(t) => Err(RdbError::UnsupportedType { offset, type_byte }),
         _ => Err(RdbError::UnknownType { offset, type_byte }),
     }
+}
+
+/// A listpack string, validated.
+fn read_listpack(r: &mut Reader<'_>) -> Result<Listpack, RdbError> {
+    let offset = r.position();
+    Listpack::from_vec(r.read_string()?).map_err(|_| RdbError::BadValue { offset, what: "listpack" })
+}
+
+/// A count of items, refusing counts the remaining input cannot hold (each item takes at
+/// least one byte), so a forged count cannot make the loader reserve memory it never fills.
+fn read_count(r: &mut Reader<'_>) -> Result<usize, RdbError> {
+    let offset = r.position();
+    let n = r.read_len_plain()?;
+    if n > r.remaining() as u64 {
+        return Err(RdbError::BadValue { offset, what: "element count" });
+    }
+    Ok(n as usize)
+}
+
+/// `RDB_TYPE_LIST_QUICKLIST_2`: nodes, each a plain element or a listpack.
+fn read_quicklist2(r: &mut Reader<'_>) -> Result<RdbValue, RdbError> {
+    let offset = r.position();
+    let n = read_count(r)?;
+    let mut nodes = Vec::with_capacity(n);
+    for _ in 0..n {
+        let at = r.position();
+        match r.read_len_plain()? {
+            CONTAINER_PLAIN => nodes.push(Listpack::from_elems([r.read_string()?.as_slice()])),
+            CONTAINER_PACKED => {
+                let lp = read_listpack(r)?;
+                // Redis skips empty nodes.
+                if !lp.is_empty() {
+                    nodes.push(lp);
+                }
+            }
+            _ => return Err(RdbError::BadValue { offset: at, what: "quicklist container" }),
+        }
+    }
+    if nodes.is_empty() {
+        return Err(RdbError::BadValue { offset, what: "empty list" });
+    }
+    Ok(RdbValue::List(nodes))
+}
+
+/// Checks that no field of `pairs` appears twice.
+fn unique_fields(pairs: Vec<(Vec<u8>, Vec<u8>)>, offset: usize) -> Result<RdbValue, RdbError> {
+    let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+    if !pairs.iter().all(|(f, _)| seen.insert(f.as_slice())) {
+        return Err(RdbError::BadValue { offset, what: "hash with a duplicate field" });
+    }
+    if pairs.is_empty() {
+        return Err(RdbError::BadValue { offset, what: "empty hash" });
+    }
+    Ok(RdbValue::Hash(pairs))
+}
+
+/// `RDB_TYPE_HASH_LISTPACK`: field, value, ... in one listpack.
+fn read_hash_listpack(r: &mut Reader<'_>) -> Result<RdbValue, RdbError> {
+    let offset = r.position();
+    let lp = read_listpack(r)?;
+    if lp.len() % 2 != 0 {
+        return Err(RdbError::BadValue { offset, what: "hash listpack with an odd count" });
+    }
+    let mut pairs = Vec::with_capacity(lp.len() / 2);
+    let mut it = lp.iter();
+    while let (Some(f), Some(v)) = (it.next(), it.next()) {
+        pairs.push((f.to_vec(), v.to_vec()));
+    }
+    unique_fields(pairs, offset)
+}
+
+/// `RDB_TYPE_HASH`: a count, then field and value strings.
+fn read_hash(r: &mut Reader<'_>) -> Result<RdbValue, RdbError> {
+    let offset = r.position();
+    let n = read_count(r)?;
+    let mut pairs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let f = r.read_string()?;
+        let v = r.read_string()?;
+        pairs.push((f, v));
+    }
+    unique_fields(pairs, offset)
 }
 
 /// Reads a type byte and the value after it.
@@ -188,7 +329,7 @@ mod tests {
     fn dumps_byte_identical_to_redis() {
         for (value, payload) in redis_vectors() {
             assert_eq!(dump_string(&value), payload, "{:?}", String::from_utf8_lossy(&value[..value.len().min(20)]));
-            assert_eq!(dump_value(&RdbValue::String(value)), payload);
+            assert_eq!(dump_object(&Value::Str(Str::from_vec(value))), payload);
         }
     }
 
@@ -235,8 +376,8 @@ mod tests {
     fn unsupported_types_are_reported() {
         let mut r = Reader::new(b"\x05");
         assert_eq!(
-            decode_value(encoding::RDB_TYPE_HASH, &mut r),
-            Err(RdbError::UnsupportedType { offset: 0, type_byte: 4 })
+            decode_value(encoding::RDB_TYPE_STREAM_LISTPACKS, &mut r),
+            Err(RdbError::UnsupportedType { offset: 0, type_byte: 15 })
         );
         assert_eq!(decode_value(8, &mut r), Err(RdbError::UnknownType { offset: 0, type_byte: 8 }));
         assert_eq!(RestoreError::BadData(RdbError::BadLzf { offset: 3 }).message(), "Bad data format");

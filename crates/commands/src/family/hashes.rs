@@ -1,0 +1,388 @@
+//! The hash family (`t_hash.c`): fields and values under one key.
+//!
+//! A hash that loses its last field is deleted. `HINCRBYFLOAT` is logged as the `HSET` of its
+//! result, as Redis propagates it, so replay never depends on float formatting.
+
+use crate::args::{self, is};
+use crate::ctx::Ctx;
+use crate::errors::{CmdError, CmdResult};
+use crate::family::lists::{range_arg, reply_elem};
+use crate::table::{bind, Binding, LockMode::Keys};
+use engine::glob::glob_match;
+use engine::listpack::LpValue;
+use engine::{num, Hash, Value};
+
+/// Bindings of this family.
+pub const BINDINGS: &[Binding] = &[
+    bind("hset", hset, Keys),
+    bind("hmset", hmset, Keys),
+    bind("hsetnx", hsetnx, Keys),
+    bind("hget", hget, Keys),
+    bind("hmget", hmget, Keys),
+    bind("hdel", hdel, Keys),
+    bind("hlen", hlen, Keys),
+    bind("hstrlen", hstrlen, Keys),
+    bind("hexists", hexists, Keys),
+    bind("hkeys", hkeys, Keys),
+    bind("hvals", hvals, Keys),
+    bind("hgetall", hgetall, Keys),
+    bind("hincrby", hincrby, Keys),
+    bind("hincrbyfloat", hincrbyfloat, Keys),
+    bind("hrandfield", hrandfield, Keys),
+    bind("hscan", hscan, Keys),
+];
+
+/// The hash at `key` for a write, created empty if missing (`hashTypeLookupWriteOrCreate`).
+/// The caller must add a field before the command ends.
+fn hash_or_create<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<&'c mut Hash, CmdError> {
+    if ctx.store.get_hash_for_write(key)?.is_none() {
+        ctx.store.set(key, Value::Hash(Hash::new()), false);
+        ctx.store.dirty -= 1;
+    }
+    Ok(ctx.store.get_hash_for_write(key)?.expect("just created"))
+}
+
+/// Sets every field/value pair of `argv[2..]`; the number of new fields.
+fn set_pairs(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<usize, CmdError> {
+    if argv.len() % 2 == 1 {
+        return Err(CmdError::WrongArity(String::from_utf8_lossy(argv[0]).to_lowercase()));
+    }
+    let limits = ctx.store.limits();
+    let h = hash_or_create(ctx, argv[1])?;
+    let created = argv[2..].chunks_exact(2).filter(|p| h.set(p[0], p[1], &limits)).count();
+    ctx.store.dirty += (argv.len() as u64 - 2) / 2;
+    Ok(created)
+}
+
+/// `HSET key field value [field value ...]`
+fn hset(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let n = set_pairs(ctx, argv)?;
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// `HMSET key field value [field value ...]`
+fn hmset(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    set_pairs(ctx, argv)?;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// `HSETNX key field value`
+fn hsetnx(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let limits = ctx.store.limits();
+    let (key, field, value) = (argv[1], argv[2], argv[3]);
+    if let Some(h) = ctx.store.get_hash_for_write(key)? {
+        if h.contains(field) {
+            ctx.out.int(0);
+            return Ok(());
+        }
+    }
+    hash_or_create(ctx, key)?.set(field, value, &limits);
+    ctx.store.dirty += 1;
+    ctx.out.int(1);
+    Ok(())
+}
+
+/// `HGET key field`
+fn hget(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    match ctx.store.get_hash(argv[1])?.and_then(|h| h.get(argv[2])) {
+        Some(v) => reply_elem(ctx.out, v),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+/// `HMGET key field [field ...]`
+fn hmget(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let h = ctx.store.get_hash(argv[1])?;
+    ctx.out.array(argv.len() - 2);
+    for f in &argv[2..] {
+        match h.as_ref().and_then(|h| h.get(f)) {
+            Some(v) => reply_elem(ctx.out, v),
+            None => ctx.out.null(),
+        }
+    }
+    Ok(())
+}
+
+/// `HDEL key field [field ...]`
+fn hdel(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let key = argv[1];
+    let Some(h) = ctx.store.get_hash_for_write(key)? else {
+        ctx.out.int(0);
+        return Ok(());
+    };
+    let mut deleted = 0;
+    for f in &argv[2..] {
+        if h.remove(f) {
+            deleted += 1;
+            if h.is_empty() {
+                break;
+            }
+        }
+    }
+    let empty = h.is_empty();
+    ctx.store.dirty += deleted;
+    if empty {
+        ctx.store.delete(key);
+    }
+    ctx.out.int(deleted as i64);
+    Ok(())
+}
+
+/// `HLEN key`
+fn hlen(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let n = ctx.store.get_hash(argv[1])?.map_or(0, |h| h.len());
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// `HSTRLEN key field`
+fn hstrlen(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let n = ctx.store.get_hash(argv[1])?.and_then(|h| h.get(argv[2])).map_or(0, |v| v.len());
+    ctx.out.int(n as i64);
+    Ok(())
+}
+
+/// `HEXISTS key field`
+fn hexists(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let found = ctx.store.get_hash(argv[1])?.is_some_and(|h| h.contains(argv[2]));
+    ctx.out.int(i64::from(found));
+    Ok(())
+}
+
+/// What `HKEYS`, `HVALS` and `HGETALL` return.
+#[derive(Clone, Copy, PartialEq)]
+enum Parts {
+    Fields,
+    Values,
+    Both,
+}
+
+/// `HKEYS`/`HVALS`/`HGETALL`: an array (RESP3: a map for both parts).
+fn get_all(ctx: &mut Ctx, key: &[u8], parts: Parts) -> CmdResult {
+    let Some(h) = ctx.store.get_hash(key)? else {
+        if parts == Parts::Both {
+            ctx.out.map(0);
+        } else {
+            ctx.out.array(0);
+        }
+        return Ok(());
+    };
+    match parts {
+        Parts::Both => ctx.out.map(h.len()),
+        _ => ctx.out.array(h.len()),
+    }
+    let out = &mut *ctx.out;
+    h.for_each(|f, v| {
+        if parts != Parts::Values {
+            reply_elem(out, f);
+        }
+        if parts != Parts::Fields {
+            reply_elem(out, v);
+        }
+    });
+    Ok(())
+}
+
+/// `HKEYS key`
+fn hkeys(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    get_all(ctx, argv[1], Parts::Fields)
+}
+
+/// `HVALS key`
+fn hvals(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    get_all(ctx, argv[1], Parts::Values)
+}
+
+/// `HGETALL key`
+fn hgetall(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    get_all(ctx, argv[1], Parts::Both)
+}
+
+/// `HINCRBY key field increment`
+fn hincrby(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let incr = args::int(argv[3])?;
+    let limits = ctx.store.limits();
+    let field = argv[2];
+    let h = hash_or_create(ctx, argv[1])?;
+    let current = match h.get(field) {
+        Some(v) => v.as_int().ok_or_else(|| CmdError::err("hash value is not an integer"))?,
+        None => 0,
+    };
+    let new = current.checked_add(incr).ok_or(CmdError::Overflow)?;
+    h.set(field, &args::int_bytes(new), &limits);
+    ctx.store.dirty += 1;
+    ctx.out.int(new);
+    Ok(())
+}
+
+/// `HINCRBYFLOAT key field increment`
+fn hincrbyfloat(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let incr = argv[3];
+    if !num::parse_long_double_ok(incr) {
+        return Err(CmdError::NotFloat);
+    }
+    if num::parse_f64(incr).is_some_and(f64::is_infinite) {
+        return Err(CmdError::err("value is NaN or Infinity"));
+    }
+    let limits = ctx.store.limits();
+    let field = argv[2];
+    let h = hash_or_create(ctx, argv[1])?;
+    let current = h.get(field).map_or_else(|| b"0".to_vec(), |v| v.to_vec());
+    let new = match num::incr_by_float(&current, incr) {
+        Ok(v) => v,
+        Err(num::FloatError::NotFloat) => return Err(CmdError::err("hash value is not a float")),
+        Err(num::FloatError::NanOrInf) => return Err(CmdError::NanOrInfinity),
+    };
+    h.set(field, &new, &limits);
+    ctx.store.dirty += 1;
+    ctx.out.bulk(&new);
+    ctx.propagate_as(|| vec![b"HSET".to_vec(), argv[1].to_vec(), field.to_vec(), new.clone()]);
+    Ok(())
+}
+
+/// Writes one field (and its value) of an `HRANDFIELD` reply.
+fn reply_pick(ctx: &mut Ctx, f: LpValue<'_>, v: LpValue<'_>, with_values: bool) {
+    if with_values && ctx.out.resp3() {
+        ctx.out.array(2);
+    }
+    reply_elem(ctx.out, f);
+    if with_values {
+        reply_elem(ctx.out, v);
+    }
+}
+
+/// `HRANDFIELD key [count [WITHVALUES]]`
+fn hrandfield(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let mut with_values = false;
+    let count = match argv.get(2) {
+        None => None,
+        Some(a) => {
+            let l = range_arg(a, -i64::MAX, i64::MAX, None)?;
+            if argv.len() > 4 || (argv.len() == 4 && !is(argv[3], "WITHVALUES")) {
+                return Err(CmdError::Syntax);
+            }
+            if argv.len() == 4 {
+                with_values = true;
+                if !(-i64::MAX / 2..=i64::MAX / 2).contains(&l) {
+                    return Err(CmdError::err("value is out of range"));
+                }
+            }
+            Some(l)
+        }
+    };
+    let Some(h) = ctx.store.get_hash(argv[1])? else {
+        match count {
+            Some(_) => ctx.out.array(0),
+            None => ctx.out.null(),
+        }
+        return Ok(());
+    };
+    let size = h.len();
+    let rng = &mut *ctx.rng;
+    let Some(l) = count else {
+        let i = rng.below(size as u64) as usize;
+        let (f, _) = h.pick(i, || rng.next_u64()).expect("stored hashes are not empty");
+        reply_elem(ctx.out, f);
+        return Ok(());
+    };
+    if l == 0 {
+        ctx.out.array(0);
+        return Ok(());
+    }
+    let (count, unique) = (l.unsigned_abs() as usize, l > 0);
+    // Collected as owned pairs: the reply writer and the hash are borrowed apart.
+    let mut picks: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    if !unique || count == 1 {
+        // Repetitions allowed: each pick on its own.
+        for _ in 0..count {
+            let i = rng.below(size as u64) as usize;
+            let (f, v) = h.pick(i, || rng.next_u64()).expect("stored hashes are not empty");
+            picks.push((f.to_vec(), v.to_vec()));
+        }
+    } else {
+        let mut all: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(size);
+        h.for_each(|f, v| all.push((f.to_vec(), v.to_vec())));
+        if count < size {
+            // A partial shuffle: the first `count` places get distinct random fields.
+            for i in 0..count {
+                let j = i + rng.below((size - i) as u64) as usize;
+                all.swap(i, j);
+            }
+            all.truncate(count);
+        }
+        picks = all;
+    }
+    let n = picks.len();
+    ctx.out.array(if with_values && !ctx.out.resp3() { n * 2 } else { n });
+    for (f, v) in &picks {
+        reply_pick(ctx, LpValue::Str(f), LpValue::Str(v), with_values);
+    }
+    Ok(())
+}
+
+/// The options of `HSCAN`/`SSCAN`/`ZSCAN` (`scanGenericCommand` on a value): `COUNT` and
+/// `MATCH` (the last of each wins).
+pub(crate) struct ScanOpts<'a> {
+    /// Buckets to visit, roughly.
+    pub count: usize,
+    /// Only elements matching this glob (`None`: all).
+    pub pattern: Option<&'a [u8]>,
+}
+
+/// Parses `[MATCH pattern] [COUNT count]` from `argv[3..]`.
+pub(crate) fn scan_opts<'a>(argv: &[&'a [u8]]) -> Result<ScanOpts<'a>, CmdError> {
+    let mut opts = ScanOpts { count: 10, pattern: None };
+    let mut i = 3;
+    while i < argv.len() {
+        let more = i + 1 < argv.len();
+        if is(argv[i], "COUNT") && more {
+            let c = args::int(argv[i + 1])?;
+            if c < 1 {
+                return Err(CmdError::Syntax);
+            }
+            opts.count = c as usize;
+        } else if is(argv[i], "MATCH") && more {
+            opts.pattern = Some(argv[i + 1]).filter(|p| *p != b"*");
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 2;
+    }
+    Ok(opts)
+}
+
+/// `HSCAN key cursor [MATCH pattern] [COUNT count]`
+fn hscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let cursor = crate::family::keys::parse_cursor(argv[2]).ok_or(CmdError::InvalidCursor)?;
+    let opts = scan_opts(argv)?;
+    let mut found: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let Some(h) = ctx.store.get_hash(argv[1])? else {
+        ctx.out.array(2);
+        ctx.out.bulk(b"0");
+        ctx.out.array(0);
+        return Ok(());
+    };
+    let mut next = cursor;
+    let mut budget = opts.count.saturating_mul(10);
+    loop {
+        next = h.scan(next, |f, v| found.push((f.to_vec(), v.to_vec())));
+        budget -= 1;
+        if next == 0 || budget == 0 || found.len() >= opts.count {
+            break;
+        }
+    }
+    if let Some(p) = opts.pattern {
+        found.retain(|(f, _)| glob_match(p, f, false));
+    }
+    ctx.out.array(2);
+    ctx.out.bulk(next.to_string().as_bytes());
+    ctx.out.array(found.len() * 2);
+    for (f, v) in &found {
+        ctx.out.bulk(f);
+        ctx.out.bulk(v);
+    }
+    Ok(())
+}
