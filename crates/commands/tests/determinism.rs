@@ -19,9 +19,10 @@ fn random_command(rng: &mut Rng) -> Vec<String> {
     let k = pick(rng, &keys).to_string();
     let k2 = pick(rng, &keys).to_string();
     let v = pick(rng, &vals).to_string();
+    let v2 = pick(rng, &vals).to_string();
     let secs = (1 + rng.below(5)).to_string();
     let ms = (1 + rng.below(5000)).to_string();
-    let c: Vec<&str> = match rng.below(30) {
+    let c: Vec<&str> = match rng.below(48) {
         0 => vec!["SET", &k, &v],
         1 => vec!["SET", &k, &v, "EX", &secs],
         2 => vec!["SET", &k, &v, "PX", &ms, "NX"],
@@ -51,6 +52,24 @@ fn random_command(rng: &mut Rng) -> Vec<String> {
         26 => vec!["RENAMENX", &k, &k2],
         27 => vec!["GETSET", &k, &v],
         28 => vec!["DECR", &k],
+        29 => vec!["RPUSH", &k, &v, &v2],
+        30 => vec!["LPUSH", &k, &v],
+        31 => vec!["LPOP", &k, "2"],
+        32 => vec!["RPOP", &k],
+        33 => vec!["LMOVE", &k, &k2, "LEFT", "RIGHT"],
+        34 => vec!["LREM", &k, "-1", &v],
+        35 => vec!["LTRIM", &k, "1", "-2"],
+        36 => vec!["LINSERT", &k, "BEFORE", &v, &v2],
+        37 => vec!["LSET", &k, "0", &v],
+        38 => vec!["LMPOP", "2", &k, &k2, "RIGHT", "COUNT", "3"],
+        39 => vec!["HSET", &k, &v, &v2, "f", &v],
+        40 => vec!["HDEL", &k, &v, "f"],
+        41 => vec!["HINCRBY", &k, "n", "3"],
+        42 => vec!["HINCRBYFLOAT", &k, "x", "0.1"],
+        43 => vec!["HSETNX", &k, &v2, &v],
+        44 => vec!["HMSET", &k, "a", &v, "b", &v2],
+        45 => vec!["RPOPLPUSH", &k, &k2],
+        46 => vec!["LPUSHX", &k, &v2],
         _ => vec!["BITFIELD", &k, "INCRBY", "u8", "0", "200", "OVERFLOW", "WRAP", "SET", "i5", "3", "9"],
     };
     c.into_iter().map(String::from).collect()

@@ -1,4 +1,4 @@
-//! Datasets for persistence tests: writing keys of every string encoding, reading a whole
+//! Datasets for persistence tests: writing keys of every type and encoding, reading a whole
 //! keyspace back, comparing two, and small helpers for servers with a data directory.
 
 use std::collections::BTreeMap;
@@ -8,22 +8,74 @@ use std::time::{Duration, Instant};
 use super::TANDEM_BIN;
 use testkit::{simple, Frame, RawClient, TandemProcess};
 
-/// Every key of every database: (db, key) -> (value, pttl).
+/// Every key of every database: (db, key) -> (value, pttl). A value is its type and
+/// contents in one canonical byte string (hash fields sorted).
 pub type Dump = BTreeMap<(usize, Vec<u8>), (Vec<u8>, i64)>;
 
+/// Appends length-prefixed items of an array reply.
+fn items(out: &mut Vec<u8>, f: Frame) -> Vec<Vec<u8>> {
+    let Frame::Array(items) = f else { panic!("array expected: {f:?}") };
+    let items: Vec<Vec<u8>> = items
+        .into_iter()
+        .map(|i| match i {
+            Frame::Bulk(b) => b,
+            other => panic!("bulk expected: {other:?}"),
+        })
+        .collect();
+    out.extend_from_slice(format!("[{}]", items.len()).as_bytes());
+    items
+}
+
+/// A key's value in canonical form, or None if it went away meanwhile.
+fn read_value(c: &mut RawClient, key: &[u8]) -> Option<Vec<u8>> {
+    let Frame::Simple(t) = c.send(&[b"TYPE".as_slice(), key]) else { panic!("TYPE") };
+    let mut out = t.clone();
+    out.push(b':');
+    let push_all = |out: &mut Vec<u8>, v: Vec<Vec<u8>>| {
+        for i in v {
+            out.extend_from_slice(format!("{}:", i.len()).as_bytes());
+            out.extend_from_slice(&i);
+        }
+    };
+    match t.as_slice() {
+        b"none" => return None,
+        b"string" => match c.send(&[b"GET".as_slice(), key]) {
+            Frame::Bulk(v) => out.extend_from_slice(&v),
+            Frame::Null => return None,
+            f => panic!("GET {key:?}: {f:?}"),
+        },
+        b"list" => {
+            let v = items(&mut out, c.send(&[b"LRANGE".as_slice(), key, b"0", b"-1"]));
+            push_all(&mut out, v);
+        }
+        b"hash" => {
+            let v = items(&mut out, c.send(&[b"HGETALL".as_slice(), key]));
+            let mut pairs: Vec<Vec<u8>> =
+                v.chunks(2).map(|p| [p[0].clone(), b"=".to_vec(), p[1].clone()].concat()).collect();
+            pairs.sort();
+            push_all(&mut out, pairs);
+        }
+        other => panic!("type {} not dumped yet", String::from_utf8_lossy(other)),
+    }
+    Some(out)
+}
+
 pub fn dump(c: &mut RawClient) -> Dump {
+    // A server just started may still be loading its files.
+    wait_for(
+        "the dataset to load",
+        Duration::from_secs(60),
+        || !matches!(c.send(&["PING"]), Frame::Error(e) if e.starts_with(b"LOADING")),
+    );
     let mut out = Dump::new();
     for db in 0..16 {
         assert_eq!(c.send(&["SELECT", &db.to_string()]), simple("OK"));
-        let Frame::Array(keys) = c.send(&["KEYS", "*"]) else { panic!("KEYS failed") };
+        let keys = c.send(&["KEYS", "*"]);
+        let Frame::Array(keys) = keys else { panic!("KEYS failed: {keys:?}") };
         for k in keys {
             let Frame::Bulk(key) = k else { panic!("key {k:?}") };
-            let v = match c.send(&[b"GET".as_slice(), &key]) {
-                Frame::Bulk(v) => v,
-                // Expired between KEYS and GET.
-                Frame::Null => continue,
-                f => panic!("GET {key:?}: {f:?}"),
-            };
+            // Expired between KEYS and the read: gone.
+            let Some(v) = read_value(c, &key) else { continue };
             let Frame::Integer(ttl) = c.send(&[b"PTTL".as_slice(), &key]) else { panic!("PTTL") };
             out.insert((db, key), (v, ttl));
         }
@@ -89,8 +141,43 @@ pub fn fill(c: &mut RawClient) {
             c.send(&["SET", &key, "v", "PX", &(600_000 + i * 1000).to_string()]);
         }
         c.send(&["APPEND", &format!("raw{db}"), "appended"]);
+        fill_collections(c, db);
     }
     c.send(&["SELECT", "0"]);
+}
+
+/// Lists and hashes of every encoding (listpack, multi-node quicklist, a node with one large
+/// element; listpack and hashtable hashes), one with a time to live.
+fn fill_collections(c: &mut RawClient, db: usize) {
+    let send = |c: &mut RawClient, args: Vec<Vec<u8>>| {
+        let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        let r = c.send(&refs);
+        assert!(!matches!(r, Frame::Error(_)), "{:?}: {r:?}", String::from_utf8_lossy(&args[0]));
+    };
+    let cmd = |name: &str, key: String, rest: Vec<Vec<u8>>| -> Vec<Vec<u8>> {
+        [vec![name.as_bytes().to_vec(), key.into_bytes()], rest].concat()
+    };
+    let mixed: Vec<Vec<u8>> = ["a", "1", "-1", "300", "70000", "", "007", "-9223372036854775808", "bin\x00ary\r\n"]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+    send(c, cmd("RPUSH", format!("list{db}:small"), mixed.clone()));
+    let many: Vec<Vec<u8>> = (0..3000).map(|i| format!("element-{i}-{}", i * 7919).into_bytes()).collect();
+    send(c, cmd("RPUSH", format!("list{db}:long"), many.clone()));
+    let mut big = mixed.clone();
+    big.insert(3, vec![b'L'; 10_000]);
+    send(c, cmd("RPUSH", format!("list{db}:bigelem"), big));
+    send(c, cmd("LPUSH", format!("list{db}:ttl"), mixed.clone()));
+    send(c, vec![b"PEXPIRE".to_vec(), format!("list{db}:ttl").into_bytes(), b"700000".to_vec()]);
+    let pairs: Vec<Vec<u8>> =
+        mixed.iter().enumerate().flat_map(|(i, v)| [format!("f{i}").into_bytes(), v.clone()]).collect();
+    send(c, cmd("HSET", format!("hash{db}:small"), pairs));
+    let wide: Vec<Vec<u8>> = many[..1200].to_vec();
+    send(c, cmd("HSET", format!("hash{db}:wide"), wide));
+    send(
+        c,
+        cmd("HSET", format!("hash{db}:longvalue"), vec![b"f".to_vec(), vec![b'v'; 100], b"7".to_vec(), b"-7".to_vec()]),
+    );
 }
 
 pub fn data_dir(name: &str) -> PathBuf {
