@@ -13,7 +13,7 @@ use crate::session::Session;
 use crate::stats::LocalStats;
 use engine::keyspace::lru_clock;
 use engine::sync::MutexGuard;
-use engine::{Db, Entry, Hash, Keyspace, Limits, List, Rng, Shard, Str, Value};
+use engine::{Db, Entry, Hash, Keyspace, Limits, List, Rng, Set, Shard, Str, Value};
 use protocol::ReplyWriter;
 use smallvec::SmallVec;
 
@@ -310,6 +310,28 @@ impl<'a> Store<'a> {
             None => Ok(None),
             Some(e) => match &mut e.value {
                 Value::Hash(h) => Ok(Some(h)),
+                _ => Err(CmdError::WrongType),
+            },
+        }
+    }
+
+    /// The set under a key for a read; `WRONGTYPE` for other types.
+    pub fn get_set(&mut self, key: &[u8]) -> Result<Option<&mut Set>, CmdError> {
+        match self.lookup_read(key) {
+            None => Ok(None),
+            Some(e) => match &mut e.value {
+                Value::Set(s) => Ok(Some(s)),
+                _ => Err(CmdError::WrongType),
+            },
+        }
+    }
+
+    /// The set under a key for a write; `WRONGTYPE` for other types.
+    pub fn get_set_for_write(&mut self, key: &[u8]) -> Result<Option<&mut Set>, CmdError> {
+        match self.lookup_write(key) {
+            None => Ok(None),
+            Some(e) => match &mut e.value {
+                Value::Set(s) => Ok(Some(s)),
                 _ => Err(CmdError::WrongType),
             },
         }

@@ -22,7 +22,7 @@ fn random_command(rng: &mut Rng) -> Vec<String> {
     let v2 = pick(rng, &vals).to_string();
     let secs = (1 + rng.below(5)).to_string();
     let ms = (1 + rng.below(5000)).to_string();
-    let c: Vec<&str> = match rng.below(48) {
+    let c: Vec<&str> = match rng.below(56) {
         0 => vec!["SET", &k, &v],
         1 => vec!["SET", &k, &v, "EX", &secs],
         2 => vec!["SET", &k, &v, "PX", &ms, "NX"],
@@ -70,6 +70,14 @@ fn random_command(rng: &mut Rng) -> Vec<String> {
         44 => vec!["HMSET", &k, "a", &v, "b", &v2],
         45 => vec!["RPOPLPUSH", &k, &k2],
         46 => vec!["LPUSHX", &k, &v2],
+        47 => vec!["SADD", &k, &v, &v2, "m"],
+        48 => vec!["SREM", &k, &v],
+        49 => vec!["SPOP", &k],
+        50 => vec!["SPOP", &k, "2"],
+        51 => vec!["SMOVE", &k, &k2, &v],
+        52 => vec!["SINTERSTORE", &k, &k, &k2],
+        53 => vec!["SUNIONSTORE", &k2, &k, &k2],
+        54 => vec!["SDIFFSTORE", &k, &k2, &k],
         _ => vec!["BITFIELD", &k, "INCRBY", "u8", "0", "200", "OVERFLOW", "WRAP", "SET", "i5", "3", "9"],
     };
     c.into_iter().map(String::from).collect()

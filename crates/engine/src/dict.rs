@@ -70,6 +70,40 @@ impl<V> Table<V> {
         self.buckets.len().wrapping_sub(1)
     }
 
+    /// See [`Dict::successor`]: the node with the smallest `reverse(hash) - r` (wrapping)
+    /// and that distance.
+    fn successor(&self, r: u64, hasher: &KeyHasher) -> Option<(u64, &Node<V>)> {
+        let size = self.buckets.len();
+        let bits = size.trailing_zeros();
+        // The bucket of reversed-hash prefix `q` (the top `bits` bits).
+        let bucket_of = |q: usize| if bits == 0 { 0 } else { q.reverse_bits() >> (usize::BITS - bits) };
+        let start = if bits == 0 { 0 } else { (r >> (64 - bits)) as usize };
+        let best_in = |b: usize, keep: &dyn Fn(u64) -> bool| {
+            let mut best: Option<(u64, &Node<V>)> = None;
+            let mut cur = self.buckets[b].as_deref();
+            while let Some(n) = cur {
+                let o = hasher.hash(&n.key).reverse_bits();
+                let d = o.wrapping_sub(r);
+                if keep(o) && best.is_none_or(|(bd, _)| d < bd) {
+                    best = Some((d, n));
+                }
+                cur = n.next.as_deref();
+            }
+            best
+        };
+        // Keys of the starting prefix at or after `r`, then the following prefixes, then
+        // round to the starting prefix's keys before `r`.
+        if let Some(found) = best_in(bucket_of(start), &|o| o >= r) {
+            return Some(found);
+        }
+        for i in 1..size {
+            if let Some(found) = best_in(bucket_of((start + i) % size), &|_| true) {
+                return Some(found);
+            }
+        }
+        best_in(bucket_of(start), &|o| o < r)
+    }
+
     fn find(&self, hash: u64, key: &[u8]) -> Option<&Node<V>> {
         if self.buckets.is_empty() {
             return None;
@@ -420,6 +454,27 @@ impl<V> Dict<V> {
         Some((&node.key, &node.value))
     }
 
+    /// The entry that comes first at or after `r` (going round) in the order of
+    /// `hash.reverse_bits()`: the choice depends only on the keys present, the hasher and `r`,
+    /// never on the table's size or history, which is what a random pick of a write needs to
+    /// be the same on every node (`SPOP`). Buckets visited in reverse-binary order hold keys in
+    /// increasing order of their reversed hashes, so the search looks at O(1) buckets on
+    /// average.
+    pub fn successor(&self, r: u64) -> Option<(&[u8], &V)> {
+        let mut best: Option<(u64, &Node<V>)> = None;
+        for t in &self.tables {
+            if t.used == 0 {
+                continue;
+            }
+            if let Some((d, n)) = t.successor(r, &self.hasher) {
+                if best.is_none_or(|(bd, _)| d < bd) {
+                    best = Some((d, n));
+                }
+            }
+        }
+        best.map(|(_, n)| (&*n.key, &n.value))
+    }
+
     /// One step of a reverse-binary cursor scan (the `SCAN` guarantee: every element present
     /// from start to end of a full scan is returned at least once, even across resizes).
     /// Returns the next cursor; 0 means the scan is complete.
@@ -518,6 +573,45 @@ mod tests {
 
     fn key(i: u64) -> Vec<u8> {
         format!("key:{i}").into_bytes()
+    }
+
+    #[test]
+    fn successor_is_the_same_whatever_the_table_went_through() {
+        let h = KeyHasher::with_seed(7);
+        let brute = |keys: &HashSet<Vec<u8>>, r: u64| {
+            keys.iter().min_by_key(|k| h.hash(k).reverse_bits().wrapping_sub(r)).cloned()
+        };
+        let mut rng = crate::Rng::new(3);
+        let mut grown = dict();
+        let mut keys = HashSet::new();
+        for i in 0..3000u64 {
+            grown.insert(h.hash(&key(i)), &key(i), i);
+            keys.insert(key(i));
+            // Checked mid-rehash too.
+            if i % 97 == 0 {
+                let r = rng.next_u64();
+                assert_eq!(grown.successor(r).map(|(k, _)| k.to_vec()), brute(&keys, r));
+            }
+        }
+        // Removals that leave the table sparse, and a table built in another order.
+        for i in (0..3000u64).filter(|i| i % 5 != 0) {
+            grown.remove(h.hash(&key(i)), &key(i));
+            keys.remove(&key(i));
+        }
+        let mut fresh = dict();
+        for i in (0..3000u64).rev().filter(|i| i % 5 == 0) {
+            fresh.insert(h.hash(&key(i)), &key(i), i);
+        }
+        for _ in 0..200 {
+            let r = rng.next_u64();
+            let want = brute(&keys, r);
+            assert_eq!(grown.successor(r).map(|(k, _)| k.to_vec()), want);
+            assert_eq!(fresh.successor(r).map(|(k, _)| k.to_vec()), want);
+        }
+        for r in [0, u64::MAX] {
+            assert_eq!(fresh.successor(r).map(|(k, _)| k.to_vec()), brute(&keys, r));
+        }
+        assert!(dict().successor(5).is_none());
     }
 
     #[test]

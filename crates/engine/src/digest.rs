@@ -33,6 +33,7 @@ fn type_code(v: &Value) -> u32 {
     match v {
         Value::Str(_) => 0,
         Value::List(_) => 1,
+        Value::Set(_) => 2,
         Value::Hash(_) => 4,
     }
 }
@@ -44,6 +45,8 @@ pub fn mix_value(digest: &mut Digest, value: &Value, has_expire: bool) {
         Value::Str(s) => s.with_bytes(|b| mix_digest(digest, b)),
         // Elements in order.
         Value::List(l) => l.iter().for_each(|e| e.with_bytes(|b| mix_digest(digest, b))),
+        // Members XORed in: order does not matter.
+        Value::Set(s) => s.for_each(|m| m.with_bytes(|b| xor_digest(digest, b))),
         // Each pair digested on its own and XORed in, so field order does not matter.
         Value::Hash(h) => h.for_each(|f, v| {
             let mut pair = [0u8; 20];

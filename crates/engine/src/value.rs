@@ -7,6 +7,7 @@
 use crate::hash::Hash;
 use crate::list::List;
 use crate::num;
+use crate::set::Set;
 use crate::small::SmallBytes;
 
 /// The longest string Redis stores as `embstr` (one allocation with its object header).
@@ -145,6 +146,8 @@ pub enum Value {
     List(List),
     /// A hash.
     Hash(Hash),
+    /// A set.
+    Set(Set),
 }
 
 /// The type of a value, as `TYPE` names it.
@@ -201,6 +204,7 @@ impl Value {
             Value::Str(Str::Raw(v)) => v.len(),
             Value::List(l) => l.allocated(),
             Value::Hash(h) => h.allocated(),
+            Value::Set(s) => s.allocated(),
         }
     }
 
@@ -210,6 +214,7 @@ impl Value {
             Value::Str(_) => ValueType::String,
             Value::List(_) => ValueType::List,
             Value::Hash(_) => ValueType::Hash,
+            Value::Set(_) => ValueType::Set,
         }
     }
 
@@ -219,6 +224,7 @@ impl Value {
             Value::Str(s) => s.encoding(),
             Value::List(l) => l.encoding(),
             Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
         }
     }
 

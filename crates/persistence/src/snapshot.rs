@@ -358,8 +358,8 @@ impl engine::keyspace::Capture for RdbSnapshot {
 /// `AOF_REWRITE_ITEMS_PER_CMD`), so no command grows without bound.
 const ITEMS_PER_CMD: usize = 64;
 
-/// Appends the commands that rebuild one key as Redis's rewrite writes them (`SET`; `RPUSH`
-/// and `HMSET` in batches), then `PEXPIREAT` if it has a time to live.
+/// Appends the commands that rebuild one key as Redis's rewrite writes them (`SET`; `RPUSH`,
+/// `HMSET` and `SADD` in batches), then `PEXPIREAT` if it has a time to live.
 fn write_commands(buf: &mut Vec<u8>, key: &[u8], value: &Value, expire: Option<i64>) {
     use crate::aof::encode::append_command;
     // Collections: one command per batch of elements, each starting with `cmd key`.
@@ -394,6 +394,15 @@ fn write_commands(buf: &mut Vec<u8>, key: &[u8], value: &Value, expire: Option<i
                 }
             });
             flush(buf, &mut batch, b"HMSET");
+        }
+        Value::Set(s) => {
+            s.for_each(|m| {
+                batch.push(m.to_vec());
+                if batch.len() == ITEMS_PER_CMD {
+                    flush(buf, &mut batch, b"SADD");
+                }
+            });
+            flush(buf, &mut batch, b"SADD");
         }
     }
     if let Some(at) = expire {

@@ -61,6 +61,11 @@ fn list_encodings_follow_redis_7_2() {
 fn contents(c: &mut RawClient, key: &str) -> Frame {
     match c.send(&["TYPE", key]) {
         Frame::Simple(t) if t == b"list" => c.send(&["LRANGE", key, "0", "-1"]),
+        Frame::Simple(t) if t == b"set" => {
+            let (Frame::Array(mut m) | Frame::Set(mut m)) = c.send(&["SMEMBERS", key]) else { panic!("SMEMBERS") };
+            m.sort_by_key(|f| f.to_display());
+            Frame::Array(m)
+        }
         Frame::Simple(t) if t == b"hash" => {
             let Frame::Array(flat) = c.send(&["HGETALL", key]) else { panic!("HGETALL") };
             let mut pairs: Vec<Frame> = flat.chunks(2).map(|p| Frame::Array(p.to_vec())).collect();
@@ -77,6 +82,8 @@ fn fill(c: &mut RawClient) -> Vec<&'static str> {
         ["RPUSH", "list:small", "a", "1", "-1", "300", "70000", "", "007"].map(String::from).to_vec(),
         ["HSET", "hash:small", "f", "v", "n", "12", "neg", "-5"].map(String::from).to_vec(),
         ["HSET", "hash:long", "f", &"v".repeat(80)].map(String::from).to_vec(),
+        ["SADD", "set:small", "1", "-5", "70000", "-9223372036854775808"].map(String::from).to_vec(),
+        ["SADD", "set:strings", "a", "b", "12", ""].map(String::from).to_vec(),
     ];
     let mut long = vec!["RPUSH".to_string(), "list:long".into()];
     long.extend((0..2000).map(|i| format!("item:{i}")));
@@ -84,6 +91,9 @@ fn fill(c: &mut RawClient) -> Vec<&'static str> {
     let mut wide = vec!["HSET".to_string(), "hash:wide".into()];
     wide.extend((0..1200).map(|i| format!("w{i}")));
     cmds.push(wide);
+    let mut many = vec!["SADD".to_string(), "set:wide".into()];
+    many.extend((0..700).map(|i| format!("{}", i * 3)));
+    cmds.push(many);
     let mut big = vec!["RPUSH".to_string(), "list:bigelem".into(), "a".into()];
     big.push("B".repeat(20_000));
     big.push("c".into());
@@ -92,7 +102,17 @@ fn fill(c: &mut RawClient) -> Vec<&'static str> {
         let r = c.send(&cmd.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(!matches!(r, Frame::Error(_)), "{cmd:?}: {r:?}");
     }
-    vec!["list:small", "list:long", "list:bigelem", "hash:small", "hash:long", "hash:wide"]
+    vec![
+        "list:small",
+        "list:long",
+        "list:bigelem",
+        "hash:small",
+        "hash:long",
+        "hash:wide",
+        "set:small",
+        "set:strings",
+        "set:wide",
+    ]
 }
 
 fn dump_payload(c: &mut RawClient, key: &str) -> Vec<u8> {

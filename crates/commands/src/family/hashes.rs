@@ -357,14 +357,15 @@ pub(crate) fn scan_opts<'a>(argv: &[&'a [u8]]) -> Result<ScanOpts<'a>, CmdError>
 /// `HSCAN key cursor [MATCH pattern] [COUNT count]`
 fn hscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let cursor = crate::family::keys::parse_cursor(argv[2]).ok_or(CmdError::InvalidCursor)?;
-    let opts = scan_opts(argv)?;
-    let mut found: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    // The key is looked up before the options are read, as in Redis.
     let Some(h) = ctx.store.get_hash(argv[1])? else {
         ctx.out.array(2);
         ctx.out.bulk(b"0");
         ctx.out.array(0);
         return Ok(());
     };
+    let opts = scan_opts(argv)?;
+    let mut found: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut next = cursor;
     let mut budget = opts.count.saturating_mul(10);
     loop {

@@ -7,6 +7,7 @@ pub mod hashes;
 pub mod keys;
 pub mod lists;
 pub mod server;
+pub mod sets;
 pub mod strings;
 pub mod tandem;
 
@@ -20,6 +21,7 @@ pub fn all_bindings() -> impl Iterator<Item = &'static Binding> {
         .chain(keys::BINDINGS)
         .chain(lists::BINDINGS)
         .chain(hashes::BINDINGS)
+        .chain(sets::BINDINGS)
         .chain(connection::BINDINGS)
         .chain(server::BINDINGS)
         .chain(tandem::BINDINGS)

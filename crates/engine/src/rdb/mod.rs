@@ -18,6 +18,7 @@ use crate::hash::Hash;
 use crate::limits::Limits;
 use crate::list::List;
 use crate::listpack::{Listpack, LpValue};
+use crate::set::Set;
 use crate::value::{Str, Value};
 use std::fmt;
 
@@ -33,6 +34,8 @@ pub enum RdbValue {
     List(Vec<Listpack>),
     /// A hash as field/value pairs (no field twice).
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
+    /// A set's members (none twice).
+    Set(Vec<Vec<u8>>),
 }
 
 impl RdbValue {
@@ -49,6 +52,13 @@ impl RdbValue {
                 }
                 Value::Hash(h)
             }
+            RdbValue::Set(members) => {
+                let mut s = Set::new_for(&members[0], members.len(), limits);
+                for m in &members {
+                    s.add(m, limits);
+                }
+                Value::Set(s)
+            }
         }
     }
 }
@@ -64,6 +74,9 @@ pub fn object_type(v: &Value) -> u8 {
         Value::List(_) => encoding::RDB_TYPE_LIST_QUICKLIST_2,
         Value::Hash(Hash::Pack(_)) => encoding::RDB_TYPE_HASH_LISTPACK,
         Value::Hash(Hash::Table(_)) => encoding::RDB_TYPE_HASH,
+        Value::Set(Set::Ints(_)) => encoding::RDB_TYPE_SET_INTSET,
+        // Redis 7.2 writes listpack sets as type 20, which 7.0 cannot load: the plain form.
+        Value::Set(_) => encoding::RDB_TYPE_SET,
     }
 }
 
@@ -82,6 +95,11 @@ pub fn write_object(out: &mut Vec<u8>, v: &Value, compress: bool) {
             }
         }
         Value::Hash(Hash::Pack(lp)) => encoding::write_string(out, lp.as_bytes(), compress),
+        Value::Set(Set::Ints(s)) => encoding::write_string(out, s.as_bytes(), compress),
+        Value::Set(s) => {
+            encoding::write_len(out, s.len() as u64);
+            s.for_each(|m| string(out, m));
+        }
         Value::Hash(h @ Hash::Table(_)) => {
             encoding::write_len(out, h.len() as u64);
             h.for_each(|f, v| {
@@ -119,6 +137,9 @@ pub fn decode_value(type_byte: u8, r: &mut Reader<'_>) -> Result<RdbValue, RdbEr
         encoding::RDB_TYPE_LIST_QUICKLIST_2 => read_quicklist2(r),
         encoding::RDB_TYPE_HASH_LISTPACK => read_hash_listpack(r),
         encoding::RDB_TYPE_HASH => read_hash(r),
+        encoding::RDB_TYPE_SET => read_set(r),
+        encoding::RDB_TYPE_SET_INTSET => read_intset(r),
+        encoding::RDB_TYPE_SET_LISTPACK => read_set_listpack(r),
         t if encoding::is_object_type(t) => Err(RdbError::UnsupportedType { offset, type_byte }),
         _ => Err(RdbError::UnknownType { offset, type_byte }),
     }
@@ -204,6 +225,44 @@ fn read_hash(r: &mut Reader<'_>) -> Result<RdbValue, RdbError> {
         pairs.push((f, v));
     }
     unique_fields(pairs, offset)
+}
+
+/// Checks that no member appears twice and the set is not empty.
+fn unique_members(members: Vec<Vec<u8>>, offset: usize) -> Result<RdbValue, RdbError> {
+    let mut seen = std::collections::HashSet::with_capacity(members.len());
+    if !members.iter().all(|m| seen.insert(m.as_slice())) {
+        return Err(RdbError::BadValue { offset, what: "set with a duplicate member" });
+    }
+    if members.is_empty() {
+        return Err(RdbError::BadValue { offset, what: "empty set" });
+    }
+    Ok(RdbValue::Set(members))
+}
+
+/// `RDB_TYPE_SET`: a count, then member strings.
+fn read_set(r: &mut Reader<'_>) -> Result<RdbValue, RdbError> {
+    let offset = r.position();
+    let n = read_count(r)?;
+    let mut members = Vec::with_capacity(n);
+    for _ in 0..n {
+        members.push(r.read_string()?);
+    }
+    unique_members(members, offset)
+}
+
+/// `RDB_TYPE_SET_INTSET`: an intset string.
+fn read_intset(r: &mut Reader<'_>) -> Result<RdbValue, RdbError> {
+    let offset = r.position();
+    let s =
+        crate::intset::Intset::from_vec(r.read_string()?).map_err(|_| RdbError::BadValue { offset, what: "intset" })?;
+    unique_members(s.iter().map(|v| v.to_string().into_bytes()).collect(), offset)
+}
+
+/// `RDB_TYPE_SET_LISTPACK` (Redis 7.2): members in one listpack.
+fn read_set_listpack(r: &mut Reader<'_>) -> Result<RdbValue, RdbError> {
+    let offset = r.position();
+    let lp = read_listpack(r)?;
+    unique_members(lp.iter().map(|m| m.to_vec()).collect(), offset)
 }
 
 /// Reads a type byte and the value after it.

@@ -14,7 +14,7 @@ pub type Dump = BTreeMap<(usize, Vec<u8>), (Vec<u8>, i64)>;
 
 /// Appends length-prefixed items of an array reply.
 fn items(out: &mut Vec<u8>, f: Frame) -> Vec<Vec<u8>> {
-    let Frame::Array(items) = f else { panic!("array expected: {f:?}") };
+    let (Frame::Array(items) | Frame::Set(items)) = f else { panic!("array expected: {f:?}") };
     let items: Vec<Vec<u8>> = items
         .into_iter()
         .map(|i| match i {
@@ -54,6 +54,11 @@ fn read_value(c: &mut RawClient, key: &[u8]) -> Option<Vec<u8>> {
                 v.chunks(2).map(|p| [p[0].clone(), b"=".to_vec(), p[1].clone()].concat()).collect();
             pairs.sort();
             push_all(&mut out, pairs);
+        }
+        b"set" => {
+            let mut v = items(&mut out, c.send(&[b"SMEMBERS".as_slice(), key]));
+            v.sort();
+            push_all(&mut out, v);
         }
         other => panic!("type {} not dumped yet", String::from_utf8_lossy(other)),
     }
@@ -146,7 +151,7 @@ pub fn fill(c: &mut RawClient) {
     c.send(&["SELECT", "0"]);
 }
 
-/// Lists and hashes of every encoding (listpack, multi-node quicklist, a node with one large
+/// Lists, hashes and sets of every encoding (listpack, multi-node quicklist, a node with one large
 /// element; listpack and hashtable hashes), one with a time to live.
 fn fill_collections(c: &mut RawClient, db: usize) {
     let send = |c: &mut RawClient, args: Vec<Vec<u8>>| {
@@ -178,6 +183,15 @@ fn fill_collections(c: &mut RawClient, db: usize) {
         c,
         cmd("HSET", format!("hash{db}:longvalue"), vec![b"f".to_vec(), vec![b'v'; 100], b"7".to_vec(), b"-7".to_vec()]),
     );
+    let ints: Vec<Vec<u8>> = ["1", "-5", "300", "70000", "-9223372036854775808", "9223372036854775807"]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+    send(c, cmd("SADD", format!("set{db}:ints"), ints));
+    send(c, cmd("SADD", format!("set{db}:small"), mixed.clone()));
+    send(c, cmd("SADD", format!("set{db}:wide"), many[..900].to_vec()));
+    let numbers: Vec<Vec<u8>> = (0..700).map(|i| (i * 13).to_string().into_bytes()).collect();
+    send(c, cmd("SADD", format!("set{db}:manyints"), numbers));
 }
 
 pub fn data_dir(name: &str) -> PathBuf {
