@@ -106,17 +106,23 @@ impl Hash {
         }
         match self {
             Hash::Pack(lp) => {
-                if let Some(p) = lp.find(field, 2) {
-                    let v = lp.next(p).expect("a field is followed by its value");
-                    lp.replace(v, value);
-                    return false;
-                }
-                lp.push_back(field);
-                lp.push_back(value);
+                let new = match lp.find(field, 2) {
+                    Some(p) => {
+                        let v = lp.next(p).expect("a field is followed by its value");
+                        lp.replace(v, value);
+                        false
+                    }
+                    None => {
+                        lp.push_back(field);
+                        lp.push_back(value);
+                        true
+                    }
+                };
+                // Checked on updates too: a lowered limit converts on the next write.
                 if lp.len() / 2 > limits.hash_max_listpack_entries {
                     self.convert_to_table();
                 }
-                true
+                new
             }
             Hash::Table(d) => {
                 let h = d.hasher().hash(field);
