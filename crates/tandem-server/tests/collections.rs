@@ -5,7 +5,7 @@
 mod common;
 
 use common::pair;
-use testkit::{bulk, simple, Frame, RawClient, ServerProcess};
+use testkit::{bulk, simple, Frame, RawClient};
 
 fn int(v: i64) -> Frame {
     Frame::Integer(v)

@@ -34,7 +34,7 @@
 //!
 //! # Generated sequences
 //!
-//! `proptest_strings_keys` runs random sequences of string and key commands (fixed seed, so
+//! `proptest_strings_keys` runs random sequences of string, key, list, hash and set commands (fixed seed, so
 //! failures reproduce; `DIFF_PROPTEST_SEED=<u64>` and `DIFF_PROPTEST_CASES=<n>` override).
 
 mod common;
@@ -262,7 +262,7 @@ const SEED: u64 = 0x7a6e_6465_6d21_0001;
 #[derive(Clone, Debug)]
 struct GenCmd {
     args: Vec<Vec<u8>>,
-    tolerant: bool,
+    mode: Mode,
 }
 
 impl GenCmd {
@@ -272,7 +272,12 @@ impl GenCmd {
 }
 
 fn gen_cmd(parts: Vec<String>) -> GenCmd {
-    GenCmd { args: parts.into_iter().map(String::into_bytes).collect(), tolerant: false }
+    GenCmd { args: parts.into_iter().map(String::into_bytes).collect(), mode: Mode::Exact }
+}
+
+/// A command whose reply comes from a hash table, compared as a multiset.
+fn unordered(parts: Vec<String>) -> GenCmd {
+    GenCmd { mode: Mode::Unordered, ..gen_cmd(parts) }
 }
 
 fn key() -> impl Strategy<Value = String> + Clone {
@@ -357,7 +362,7 @@ fn generators() -> Vec<(&'static str, BoxedStrategy<GenCmd>)> {
         }
         gen_cmd(p)
     });
-    let ttl = k().prop_map(|k| GenCmd { tolerant: true, ..gen_cmd(vec!["TTL".into(), k]) });
+    let ttl = k().prop_map(|k| GenCmd { mode: Mode::Tolerant, ..gen_cmd(vec!["TTL".into(), k]) });
     vec![
         ("set", set),
         ("get", one("GET")),
@@ -402,6 +407,126 @@ fn generators() -> Vec<(&'static str, BoxedStrategy<GenCmd>)> {
         ),
         ("ttl", ttl.boxed()),
     ]
+    .into_iter()
+    .chain(collection_generators())
+    .collect()
+}
+
+/// Lists, hashes and sets, on the same keys as the strings (so WRONGTYPE shows up too), with
+/// the replies that do not depend on randomness.
+fn collection_generators() -> Vec<(&'static str, BoxedStrategy<GenCmd>)> {
+    let k = key;
+    let v = value;
+
+    let idx = || (-4i64..5).prop_map(|n| n.to_string());
+    let end = || prop::sample::select(vec!["LEFT", "RIGHT"]).prop_map(String::from);
+    let with = |name: &'static str, f: fn(String, Vec<String>) -> GenCmd| {
+        (key(), prop::collection::vec(value(), 1..=3))
+            .prop_map(move |(k, vs)| f(k, [vec![name.to_string()], vs].concat()))
+            .boxed()
+    };
+    let cmd = |k: String, mut rest: Vec<String>| {
+        rest.insert(1, k);
+        gen_cmd(rest)
+    };
+    vec![
+        ("rpush", with("RPUSH", cmd)),
+        ("lpush", with("LPUSH", cmd)),
+        ("lpushx", with("LPUSHX", cmd)),
+        (
+            "lpop",
+            (k(), prop::option::of(0i64..4))
+                .prop_map(|(k, n)| {
+                    gen_cmd([vec!["LPOP".into(), k], n.map(|n| n.to_string()).into_iter().collect()].concat())
+                })
+                .boxed(),
+        ),
+        (
+            "rpop",
+            (k(), prop::option::of(0i64..4))
+                .prop_map(|(k, n)| {
+                    gen_cmd([vec!["RPOP".into(), k], n.map(|n| n.to_string()).into_iter().collect()].concat())
+                })
+                .boxed(),
+        ),
+        ("llen", k().prop_map(|k| gen_cmd(vec!["LLEN".into(), k])).boxed()),
+        ("lrange", (k(), idx(), idx()).prop_map(|(k, a, b)| gen_cmd(vec!["LRANGE".into(), k, a, b])).boxed()),
+        ("lindex", (k(), idx()).prop_map(|(k, i)| gen_cmd(vec!["LINDEX".into(), k, i])).boxed()),
+        ("lset", (k(), idx(), v()).prop_map(|(k, i, x)| gen_cmd(vec!["LSET".into(), k, i, x])).boxed()),
+        (
+            "linsert",
+            (k(), prop::sample::select(vec!["BEFORE", "AFTER"]), v(), v())
+                .prop_map(|(k, w, p, x)| gen_cmd(vec!["LINSERT".into(), k, w.into(), p, x]))
+                .boxed(),
+        ),
+        ("lrem", (k(), -2i64..3, v()).prop_map(|(k, n, x)| gen_cmd(vec!["LREM".into(), k, n.to_string(), x])).boxed()),
+        ("ltrim", (k(), idx(), idx()).prop_map(|(k, a, b)| gen_cmd(vec!["LTRIM".into(), k, a, b])).boxed()),
+        (
+            "lpos",
+            (k(), v(), prop_oneof![Just(1i64), Just(-1), Just(2)], 0i64..3)
+                .prop_map(|(k, x, r, c)| {
+                    gen_cmd(vec!["LPOS".into(), k, x, "RANK".into(), r.to_string(), "COUNT".into(), c.to_string()])
+                })
+                .boxed(),
+        ),
+        ("lmove", (k(), k(), end(), end()).prop_map(|(a, b, f, t)| gen_cmd(vec!["LMOVE".into(), a, b, f, t])).boxed()),
+        (
+            "lmpop",
+            (k(), k(), end(), 1i64..4)
+                .prop_map(|(a, b, e, n)| {
+                    gen_cmd(vec!["LMPOP".into(), "2".into(), a, b, e, "COUNT".into(), n.to_string()])
+                })
+                .boxed(),
+        ),
+        (
+            "hset",
+            (k(), prop::collection::vec((v(), v()), 1..=3))
+                .prop_map(|(k, p)| {
+                    gen_cmd([vec!["HSET".to_string(), k], p.into_iter().flat_map(|(f, x)| [f, x]).collect()].concat())
+                })
+                .boxed(),
+        ),
+        ("hget", (k(), v()).prop_map(|(k, f)| gen_cmd(vec!["HGET".into(), k, f])).boxed()),
+        ("hdel", with("HDEL", cmd)),
+        ("hmget", with("HMGET", cmd)),
+        ("hlen", k().prop_map(|k| gen_cmd(vec!["HLEN".into(), k])).boxed()),
+        ("hexists", (k(), v()).prop_map(|(k, f)| gen_cmd(vec!["HEXISTS".into(), k, f])).boxed()),
+        ("hstrlen", (k(), v()).prop_map(|(k, f)| gen_cmd(vec!["HSTRLEN".into(), k, f])).boxed()),
+        ("hincrby", (k(), v(), small_int()).prop_map(|(k, f, n)| gen_cmd(vec!["HINCRBY".into(), k, f, n])).boxed()),
+        ("hincrbyfloat", (k(), v(), v()).prop_map(|(k, f, n)| gen_cmd(vec!["HINCRBYFLOAT".into(), k, f, n])).boxed()),
+        ("hsetnx", (k(), v(), v()).prop_map(|(k, f, x)| gen_cmd(vec!["HSETNX".into(), k, f, x])).boxed()),
+        ("hgetall", k().prop_map(|k| unordered(vec!["HGETALL".into(), k])).boxed()),
+        ("hkeys", k().prop_map(|k| unordered(vec!["HKEYS".into(), k])).boxed()),
+        ("hvals", k().prop_map(|k| unordered(vec!["HVALS".into(), k])).boxed()),
+        ("sadd", with("SADD", cmd)),
+        ("srem", with("SREM", cmd)),
+        ("smismember", with("SMISMEMBER", cmd)),
+        ("sismember", (k(), v()).prop_map(|(k, m)| gen_cmd(vec!["SISMEMBER".into(), k, m])).boxed()),
+        ("scard", k().prop_map(|k| gen_cmd(vec!["SCARD".into(), k])).boxed()),
+        ("smembers", k().prop_map(|k| unordered(vec!["SMEMBERS".into(), k])).boxed()),
+        ("smove", (k(), k(), v()).prop_map(|(a, b, m)| gen_cmd(vec!["SMOVE".into(), a, b, m])).boxed()),
+        ("sinter", keys(1..=3).prop_map(|ks| unordered([vec!["SINTER".to_string()], ks].concat())).boxed()),
+        ("sunion", keys(1..=3).prop_map(|ks| unordered([vec!["SUNION".to_string()], ks].concat())).boxed()),
+        ("sdiff", keys(1..=3).prop_map(|ks| unordered([vec!["SDIFF".to_string()], ks].concat())).boxed()),
+        (
+            "sunionstore",
+            (k(), keys(1..=3)).prop_map(|(d, ks)| gen_cmd([vec!["SUNIONSTORE".to_string(), d], ks].concat())).boxed(),
+        ),
+        (
+            "sinterstore",
+            (k(), keys(1..=3)).prop_map(|(d, ks)| gen_cmd([vec!["SINTERSTORE".to_string(), d], ks].concat())).boxed(),
+        ),
+        (
+            "sdiffstore",
+            (k(), keys(1..=3)).prop_map(|(d, ks)| gen_cmd([vec!["SDIFFSTORE".to_string(), d], ks].concat())).boxed(),
+        ),
+        (
+            "sintercard",
+            keys(1..=3)
+                .prop_map(|ks| gen_cmd([vec!["SINTERCARD".to_string(), ks.len().to_string()], ks].concat()))
+                .boxed(),
+        ),
+    ]
 }
 
 /// Runs one sequence in one protocol; `Err` holds a transcript ending at the first mismatch.
@@ -410,7 +535,7 @@ fn run_sequence(tandem: &ServerProcess, redis: &ServerProcess, seq: &[GenCmd], r
     let mut transcript = String::new();
     for cmd in seq {
         let (t, r) = conns.exchange(&cmd.args);
-        let mode = if cmd.tolerant { Mode::Tolerant } else { Mode::Exact };
+        let mode = cmd.mode;
         let _ = write!(transcript, "\n  {}{}", mode.prefix(), display_args(&cmd.args));
         if matches(mode, &t, &r) {
             let _ = write!(transcript, "  -> {}", t.render());
