@@ -17,6 +17,34 @@ use engine::{Db, Entry, Hash, Keyspace, Limits, List, Rng, Set, Shard, Str, Valu
 use protocol::ReplyWriter;
 use smallvec::SmallVec;
 
+/// A pair of typed lookups (`get_list`/`get_list_for_write`, ...): the value if the key holds
+/// that type, `None` if missing, `WRONGTYPE` otherwise.
+macro_rules! typed_access {
+    ($read:ident, $write:ident, $variant:ident, $ty:ty, $name:literal) => {
+        #[doc = concat!("The ", $name, " under a key for a read; `WRONGTYPE` for other types.")]
+        pub fn $read(&mut self, key: &[u8]) -> Result<Option<&mut $ty>, CmdError> {
+            match self.lookup_read(key) {
+                None => Ok(None),
+                Some(e) => match &mut e.value {
+                    Value::$variant(v) => Ok(Some(v)),
+                    _ => Err(CmdError::WrongType),
+                },
+            }
+        }
+
+        #[doc = concat!("The ", $name, " under a key for a write; `WRONGTYPE` for other types.")]
+        pub fn $write(&mut self, key: &[u8]) -> Result<Option<&mut $ty>, CmdError> {
+            match self.lookup_write(key) {
+                None => Ok(None),
+                Some(e) => match &mut e.value {
+                    Value::$variant(v) => Ok(Some(v)),
+                    _ => Err(CmdError::WrongType),
+                },
+            }
+        }
+    };
+}
+
 /// Shards locked for one command, in ascending order.
 pub struct Locks<'a> {
     guards: SmallVec<[(usize, MutexGuard<'a, Shard>); 2]>,
@@ -271,71 +299,9 @@ impl<'a> Store<'a> {
         }
     }
 
-    /// The list under a key for a read; `WRONGTYPE` for other types.
-    pub fn get_list(&mut self, key: &[u8]) -> Result<Option<&mut List>, CmdError> {
-        match self.lookup_read(key) {
-            None => Ok(None),
-            Some(e) => match &mut e.value {
-                Value::List(l) => Ok(Some(l)),
-                _ => Err(CmdError::WrongType),
-            },
-        }
-    }
-
-    /// The list under a key for a write; `WRONGTYPE` for other types.
-    pub fn get_list_for_write(&mut self, key: &[u8]) -> Result<Option<&mut List>, CmdError> {
-        match self.lookup_write(key) {
-            None => Ok(None),
-            Some(e) => match &mut e.value {
-                Value::List(l) => Ok(Some(l)),
-                _ => Err(CmdError::WrongType),
-            },
-        }
-    }
-
-    /// The hash under a key for a read; `WRONGTYPE` for other types.
-    pub fn get_hash(&mut self, key: &[u8]) -> Result<Option<&mut Hash>, CmdError> {
-        match self.lookup_read(key) {
-            None => Ok(None),
-            Some(e) => match &mut e.value {
-                Value::Hash(h) => Ok(Some(h)),
-                _ => Err(CmdError::WrongType),
-            },
-        }
-    }
-
-    /// The hash under a key for a write; `WRONGTYPE` for other types.
-    pub fn get_hash_for_write(&mut self, key: &[u8]) -> Result<Option<&mut Hash>, CmdError> {
-        match self.lookup_write(key) {
-            None => Ok(None),
-            Some(e) => match &mut e.value {
-                Value::Hash(h) => Ok(Some(h)),
-                _ => Err(CmdError::WrongType),
-            },
-        }
-    }
-
-    /// The set under a key for a read; `WRONGTYPE` for other types.
-    pub fn get_set(&mut self, key: &[u8]) -> Result<Option<&mut Set>, CmdError> {
-        match self.lookup_read(key) {
-            None => Ok(None),
-            Some(e) => match &mut e.value {
-                Value::Set(s) => Ok(Some(s)),
-                _ => Err(CmdError::WrongType),
-            },
-        }
-    }
-
-    /// The set under a key for a write; `WRONGTYPE` for other types.
-    pub fn get_set_for_write(&mut self, key: &[u8]) -> Result<Option<&mut Set>, CmdError> {
-        match self.lookup_write(key) {
-            None => Ok(None),
-            Some(e) => match &mut e.value {
-                Value::Set(s) => Ok(Some(s)),
-                _ => Err(CmdError::WrongType),
-            },
-        }
-    }
+    typed_access!(get_list, get_list_for_write, List, List, "list");
+    typed_access!(get_hash, get_hash_for_write, Hash, Hash, "hash");
+    typed_access!(get_set, get_set_for_write, Set, Set, "set");
 
     /// The encoding thresholds of collections.
     #[inline]

@@ -354,27 +354,43 @@ pub(crate) fn scan_opts<'a>(argv: &[&'a [u8]]) -> Result<ScanOpts<'a>, CmdError>
     Ok(opts)
 }
 
+/// The reply of a scan of a missing key: cursor 0, nothing.
+pub(crate) fn reply_empty_scan(out: &mut protocol::ReplyWriter) {
+    out.array(2);
+    out.bulk(b"0");
+    out.array(0);
+}
+
+/// Runs `step` (one scan step from a cursor: the next cursor and how many elements are found
+/// so far) until the scan ends, `count` elements are found, or `count * 10` steps passed, as
+/// Redis's `scanGenericCommand` does; the cursor to return.
+pub(crate) fn scan_loop(cursor: u64, count: usize, mut step: impl FnMut(u64) -> (u64, usize)) -> u64 {
+    let mut next = cursor;
+    let mut budget = count.saturating_mul(10);
+    loop {
+        let (n, found) = step(next);
+        next = n;
+        budget -= 1;
+        if next == 0 || budget == 0 || found >= count {
+            return next;
+        }
+    }
+}
+
 /// `HSCAN key cursor [MATCH pattern] [COUNT count]`
 fn hscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let cursor = crate::family::keys::parse_cursor(argv[2]).ok_or(CmdError::InvalidCursor)?;
     // The key is looked up before the options are read, as in Redis.
     let Some(h) = ctx.store.get_hash(argv[1])? else {
-        ctx.out.array(2);
-        ctx.out.bulk(b"0");
-        ctx.out.array(0);
+        reply_empty_scan(ctx.out);
         return Ok(());
     };
     let opts = scan_opts(argv)?;
     let mut found: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    let mut next = cursor;
-    let mut budget = opts.count.saturating_mul(10);
-    loop {
-        next = h.scan(next, |f, v| found.push((f.to_vec(), v.to_vec())));
-        budget -= 1;
-        if next == 0 || budget == 0 || found.len() >= opts.count {
-            break;
-        }
-    }
+    let next = scan_loop(cursor, opts.count, |c| {
+        let n = h.scan(c, |f, v| found.push((f.to_vec(), v.to_vec())));
+        (n, found.len())
+    });
     if let Some(p) = opts.pattern {
         found.retain(|(f, _)| glob_match(p, f, false));
     }

@@ -8,7 +8,7 @@
 use crate::args::is;
 use crate::ctx::Ctx;
 use crate::errors::{CmdError, CmdResult};
-use crate::family::hashes::scan_opts;
+use crate::family::hashes::{reply_empty_scan, scan_loop, scan_opts};
 use crate::family::lists::{range_arg, reply_elem};
 use crate::table::{bind, Binding, LockMode::Keys};
 use engine::glob::glob_match;
@@ -400,22 +400,15 @@ fn sscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let cursor = crate::family::keys::parse_cursor(argv[2]).ok_or(CmdError::InvalidCursor)?;
     // The key is looked up before the options are read, as in Redis.
     let Some(set) = ctx.store.get_set(argv[1])? else {
-        ctx.out.array(2);
-        ctx.out.bulk(b"0");
-        ctx.out.array(0);
+        reply_empty_scan(ctx.out);
         return Ok(());
     };
     let opts = scan_opts(argv)?;
     let mut found: Vec<Vec<u8>> = Vec::new();
-    let mut next = cursor;
-    let mut budget = opts.count.saturating_mul(10);
-    loop {
-        next = set.scan(next, |m| found.push(m.to_vec()));
-        budget -= 1;
-        if next == 0 || budget == 0 || found.len() >= opts.count {
-            break;
-        }
-    }
+    let next = scan_loop(cursor, opts.count, |c| {
+        let n = set.scan(c, |m| found.push(m.to_vec()));
+        (n, found.len())
+    });
     if let Some(p) = opts.pattern {
         found.retain(|m| glob_match(p, m, false));
     }
