@@ -254,6 +254,10 @@ mod tests {
         // A string value stays one word of tag plus its 24-byte payload.
         assert_eq!(std::mem::size_of::<Str>(), 32);
         assert_eq!(std::mem::size_of::<Value>(), 32);
+        // Collections fit the same footprint (their variants share the tag's room).
+        assert_eq!(std::mem::size_of::<crate::Set>(), 24);
+        assert_eq!(std::mem::size_of::<crate::List>(), 24);
+        assert_eq!(std::mem::size_of::<crate::Hash>(), 24);
     }
 
     #[test]
