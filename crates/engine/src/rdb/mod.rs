@@ -4,6 +4,7 @@
 //! * [`lzf`]: the LZF codec Redis uses for long strings.
 //! * [`crc64`]: Redis's CRC-64 for payload trailers and file checksums.
 //! * [`payload`]: the `DUMP` payload trailer (RDB version + CRC-64).
+//! * [`ziplist`]: the pre-7.0 encoding of small lists and hashes, read while loading.
 //!
 //! Values are written straight from [`Value`] (collections in the forms Redis 7.0 writes, so
 //! redis-server loads them) and decoded into [`RdbValue`], which [`RdbValue::into_value`]
@@ -13,6 +14,7 @@ pub mod crc64;
 pub mod encoding;
 pub mod lzf;
 pub mod payload;
+pub mod ziplist;
 
 use crate::hash::Hash;
 use crate::limits::Limits;
