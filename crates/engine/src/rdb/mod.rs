@@ -5,6 +5,7 @@
 //! * [`crc64`]: Redis's CRC-64 for payload trailers and file checksums.
 //! * [`payload`]: the `DUMP` payload trailer (RDB version + CRC-64).
 //! * [`ziplist`]: the pre-7.0 encoding of small lists and hashes, read while loading.
+//! * [`zipmap`]: the pre-2.6 encoding of small hashes, read while loading.
 //!
 //! Values are written straight from [`Value`] (collections in the forms Redis 7.0 writes, so
 //! redis-server loads them) and decoded into [`RdbValue`], which [`RdbValue::into_value`]
@@ -15,6 +16,7 @@ pub mod encoding;
 pub mod lzf;
 pub mod payload;
 pub mod ziplist;
+pub mod zipmap;
 
 use crate::hash::Hash;
 use crate::limits::Limits;
