@@ -6,13 +6,16 @@
 //! * [`payload`]: the `DUMP` payload trailer (RDB version + CRC-64).
 //! * [`ziplist`]: the pre-7.0 encoding of small lists and hashes, read while loading.
 //! * [`zipmap`]: the pre-2.6 encoding of small hashes, read while loading.
+//! * `legacy`: decoding of the list and hash types older Redis versions wrote.
 //!
 //! Values are written straight from [`Value`] (collections in the forms Redis 7.0 writes, so
-//! redis-server loads them) and decoded into [`RdbValue`], which [`RdbValue::into_value`]
-//! turns into a value encoded as the caller's [`Limits`] say.
+//! redis-server loads them) and decoded, from every list and hash type Redis 7.x loads, into
+//! [`RdbValue`], which [`RdbValue::into_value`] turns into a value encoded as the caller's
+//! [`Limits`] say.
 
 pub mod crc64;
 pub mod encoding;
+mod legacy;
 pub mod lzf;
 pub mod payload;
 pub mod ziplist;
@@ -141,6 +144,11 @@ pub fn decode_value(type_byte: u8, r: &mut Reader<'_>) -> Result<RdbValue, RdbEr
         encoding::RDB_TYPE_LIST_QUICKLIST_2 => read_quicklist2(r),
         encoding::RDB_TYPE_HASH_LISTPACK => read_hash_listpack(r),
         encoding::RDB_TYPE_HASH => read_hash(r),
+        encoding::RDB_TYPE_LIST => legacy::read_list(r),
+        encoding::RDB_TYPE_LIST_ZIPLIST => legacy::read_list_ziplist(r),
+        encoding::RDB_TYPE_LIST_QUICKLIST => legacy::read_quicklist(r),
+        encoding::RDB_TYPE_HASH_ZIPLIST => legacy::read_hash_ziplist(r),
+        encoding::RDB_TYPE_HASH_ZIPMAP => legacy::read_hash_zipmap(r),
         encoding::RDB_TYPE_SET => read_set(r),
         encoding::RDB_TYPE_SET_INTSET => read_intset(r),
         encoding::RDB_TYPE_SET_LISTPACK => read_set_listpack(r),
