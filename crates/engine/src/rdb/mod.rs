@@ -182,7 +182,14 @@ fn read_quicklist2(r: &mut Reader<'_>) -> Result<RdbValue, RdbError> {
     for _ in 0..n {
         let at = r.position();
         match r.read_len_plain()? {
-            CONTAINER_PLAIN => nodes.push(Listpack::from_elems([r.read_string()?.as_slice()])),
+            CONTAINER_PLAIN => {
+                let e = r.read_string()?;
+                // Redis refuses a node of zero bytes (a packed one fails as a listpack).
+                if e.is_empty() {
+                    return Err(RdbError::BadValue { offset: at, what: "quicklist node of zero bytes" });
+                }
+                nodes.push(Listpack::from_elems([e.as_slice()]));
+            }
             CONTAINER_PACKED => {
                 let lp = read_listpack(r)?;
                 // Redis skips empty nodes.
@@ -432,6 +439,14 @@ mod tests {
         assert!(bad_data(restore_payload(&wrap(b"\x08\x05hello"))));
         assert!(bad_data(restore_payload(&wrap(b"\x16\x05hello"))));
         assert!(bad_data(restore_payload(&wrap(b""))));
+        // A quicklist node of zero bytes ("quicklist encoded_len is 0" in Redis's
+        // corrupt-dump.tcl, payload as given there), plain or packed.
+        assert!(bad_data(restore_payload(b"\x12\x01\x01\x00\x0a\x00\x8f\xc6\xc0\x57\x1c\x0a\xb3\x3c")));
+        assert!(bad_data(restore_payload(&wrap(b"\x12\x01\x02\x00"))));
+        assert_eq!(
+            restore_payload(&wrap(b"\x12\x01\x01\x01a")),
+            Ok(RdbValue::List(vec![Listpack::from_elems([&b"a"[..]])]))
+        );
         // Trailer problems.
         assert_eq!(restore_payload(&[0u8; 9]), Err(RestoreError::Payload(PayloadError::TooShort)));
         let mut zero_crc = b"\x00\x05hello\x0a\x00".to_vec();
