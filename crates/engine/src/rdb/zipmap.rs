@@ -311,6 +311,12 @@ mod tests {
             Zipmap::parse(b"\x01\xfe\x02\x00\x00\x00f1\x02\x00v1\xff").err(),
             Some(ZipmapError::BadLength { at: 1 })
         );
+        // Valkey's corrupt-dump.tcl "zipmap value length integer overflow": a value length of
+        // 0xFFFFFFFF and one free byte, which wrap to zero in 32-bit arithmetic.
+        assert_eq!(
+            Zipmap::parse(b"\x01\x03foo\xfe\xff\xff\xff\xff\x01\xff").err(),
+            Some(ZipmapError::Truncated { at: 1 })
+        );
         // A huge 5-byte length must fail without reading or allocating it.
         assert_eq!(Zipmap::parse(b"\x01\xfe\xff\xff\xff\xffk\xff").err(), Some(ZipmapError::Truncated { at: 1 }));
         assert_eq!(Zipmap::parse(b"\x02\xff").err(), Some(ZipmapError::BadCount));
