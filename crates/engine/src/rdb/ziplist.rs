@@ -140,7 +140,7 @@ fn entry<'a>(body: &'a [u8], p: usize) -> Result<Entry<'a>, ZiplistError> {
         b => (usize::from(b), p + 1),
     };
     let enc = *body.get(head).ok_or(truncated)?;
-    // (start of data, data length) for strings; integers return directly.
+    // A string entry whose `n` bytes start at `data`, and an integer entry of `width` bytes.
     let string = |data: usize, n: usize| -> Result<Entry<'a>, ZiplistError> {
         let s = take(data, n)?;
         Ok(Entry { prevlen, value: LpValue::Str(s), len: data + n - p })
