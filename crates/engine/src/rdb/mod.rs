@@ -4,15 +4,22 @@
 //! * [`lzf`]: the LZF codec Redis uses for long strings.
 //! * [`crc64`]: Redis's CRC-64 for payload trailers and file checksums.
 //! * [`payload`]: the `DUMP` payload trailer (RDB version + CRC-64).
+//! * [`ziplist`]: the pre-7.0 encoding of small lists and hashes, read while loading.
+//! * [`zipmap`]: the pre-2.6 encoding of small hashes, read while loading.
+//! * `legacy`: decoding of the list and hash types older Redis versions wrote.
 //!
 //! Values are written straight from [`Value`] (collections in the forms Redis 7.0 writes, so
-//! redis-server loads them) and decoded into [`RdbValue`], which [`RdbValue::into_value`]
-//! turns into a value encoded as the caller's [`Limits`] say.
+//! redis-server loads them) and decoded, from every list and hash type Redis 7.x loads, into
+//! [`RdbValue`], which [`RdbValue::into_value`] turns into a value encoded as the caller's
+//! [`Limits`] say.
 
 pub mod crc64;
 pub mod encoding;
+mod legacy;
 pub mod lzf;
 pub mod payload;
+pub mod ziplist;
+pub mod zipmap;
 
 use crate::hash::Hash;
 use crate::limits::Limits;
@@ -137,6 +144,11 @@ pub fn decode_value(type_byte: u8, r: &mut Reader<'_>) -> Result<RdbValue, RdbEr
         encoding::RDB_TYPE_LIST_QUICKLIST_2 => read_quicklist2(r),
         encoding::RDB_TYPE_HASH_LISTPACK => read_hash_listpack(r),
         encoding::RDB_TYPE_HASH => read_hash(r),
+        encoding::RDB_TYPE_LIST => legacy::read_list(r),
+        encoding::RDB_TYPE_LIST_ZIPLIST => legacy::read_list_ziplist(r),
+        encoding::RDB_TYPE_LIST_QUICKLIST => legacy::read_quicklist(r),
+        encoding::RDB_TYPE_HASH_ZIPLIST => legacy::read_hash_ziplist(r),
+        encoding::RDB_TYPE_HASH_ZIPMAP => legacy::read_hash_zipmap(r),
         encoding::RDB_TYPE_SET => read_set(r),
         encoding::RDB_TYPE_SET_INTSET => read_intset(r),
         encoding::RDB_TYPE_SET_LISTPACK => read_set_listpack(r),
@@ -170,7 +182,14 @@ fn read_quicklist2(r: &mut Reader<'_>) -> Result<RdbValue, RdbError> {
     for _ in 0..n {
         let at = r.position();
         match r.read_len_plain()? {
-            CONTAINER_PLAIN => nodes.push(Listpack::from_elems([r.read_string()?.as_slice()])),
+            CONTAINER_PLAIN => {
+                let e = r.read_string()?;
+                // Redis refuses a node of zero bytes (a packed one fails as a listpack).
+                if e.is_empty() {
+                    return Err(RdbError::BadValue { offset: at, what: "quicklist node of zero bytes" });
+                }
+                nodes.push(Listpack::from_elems([e.as_slice()]));
+            }
             CONTAINER_PACKED => {
                 let lp = read_listpack(r)?;
                 // Redis skips empty nodes.
@@ -392,6 +411,81 @@ mod tests {
         }
     }
 
+    /// `DUMP` payloads of lists and hashes captured from redis-server 7.0.15, which writes only
+    /// the current forms: quicklists of listpacks and listpack or plain hashes.
+    #[test]
+    fn decodes_real_redis_collection_dumps() {
+        let lists = |v: &RdbValue| -> (Vec<usize>, Vec<Vec<u8>>) {
+            let RdbValue::List(nodes) = v else { panic!("not a list: {v:?}") };
+            (
+                nodes.iter().map(Listpack::len).collect(),
+                nodes.iter().flat_map(|n| n.iter().map(|e| e.to_vec())).collect(),
+            )
+        };
+        let texts = |items: &[&[u8]]| -> Vec<Vec<u8>> { items.iter().map(|s| s.to_vec()).collect() };
+        let pairs = |items: &[(&[u8], &[u8])]| -> Vec<(Vec<u8>, Vec<u8>)> {
+            items.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect()
+        };
+
+        // CONFIG SET list-max-listpack-size 4; RPUSH l1 a 1 -1 300 70000 "" hello 12345678901
+        // -9223372036854775808 last: three nodes, integers in every listpack width.
+        let l1 = b"\x12\x03\x02\x12\x12\x00\x00\x00\x04\x00\x81a\x02\x01\x01\xdf\xff\x02\xc1,\x02\xff\x02\x1f\x1f\
+            \x00\x00\x00\x04\x00\xf2p\x11\x01\x04\x80\x01\x85hello\x06\xf45\x1c\xdc\xdf\x02\x00\x00\x00\x09\
+            \xff\x02\x17\x17\x00\x00\x00\x02\x00\xf4\x00\x00\x00\x00\x00\x00\x00\x80\x09\x84last\x05\xff\x0a\
+            \x00b\x14\xa1\xbe\xc0k\xf0V";
+        let want: &[&[u8]] =
+            &[b"a", b"1", b"-1", b"300", b"70000", b"", b"hello", b"12345678901", b"-9223372036854775808", b"last"];
+        assert_eq!(lists(&restore_payload(l1).unwrap()), (vec![4, 4, 2], texts(want)));
+
+        // Default node size; RPUSH l2 head 7 <10000 x> tail 8: the big element gets its own
+        // packed node (plain nodes are only for elements of 1 GB), LZF-compressed in the dump.
+        let l2 = b"\x12\x03\x02\x0f\x0f\x00\x00\x00\x02\x00\x84head\x05\x07\x01\xff\x02\xc3@\x83g\x1e\x07\x1e'\x00\
+            \x00\x01\x00\xf0\x10\x20\x06\x00x\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\
+            \xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\
+            \xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\
+            \xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\
+            \xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\xe0\xff\x00\
+            \xe0\xde\x00\x02N\x95\xff\x02\x0f\x0f\x00\x00\x00\x02\x00\x84tail\x05\x08\x01\xff\x0a\x00\x1eD\
+            \x08\x13B2`\x1a";
+        let big = vec![b'x'; 10000];
+        let want: &[&[u8]] = &[b"head", b"7", &big, b"tail", b"8"];
+        assert_eq!(lists(&restore_payload(l2).unwrap()), (vec![2, 1, 2], texts(want)));
+
+        // list-max-listpack-size 4, list-compress-depth 1; twelve RPUSHes of
+        // "compressible-compressible-compressible-<i>": every node LZF-compressed.
+        let l3 = b"\x12\x03\x02\xc3,@\xaf\x13\xaf\x00\x00\x00\x04\x00\xa8compressible-\xe0\x11\x0c\x011)\xe0\x1f)\
+            \x002\xe0\x20)\x003\xe0\x20)\x024)\xff\x02\xc3,@\xaf\x13\xaf\x00\x00\x00\x04\x00\xa8compressible\
+            -\xe0\x11\x0c\x015)\xe0\x1f)\x006\xe0\x20)\x007\xe0\x20)\x028)\xff\x02\xc32@\xb2\x13\xb2\x00\x00\
+            \x00\x04\x00\xa8compressible-\xe0\x11\x0c\x029)\xa9\xe0\x11\x1c\xe0\x04\x19\x0210*\xe0\x20*\x001\
+            \xe0!*\x022*\xff\x0a\x00\xa2/\x9c\xaf\x92\x92\xc9\x9c";
+        let want: Vec<Vec<u8>> =
+            (1..=12).map(|i| format!("compressible-compressible-compressible-{i}").into_bytes()).collect();
+        assert_eq!(lists(&restore_payload(l3).unwrap()), (vec![4, 4, 4], want));
+
+        // HSET h1 f1 v1 f2 2 f3 -300 num 12345678901 "" empty: a listpack hash, which
+        // re-dumps byte for byte.
+        let h1 = b"\x1044\x00\x00\x00\x0a\x00\x82f1\x03\x82v1\x03\x82f2\x03\x02\x01\x82f3\x03\xde\xd4\x02\x83num\
+            \x04\xf45\x1c\xdc\xdf\x02\x00\x00\x00\x09\x80\x01\x85empty\x06\xff\x0a\x00G\xfb\x1a%\xb7QR\xa3";
+        let want = pairs(&[(b"f1", b"v1"), (b"f2", b"2"), (b"f3", b"-300"), (b"num", b"12345678901"), (b"", b"empty")]);
+        let v = restore_payload(h1).unwrap();
+        assert_eq!(v, RdbValue::Hash(want));
+        assert_eq!(dump_object(&v.into_value(&Limits::default())), h1);
+
+        // hash-max-listpack-entries 2; HSET h2 f1 v1 f2 2 f3 -300 1000 big "" empty: a plain
+        // hash (RDB_TYPE_HASH), integer-encoded strings included, in hash-table order.
+        let h2 = b"\x04\x05\x02f2\xc0\x02\xc1\xe8\x03\x03big\x02f3\xc1\xd4\xfe\x02f1\x02v1\x00\x05empty\x0a\x00F=\
+            \xdc.'\x98L)";
+        let want = pairs(&[(b"f2", b"2"), (b"1000", b"big"), (b"f3", b"-300"), (b"f1", b"v1"), (b"", b"empty")]);
+        assert_eq!(restore_payload(h2), Ok(RdbValue::Hash(want)));
+
+        // HSET h3 long <100 y>; HSET h3 short 1: a plain hash because of the long value,
+        // which is LZF-compressed.
+        let h3 = b"\x04\x02\x05short\xc0\x01\x04long\xc3\x09@d\x01yy\xe0W\x00\x01yy\x0a\x00\x95\x85*\x97\xde\xe5^\
+            \x9d";
+        let long = vec![b'y'; 100];
+        assert_eq!(restore_payload(h3), Ok(RdbValue::Hash(pairs(&[(b"short", b"1"), (b"long", &long)]))));
+    }
+
     /// Each case was fed to `RESTORE` on redis-server 7.0.15; the expected outcome is what it
     /// answered.
     #[test]
@@ -420,6 +514,14 @@ mod tests {
         assert!(bad_data(restore_payload(&wrap(b"\x08\x05hello"))));
         assert!(bad_data(restore_payload(&wrap(b"\x16\x05hello"))));
         assert!(bad_data(restore_payload(&wrap(b""))));
+        // A quicklist node of zero bytes ("quicklist encoded_len is 0" in Redis's
+        // corrupt-dump.tcl, payload as given there), plain or packed.
+        assert!(bad_data(restore_payload(b"\x12\x01\x01\x00\x0a\x00\x8f\xc6\xc0\x57\x1c\x0a\xb3\x3c")));
+        assert!(bad_data(restore_payload(&wrap(b"\x12\x01\x02\x00"))));
+        assert_eq!(
+            restore_payload(&wrap(b"\x12\x01\x01\x01a")),
+            Ok(RdbValue::List(vec![Listpack::from_elems([&b"a"[..]])]))
+        );
         // Trailer problems.
         assert_eq!(restore_payload(&[0u8; 9]), Err(RestoreError::Payload(PayloadError::TooShort)));
         let mut zero_crc = b"\x00\x05hello\x0a\x00".to_vec();
