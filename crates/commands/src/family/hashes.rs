@@ -243,6 +243,25 @@ fn hincrbyfloat(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
+/// The most a reply of repeated random picks may take before the client is closed, as Redis
+/// closes a client past its output buffer limit instead of growing without bound.
+const PICKS_REPLY_LIMIT: usize = 512 << 20;
+
+/// True (after dropping the partial reply and marking the connection to close) when the
+/// reply begun at `start` has grown past [`PICKS_REPLY_LIMIT`].
+pub(crate) fn reply_too_big(
+    out: &mut protocol::ReplyWriter,
+    session: &mut crate::session::Session,
+    start: usize,
+) -> bool {
+    if out.buf.len() - start <= PICKS_REPLY_LIMIT {
+        return false;
+    }
+    out.buf.truncate(start);
+    session.close_after_reply = true;
+    true
+}
+
 /// Writes one field (and its value) of an `HRANDFIELD` reply.
 fn reply_pick(ctx: &mut Ctx, f: LpValue<'_>, v: LpValue<'_>, with_values: bool) {
     if with_values && ctx.out.resp3() {
@@ -293,27 +312,37 @@ fn hrandfield(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     let (count, unique) = (l.unsigned_abs() as usize, l > 0);
-    // Collected as owned pairs: the reply writer and the hash are borrowed apart.
-    let mut picks: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     if !unique || count == 1 {
-        // Repetitions allowed: each pick on its own.
-        for _ in 0..count {
+        // Repetitions allowed: each pick on its own, written as it is made.
+        let start = ctx.out.buf.len();
+        ctx.out.array(if with_values && !ctx.out.resp3() { count * 2 } else { count });
+        for n in 0..count {
             let i = rng.below(size as u64) as usize;
             let (f, v) = h.pick(i, || rng.next_u64()).expect("stored hashes are not empty");
-            picks.push((f.to_vec(), v.to_vec()));
-        }
-    } else {
-        let mut all: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(size);
-        h.for_each(|f, v| all.push((f.to_vec(), v.to_vec())));
-        if count < size {
-            // A partial shuffle: the first `count` places get distinct random fields.
-            for i in 0..count {
-                let j = i + rng.below((size - i) as u64) as usize;
-                all.swap(i, j);
+            if with_values && ctx.out.resp3() {
+                ctx.out.array(2);
             }
-            all.truncate(count);
+            reply_elem(ctx.out, f);
+            if with_values {
+                reply_elem(ctx.out, v);
+            }
+            if n % 1024 == 0 && reply_too_big(ctx.out, ctx.session, start) {
+                return Ok(());
+            }
         }
-        picks = all;
+        return Ok(());
+    }
+    // Distinct fields, collected as owned pairs: the reply writer and the hash are borrowed
+    // apart.
+    let mut picks: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(size);
+    h.for_each(|f, v| picks.push((f.to_vec(), v.to_vec())));
+    if count < size {
+        // A partial shuffle: the first `count` places get distinct random fields.
+        for i in 0..count {
+            let j = i + rng.below((size - i) as u64) as usize;
+            picks.swap(i, j);
+        }
+        picks.truncate(count);
     }
     let n = picks.len();
     ctx.out.array(if with_values && !ctx.out.resp3() { n * 2 } else { n });

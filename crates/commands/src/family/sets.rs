@@ -8,7 +8,7 @@
 use crate::args::is;
 use crate::ctx::Ctx;
 use crate::errors::{CmdError, CmdResult};
-use crate::family::hashes::{reply_empty_scan, scan_loop, scan_opts};
+use crate::family::hashes::{reply_empty_scan, reply_too_big, scan_loop, scan_opts};
 use crate::family::lists::{range_arg, reply_elem};
 use crate::table::{bind, Binding, LockMode::Keys};
 use engine::glob::glob_match;
@@ -239,7 +239,17 @@ fn srandmember(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     }
     let count = l.unsigned_abs() as usize;
     let picks: Vec<Vec<u8>> = if l < 0 || count == 1 {
-        (0..count).map(|_| set.pick_fast(rng).expect("not empty")).collect()
+        // Repetitions allowed: written as they are made.
+        let start = ctx.out.buf.len();
+        ctx.out.array(count);
+        for n in 0..count {
+            let m = set.pick_fast(rng).expect("not empty");
+            ctx.out.bulk(&m);
+            if n % 1024 == 0 && reply_too_big(ctx.out, ctx.session, start) {
+                return Ok(());
+            }
+        }
+        return Ok(());
     } else if count >= set.len() {
         set.members()
     } else {
