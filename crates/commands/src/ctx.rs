@@ -17,10 +17,10 @@ use engine::{Db, Entry, Hash, Keyspace, Limits, List, Rng, Set, Shard, Str, Valu
 use protocol::ReplyWriter;
 use smallvec::SmallVec;
 
-/// A pair of typed lookups (`get_list`/`get_list_for_write`, ...): the value if the key holds
-/// that type, `None` if missing, `WRONGTYPE` otherwise.
+/// Typed lookups (`get_list`/`get_list_for_write`/`list_or_create`, ...): the value if the
+/// key holds that type, `None` if missing (or a new one), `WRONGTYPE` otherwise.
 macro_rules! typed_access {
-    ($read:ident, $write:ident, $variant:ident, $ty:ty, $name:literal) => {
+    ($read:ident, $write:ident, $create:ident, $variant:ident, $ty:ty, $name:literal) => {
         #[doc = concat!("The ", $name, " under a key for a read; `WRONGTYPE` for other types.")]
         pub fn $read(&mut self, key: &[u8]) -> Result<Option<&mut $ty>, CmdError> {
             match self.lookup_read(key) {
@@ -41,6 +41,18 @@ macro_rules! typed_access {
                     _ => Err(CmdError::WrongType),
                 },
             }
+        }
+
+        #[doc = concat!("The ", $name, " under a key for a write, stored new from `make` if missing (the")]
+        /// new empty value counts as no change: the command counts what it adds); `WRONGTYPE`
+        /// for other types.
+        pub fn $create(&mut self, key: &[u8], make: impl FnOnce() -> $ty) -> Result<&mut $ty, CmdError> {
+            if self.$write(key)?.is_none() {
+                let dirty = self.dirty;
+                self.set(key, Value::$variant(make()), false);
+                self.dirty = dirty;
+            }
+            Ok(self.$write(key)?.expect("just stored"))
         }
     };
 }
@@ -109,6 +121,17 @@ impl<'a> Locks<'a> {
             }
         }
         panic!("shard {i} touched without being locked");
+    }
+
+    /// The locked shard with index `i`, for reading only (a pending snapshot is not served).
+    fn shard_ref(&self, i: usize) -> &Shard {
+        if !self.all.is_empty() {
+            return &self.all[i];
+        }
+        match self.guards.iter().find(|(idx, _)| *idx == i) {
+            Some((_, g)) => g,
+            None => panic!("shard {i} touched without being locked"),
+        }
     }
 
     /// Every locked shard, for reading only: a pending snapshot is not served (commands that
@@ -299,9 +322,28 @@ impl<'a> Store<'a> {
         }
     }
 
-    typed_access!(get_list, get_list_for_write, List, List, "list");
-    typed_access!(get_hash, get_hash_for_write, Hash, Hash, "hash");
-    typed_access!(get_set, get_set_for_write, Set, Set, "set");
+    typed_access!(get_list, get_list_for_write, list_or_create, List, List, "list");
+    typed_access!(get_hash, get_hash_for_write, hash_or_create, Hash, Hash, "hash");
+    typed_access!(get_set, get_set_for_write, set_or_create, Set, Set, "set");
+
+    /// Deletes `key` if it holds a collection that has become empty (Redis never keeps one).
+    pub fn delete_if_empty(&mut self, key: &[u8]) {
+        if self.lookup_write(key).is_some_and(|e| e.value.is_empty_collection()) {
+            self.delete(key);
+        }
+    }
+
+    /// A key's value in the selected database, for reading several at once (set algebra):
+    /// hidden if expired, but no removal, no counters, no access time. Look each key up with
+    /// a typed lookup first, which does those and checks the type.
+    pub fn peek(&self, key: &[u8]) -> Option<&Value> {
+        let h = self.ks.hash(key);
+        let d = &self.locks.shard_ref(self.ks.shard_of(h)).dbs[self.db];
+        if d.is_expired(h, key, self.now_ms) {
+            return None;
+        }
+        d.entry(h, key).map(|e| &e.value)
+    }
 
     /// The encoding thresholds of collections.
     #[inline]

@@ -385,11 +385,6 @@ impl Keyspace {
         self.limits.get()
     }
 
-    /// Changes the encoding thresholds.
-    pub fn set_limits(&self, limits: Limits) {
-        self.limits.set(limits)
-    }
-
     /// Makes the keyspace read its thresholds from `limits`, which the configuration keeps
     /// up to date.
     pub fn use_limits(&mut self, limits: Arc<SharedLimits>) {

@@ -228,6 +228,16 @@ impl Value {
         }
     }
 
+    /// True for a list, hash or set without elements (which must not stay under a key).
+    pub fn is_empty_collection(&self) -> bool {
+        match self {
+            Value::Str(_) => false,
+            Value::List(l) => l.is_empty(),
+            Value::Hash(h) => h.is_empty(),
+            Value::Set(s) => s.is_empty(),
+        }
+    }
+
     /// The string inside, if this is a string.
     pub fn as_str(&self) -> Option<&Str> {
         match self {

@@ -10,7 +10,7 @@ use crate::family::lists::{range_arg, reply_elem};
 use crate::table::{bind, Binding, LockMode::Keys};
 use engine::glob::glob_match;
 use engine::listpack::LpValue;
-use engine::{num, Hash, Value};
+use engine::{num, Hash};
 
 /// Bindings of this family.
 pub const BINDINGS: &[Binding] = &[
@@ -35,11 +35,7 @@ pub const BINDINGS: &[Binding] = &[
 /// The hash at `key` for a write, created empty if missing (`hashTypeLookupWriteOrCreate`).
 /// The caller must add a field before the command ends.
 fn hash_or_create<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<&'c mut Hash, CmdError> {
-    if ctx.store.get_hash_for_write(key)?.is_none() {
-        ctx.store.set(key, Value::Hash(Hash::new()), false);
-        ctx.store.dirty -= 1;
-    }
-    Ok(ctx.store.get_hash_for_write(key)?.expect("just created"))
+    ctx.store.hash_or_create(key, Hash::new)
 }
 
 /// Sets every field/value pair of `argv[2..]`; the number of new fields.
@@ -122,11 +118,8 @@ fn hdel(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             }
         }
     }
-    let empty = h.is_empty();
     ctx.store.dirty += deleted;
-    if empty {
-        ctx.store.delete(key);
-    }
+    ctx.store.delete_if_empty(key);
     ctx.out.int(deleted as i64);
     Ok(())
 }

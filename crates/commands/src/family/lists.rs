@@ -10,8 +10,7 @@ use crate::ctx::Ctx;
 use crate::errors::{CmdError, CmdResult};
 use crate::table::{bind, Binding, LockMode::Keys};
 use engine::list::{End, List};
-use engine::listpack::LpValue;
-use engine::Value;
+use engine::listpack::{LpValue, Needle};
 use protocol::ReplyWriter;
 
 /// Bindings of this family.
@@ -75,16 +74,10 @@ pub(crate) fn range_arg(arg: &[u8], min: i64, max: i64, msg: Option<&str>) -> Re
 /// Deletes `key` if its list is now empty, else lets a quicklist shrink back to a listpack.
 fn after_removal(ctx: &mut Ctx, key: &[u8]) {
     let limits = ctx.store.limits();
-    let empty = match ctx.store.get_list_for_write(key) {
-        Ok(Some(l)) => {
-            l.shrink_check(&limits);
-            l.is_empty()
-        }
-        _ => false,
-    };
-    if empty {
-        ctx.store.delete(key);
+    if let Ok(Some(l)) = ctx.store.get_list_for_write(key) {
+        l.shrink_check(&limits);
     }
+    ctx.store.delete_if_empty(key);
 }
 
 /// Pushes `elems` onto the list at `key` (created unless `only_existing`); the new length, or
@@ -92,15 +85,10 @@ fn after_removal(ctx: &mut Ctx, key: &[u8]) {
 fn push(ctx: &mut Ctx, key: &[u8], elems: &[&[u8]], end: End, only_existing: bool) -> Result<usize, CmdError> {
     let limits = ctx.store.limits();
     let bytes: usize = elems.iter().map(|e| e.len()).sum();
-    let list = match ctx.store.get_list_for_write(key)? {
-        Some(l) => l,
-        None if only_existing => return Ok(0),
-        None => {
-            ctx.store.set(key, Value::List(List::new()), false);
-            ctx.store.dirty -= 1;
-            ctx.store.get_list_for_write(key)?.expect("just created")
-        }
-    };
+    if only_existing && ctx.store.get_list_for_write(key)?.is_none() {
+        return Ok(0);
+    }
+    let list = ctx.store.list_or_create(key, List::new)?;
     list.grow_check(bytes, elems.len(), &limits);
     for e in elems {
         list.push(end, e, &limits);
@@ -156,7 +144,8 @@ fn linsert(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     };
     // As in Redis, the list converts before the pivot is looked for, found or not.
     list.grow_check(elem.len(), 1, &limits);
-    let Some(pos) = list.walk(list.first_pos(), true).find(|(_, v)| v.eq_bytes(pivot)).map(|(p, _)| p) else {
+    let pivot = Needle::new(pivot);
+    let Some(pos) = list.walk(list.first_pos(), true).find(|(_, v)| pivot.matches(*v)).map(|(p, _)| p) else {
         ctx.out.int(-1);
         return Ok(());
     };
@@ -321,7 +310,7 @@ fn ltrim(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 /// `LREM key count element`
 fn lrem(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let count = args::int(argv[2])?;
-    let (key, elem) = (argv[1], argv[3]);
+    let (key, elem) = (argv[1], Needle::new(argv[3]));
     let Some(list) = ctx.store.get_list_for_write(key)? else {
         ctx.out.int(0);
         return Ok(());
@@ -334,7 +323,7 @@ fn lrem(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             if limit != 0 && removed == limit {
                 break;
             }
-            if list.at(p).eq_bytes(elem) {
+            if elem.matches(list.at(p)) {
                 pos = list.delete_at(p);
                 removed += 1;
             } else {
@@ -350,7 +339,7 @@ fn lrem(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             // Deleting moves what follows, never what precedes (a node emptied and dropped
             // holds nothing before `p`): the previous position stays valid.
             let prev = list.prev_pos(p);
-            if list.at(p).eq_bytes(elem) {
+            if elem.matches(list.at(p)) {
                 list.delete_at(p);
                 removed += 1;
             }
@@ -389,7 +378,7 @@ fn lpos(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         }
         i += 2;
     }
-    let elem = argv[2];
+    let elem = Needle::new(argv[2]);
     let Some(list) = ctx.store.get_list(argv[1])? else {
         match count {
             Some(_) => ctx.out.array(0),
@@ -405,7 +394,7 @@ fn lpos(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let mut found: Vec<usize> = Vec::new();
     let mut matches = 0u64;
     for (i, (_, v)) in list.walk(start, forward).take(limit).enumerate() {
-        if !v.eq_bytes(elem) {
+        if !elem.matches(v) {
             continue;
         }
         matches += 1;

@@ -12,7 +12,7 @@ use crate::family::hashes::{reply_empty_scan, reply_too_big, scan_loop, scan_opt
 use crate::family::lists::{range_arg, reply_elem};
 use crate::table::{bind, Binding, LockMode::Keys};
 use engine::glob::glob_match;
-use engine::{Set, Value};
+use engine::{Limits, Set, Value};
 use protocol::ReplyWriter;
 
 /// Bindings of this family.
@@ -40,23 +40,12 @@ pub const BINDINGS: &[Binding] = &[
 fn sadd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let limits = ctx.store.limits();
     let (key, members) = (argv[1], &argv[2..]);
-    if ctx.store.get_set_for_write(key)?.is_none() {
-        ctx.store.set(key, Value::Set(Set::new_for(members[0], members.len(), &limits)), false);
-        ctx.store.dirty -= 1;
-    }
-    let set = ctx.store.get_set_for_write(key)?.expect("just created");
+    let set = ctx.store.set_or_create(key, || Set::new_for(members[0], members.len(), &limits))?;
     set.maybe_convert(members.len(), &limits);
     let added = members.iter().filter(|m| set.add(m, &limits)).count();
     ctx.store.dirty += added as u64;
     ctx.out.int(added as i64);
     Ok(())
-}
-
-/// Deletes `key` if its set is now empty.
-fn delete_if_empty(ctx: &mut Ctx, key: &[u8]) {
-    if matches!(ctx.store.get_set_for_write(key), Ok(Some(s)) if s.is_empty()) {
-        ctx.store.delete(key);
-    }
 }
 
 /// `SREM key member [member ...]`
@@ -76,7 +65,7 @@ fn srem(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         }
     }
     ctx.store.dirty += removed;
-    delete_if_empty(ctx, key);
+    ctx.store.delete_if_empty(key);
     ctx.out.int(removed as i64);
     Ok(())
 }
@@ -103,7 +92,7 @@ fn smove(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     ctx.store.dirty += 1;
-    delete_if_empty(ctx, src);
+    ctx.store.delete_if_empty(src);
     if !dst_exists {
         ctx.store.set(dst, Value::Set(Set::new_for(member, 1, &limits)), false);
     }
@@ -177,7 +166,7 @@ fn spop(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         set.remove(&m);
         ctx.out.bulk(&m);
         ctx.store.dirty += 1;
-        delete_if_empty(ctx, key);
+        ctx.store.delete_if_empty(key);
         ctx.propagate_as(|| vec![b"SREM".to_vec(), key.to_vec(), m]);
         return Ok(());
     };
@@ -268,92 +257,114 @@ fn srandmember(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// The sets named by `keys` (None for missing keys), type-checked all.
-fn load_sets(ctx: &mut Ctx, keys: &[&[u8]]) -> Result<Vec<Option<Set>>, CmdError> {
-    keys.iter().map(|k| Ok(ctx.store.get_set(k)?.map(|s| s.clone()))).collect()
+/// The sets named by `keys` (None for missing keys), borrowed side by side. Each key is
+/// first looked up on its own, which removes it if expired, counts the hit or miss and checks
+/// its type (every key, even after a missing one, as Redis does).
+fn load_sets<'c>(ctx: &'c mut Ctx, keys: &[&[u8]]) -> Result<Vec<Option<&'c Set>>, CmdError> {
+    for k in keys {
+        ctx.store.get_set(k)?;
+    }
+    let store = &ctx.store;
+    Ok(keys
+        .iter()
+        .map(|k| match store.peek(k) {
+            Some(Value::Set(s)) => Some(s),
+            _ => None,
+        })
+        .collect())
 }
 
-/// The intersection of `sets` (a missing set makes it empty), stopping at `limit` members
-/// (0: no limit).
-fn intersect(sets: &[Option<Set>], limit: usize) -> Vec<Vec<u8>> {
+/// The intersection of `sets` (a missing set makes it empty) in the smallest set's order,
+/// stopping at `limit` members (0: no limit).
+fn intersect(sets: &[Option<&Set>], limit: usize, limits: &Limits) -> Set {
+    let mut out = Set::default();
     if sets.iter().any(Option::is_none) {
-        return Vec::new();
+        return out;
     }
-    let mut sets: Vec<&Set> = sets.iter().flatten().collect();
+    let mut sets: Vec<&Set> = sets.iter().flatten().copied().collect();
     sets.sort_by_key(|s| s.len());
-    let mut out = Vec::new();
     sets[0].for_each(|m| {
         if limit != 0 && out.len() >= limit {
             return;
         }
-        let b = m.to_vec();
-        if sets[1..].iter().all(|s| s.contains(&b)) {
-            out.push(b);
-        }
+        m.with_bytes(|b| {
+            if sets[1..].iter().all(|s| s.contains(b)) {
+                out.add(b, limits);
+            }
+        });
     });
     out
 }
 
-/// The union (`diff` false) or difference of `sets`, in the first sets' iteration order.
-fn union_or_diff(sets: &[Option<Set>], diff: bool) -> Vec<Vec<u8>> {
-    let limits =
-        engine::Limits { set_max_intset_entries: usize::MAX, set_max_listpack_entries: 0, ..Default::default() };
-    let mut acc = Set::default();
+/// The union (`diff` false) or difference (the first set less the others) of `sets`.
+fn union_or_diff(sets: &[Option<&Set>], diff: bool, limits: &Limits) -> Set {
+    let mut out = Set::default();
     if diff {
-        let Some(Some(first)) = sets.first() else { return Vec::new() };
+        let Some(Some(first)) = sets.first() else { return out };
         first.for_each(|m| {
-            let b = m.to_vec();
-            if !sets[1..].iter().flatten().any(|s| s.contains(&b)) {
-                acc.add(&b, &limits);
-            }
+            m.with_bytes(|b| {
+                if !sets[1..].iter().flatten().any(|s| s.contains(b)) {
+                    out.add(b, limits);
+                }
+            })
         });
     } else {
         for s in sets.iter().flatten() {
             s.for_each(|m| {
-                m.with_bytes(|b| acc.add(b, &limits));
+                m.with_bytes(|b| out.add(b, limits));
             });
         }
     }
-    acc.members()
+    out
 }
 
-/// Replies with `members` as a set reply, or stores them at `dst` (replacing whatever was
-/// there; an empty result deletes it) and replies with the count.
-fn reply_or_store(ctx: &mut Ctx, members: Vec<Vec<u8>>, dst: Option<&[u8]>) {
+/// Replies with `result` as a set reply, or stores it at `dst` (replacing whatever was there;
+/// an empty result deletes it) and replies with its size.
+fn reply_or_store(ctx: &mut Ctx, result: Set, dst: Option<&[u8]>) {
     let Some(dst) = dst else {
-        ctx.out.set(members.len());
-        for m in &members {
-            ctx.out.bulk(m);
-        }
+        reply_members(ctx.out, &result);
         return;
     };
-    let n = members.len();
+    let n = result.len();
     if n == 0 {
         ctx.store.delete(dst);
     } else {
-        let limits = ctx.store.limits();
-        let mut set = Set::default();
-        set.maybe_convert(n, &limits);
-        for m in &members {
-            set.add(m, &limits);
-        }
-        ctx.store.set(dst, Value::Set(set), false);
+        ctx.store.set(dst, Value::Set(result), false);
     }
     ctx.out.int(n as i64);
 }
 
+/// Which operation a set-algebra command runs.
+#[derive(Clone, Copy)]
+enum Op {
+    Inter,
+    Union,
+    Diff,
+}
+
+/// `SINTER`/`SUNION`/`SDIFF` over `keys`, replied or stored at `dst`.
+fn algebra(ctx: &mut Ctx, op: Op, keys: &[&[u8]], dst: Option<&[u8]>) -> CmdResult {
+    let limits = ctx.store.limits();
+    let result = {
+        let sets = load_sets(ctx, keys)?;
+        match op {
+            Op::Inter => intersect(&sets, 0, &limits),
+            Op::Union => union_or_diff(&sets, false, &limits),
+            Op::Diff => union_or_diff(&sets, true, &limits),
+        }
+    };
+    reply_or_store(ctx, result, dst);
+    Ok(())
+}
+
 /// `SINTER key [key ...]`
 fn sinter(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let sets = load_sets(ctx, &argv[1..])?;
-    reply_or_store(ctx, intersect(&sets, 0), None);
-    Ok(())
+    algebra(ctx, Op::Inter, &argv[1..], None)
 }
 
 /// `SINTERSTORE destination key [key ...]`
 fn sinterstore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let sets = load_sets(ctx, &argv[2..])?;
-    reply_or_store(ctx, intersect(&sets, 0), Some(argv[1]));
-    Ok(())
+    algebra(ctx, Op::Inter, &argv[2..], Some(argv[1]))
 }
 
 /// `SINTERCARD numkeys key [key ...] [LIMIT limit]`
@@ -372,37 +383,30 @@ fn sintercard(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             return Err(CmdError::Syntax);
         }
     }
-    let sets = load_sets(ctx, &argv[2..2 + numkeys])?;
-    ctx.out.int(intersect(&sets, limit).len() as i64);
+    let limits = ctx.store.limits();
+    let n = intersect(&load_sets(ctx, &argv[2..2 + numkeys])?, limit, &limits).len();
+    ctx.out.int(n as i64);
     Ok(())
 }
 
 /// `SUNION key [key ...]`
 fn sunion(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let sets = load_sets(ctx, &argv[1..])?;
-    reply_or_store(ctx, union_or_diff(&sets, false), None);
-    Ok(())
+    algebra(ctx, Op::Union, &argv[1..], None)
 }
 
 /// `SUNIONSTORE destination key [key ...]`
 fn sunionstore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let sets = load_sets(ctx, &argv[2..])?;
-    reply_or_store(ctx, union_or_diff(&sets, false), Some(argv[1]));
-    Ok(())
+    algebra(ctx, Op::Union, &argv[2..], Some(argv[1]))
 }
 
 /// `SDIFF key [key ...]`
 fn sdiff(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let sets = load_sets(ctx, &argv[1..])?;
-    reply_or_store(ctx, union_or_diff(&sets, true), None);
-    Ok(())
+    algebra(ctx, Op::Diff, &argv[1..], None)
 }
 
 /// `SDIFFSTORE destination key [key ...]`
 fn sdiffstore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let sets = load_sets(ctx, &argv[2..])?;
-    reply_or_store(ctx, union_or_diff(&sets, true), Some(argv[1]));
-    Ok(())
+    algebra(ctx, Op::Diff, &argv[2..], Some(argv[1]))
 }
 
 /// `SSCAN key cursor [MATCH pattern] [COUNT count]`
