@@ -372,6 +372,18 @@ fn the_log_is_compacted_into_snapshots_and_a_new_node_catches_up_from_one() {
             let (k, v) = (format!("k{i}"), format!("v{i}"));
             assert_eq!(clients[i % 3].send(&["SET", &k, &v]), simple("OK"));
         }
+        // A set whose hash table grew to 2000 members and lost most of them: the new node
+        // rebuilds it from the image at another size and in another order, so a random pick
+        // that followed the table's layout would take different members there (SPOP below).
+        let members: Vec<String> = (0..2000).map(|i| format!("m{i}")).collect();
+        for chunk in members.chunks(500) {
+            let args: Vec<&str> = ["SADD", "big"].into_iter().chain(chunk.iter().map(String::as_str)).collect();
+            assert_eq!(clients[0].send(&args), Frame::Integer(500));
+        }
+        for chunk in members.chunks(4) {
+            let args: Vec<&str> = ["SREM", "big"].into_iter().chain(chunk[1..].iter().map(String::as_str)).collect();
+            assert_eq!(clients[1].send(&args), Frame::Integer(3));
+        }
         // A snapshot is due once the log since the last one holds as many entries as the
         // dataset has keys (here about as many as the writes so far): overwrite some more.
         for i in 0..200i64 {
@@ -404,8 +416,28 @@ fn the_log_is_compacted_into_snapshots_and_a_new_node_catches_up_from_one() {
         assert_eq!(clients[leader].send(&["SET", "after", "2"]), simple("OK"));
         assert_eq!(c.send(&["GET", "after"]), bulk("2"));
         assert_eq!(c.send(&["GET", "gone"]), Frame::Null);
-        assert_eq!(c.send(&["DBSIZE"]), Frame::Integer(405), "the new node's dataset is the others'");
-        assert_eq!(clients[leader].send(&["DBSIZE"]), Frame::Integer(405));
+        assert_eq!(c.send(&["DBSIZE"]), Frame::Integer(406), "the new node's dataset is the others'");
+        assert_eq!(clients[leader].send(&["DBSIZE"]), Frame::Integer(406));
+        // Random pops applied on every node remove the same members everywhere. (Compared
+        // by reading the members: a read waits for this node to apply what came before it.)
+        let members = |c: &mut RawClient| {
+            let (Frame::Array(mut m) | Frame::Set(mut m)) = c.send(&["SMEMBERS", "big"]) else { panic!("SMEMBERS") };
+            m.sort_by_key(|f| f.to_display());
+            m
+        };
+        let before = members(&mut c);
+        assert_eq!(before.len(), 500);
+        for (i, n) in [1usize, 5, 1, 20].into_iter().enumerate() {
+            let from = if i % 2 == 0 { &mut c } else { &mut clients[leader] };
+            let r = from.send(&["SPOP", "big", &n.to_string()]);
+            assert!(matches!(&r, Frame::Array(m) | Frame::Set(m) if m.len() == n), "SPOP: {r:?}");
+        }
+        assert!(matches!(c.send(&["SPOP", "big"]), Frame::Bulk(_)));
+        let after = members(&mut c);
+        assert_eq!(after.len(), 500 - 28);
+        for (i, other) in clients.iter_mut().enumerate() {
+            assert_eq!(members(other), after, "node {} popped other members than the new node", i + 1);
+        }
     });
 }
 
