@@ -151,3 +151,31 @@ fn dump_and_restore_interchange_with_redis() {
     assert!(matches!(tc.send(&args), Frame::Error(_)));
     assert_eq!(tc.send(&["EXISTS", "x"]), int(0));
 }
+
+/// Counts that Redis accepts but that ask for more random picks than memory holds: the reply
+/// is dropped and the client closed once it passes 512 MB, as a client past its output buffer
+/// limit is, instead of the server running out of memory. Other clients carry on.
+#[test]
+fn huge_random_pick_counts_close_the_client_not_the_server() {
+    let t = common::tandem(&[]);
+    let mut c = t.client();
+    c.send(&["SADD", "s", "a", "b"]);
+    c.send(&["HSET", "h", "f", "v"]);
+    for cmd in [
+        &["SRANDMEMBER", "s", "-9223372036854775807"][..],
+        &["HRANDFIELD", "h", "-4611686018427387903", "WITHVALUES"][..],
+    ] {
+        let mut victim = t.client();
+        victim.write_command(cmd).unwrap();
+        let got = victim.expect_closed(std::time::Duration::from_secs(120));
+        assert!(matches!(&got, Ok(frames) if frames.is_empty()), "{cmd:?}: {got:?}");
+        assert_eq!(c.send(&["PING"]), simple("PONG"));
+        let Frame::Bulk(info) = c.send(&["INFO", "memory"]) else { panic!("INFO") };
+        let info = String::from_utf8(info).unwrap();
+        let used: u64 = info.lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().trim().parse().unwrap();
+        assert!(used < 100 << 20, "memory after {cmd:?}: {used}");
+    }
+    // Ordinary negative counts still answer in full.
+    let Frame::Array(picks) = c.send(&["SRANDMEMBER", "s", "-5000"]) else { panic!("SRANDMEMBER") };
+    assert_eq!(picks.len(), 5000);
+}
