@@ -459,8 +459,11 @@ impl<V> Dict<V> {
     /// never on the table's size or history, which is what a random pick of a write needs to
     /// be the same on every node (`SPOP`). Buckets visited in reverse-binary order hold keys in
     /// increasing order of their reversed hashes, so the search looks at O(1) buckets on
-    /// average.
-    pub fn successor(&self, r: u64) -> Option<(&[u8], &V)> {
+    /// average. A rehash in progress is finished first: the old table empties in index order,
+    /// which in reversed order leaves holes everywhere, and searching it near the end of a
+    /// rehash would walk most of it (measured: 100 ms pops on a 200,000-member set).
+    pub fn successor(&mut self, r: u64) -> Option<(&[u8], &V)> {
+        while self.rehash(1024) {}
         let mut best: Option<(u64, &Node<V>)> = None;
         for t in &self.tables {
             if t.used == 0 {
@@ -587,7 +590,7 @@ mod tests {
         for i in 0..3000u64 {
             grown.insert(h.hash(&key(i)), &key(i), i);
             keys.insert(key(i));
-            // Checked mid-rehash too.
+            // Checked while the table grows (a search first finishes a rehash in progress).
             if i % 97 == 0 {
                 let r = rng.next_u64();
                 assert_eq!(grown.successor(r).map(|(k, _)| k.to_vec()), brute(&keys, r));

@@ -215,7 +215,7 @@ impl Set {
 
     /// The member a write's random pick takes for the random point `r`: the same on every
     /// node holding the same members, whatever their encoding or history.
-    pub fn pick_stable(&self, r: u64) -> Option<Vec<u8>> {
+    pub fn pick_stable(&mut self, r: u64) -> Option<Vec<u8>> {
         if let Set::Table(d) = self {
             return d.successor(r).map(|(k, _)| k.to_vec());
         }
@@ -343,8 +343,8 @@ mod tests {
             let members: Vec<Vec<u8>> = members.into_iter().map(String::into_bytes).collect();
             let mut reversed = members.clone();
             reversed.reverse();
-            let small = build(&members, &Limits::default());
-            let table = build(&reversed, &Limits { set_max_intset_entries: 0, set_max_listpack_entries: 0, ..Limits::default() });
+            let mut small = build(&members, &Limits::default());
+            let mut table = build(&reversed, &Limits { set_max_intset_entries: 0, set_max_listpack_entries: 0, ..Limits::default() });
             prop_assert_eq!(table.encoding(), "hashtable");
             prop_assert_eq!(small.pick_stable(r), table.pick_stable(r));
             let want: BTreeSet<Vec<u8>> = members.iter().cloned().collect();
