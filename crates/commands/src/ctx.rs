@@ -111,7 +111,7 @@ impl<'a> Locks<'a> {
 
     /// The locked shard with index `i`, leaving a pending snapshot to [`Shard::before_write`].
     #[inline]
-    fn shard_deferred(&mut self, i: usize) -> &mut Shard {
+    pub(crate) fn shard_deferred(&mut self, i: usize) -> &mut Shard {
         if !self.all.is_empty() {
             return &mut self.all[i];
         }
@@ -123,8 +123,23 @@ impl<'a> Locks<'a> {
         panic!("shard {i} touched without being locked");
     }
 
+    /// Adds shard `i` to the locked ones if another thread does not hold it (see
+    /// [`Keyspace::try_lock_deferred`]); true if it is locked now.
+    pub(crate) fn try_add(&mut self, ks: &'a Keyspace, i: usize) -> bool {
+        if !self.all.is_empty() || self.guards.iter().any(|(idx, _)| *idx == i) {
+            return true;
+        }
+        match ks.try_lock_deferred(i) {
+            Some(g) => {
+                self.guards.push((i, g));
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The locked shard with index `i`, for reading only (a pending snapshot is not served).
-    fn shard_ref(&self, i: usize) -> &Shard {
+    pub(crate) fn shard_ref(&self, i: usize) -> &Shard {
         if !self.all.is_empty() {
             return &self.all[i];
         }
@@ -174,6 +189,9 @@ pub struct Store<'a> {
     pub may_expire: bool,
     /// Number of changes made so far.
     pub dirty: u64,
+    /// Keys (database, key) that received a list while clients wait on them: the executor
+    /// serves those clients before the command releases its locks (`blocking::serve_ready`).
+    pub ready: Vec<(usize, Vec<u8>)>,
 }
 
 impl<'a> Store<'a> {
@@ -337,8 +355,13 @@ impl<'a> Store<'a> {
     /// hidden if expired, but no removal, no counters, no access time. Look each key up with
     /// a typed lookup first, which does those and checks the type.
     pub fn peek(&self, key: &[u8]) -> Option<&Value> {
+        self.peek_in(self.db, key)
+    }
+
+    /// [`Store::peek`] in database `db`.
+    pub fn peek_in(&self, db: usize, key: &[u8]) -> Option<&Value> {
         let h = self.ks.hash(key);
-        let d = &self.locks.shard_ref(self.ks.shard_of(h)).dbs[self.db];
+        let d = &self.locks.shard_ref(self.ks.shard_of(h)).dbs[db];
         if d.is_expired(h, key, self.now_ms) {
             return None;
         }
@@ -356,6 +379,12 @@ impl<'a> Store<'a> {
     pub fn set_in(&mut self, db: usize, key: &[u8], value: Value, keep_ttl: bool) -> bool {
         let lru = lru_clock(self.now_ms);
         self.dirty += 1;
+        if matches!(value, Value::List(_)) {
+            let shard = self.locks.shard_ref(self.ks.shard_of(self.ks.hash(key)));
+            if !shard.blocked.is_empty() && shard.blocked.has(db, key) {
+                self.ready.push((db, key.to_vec()));
+            }
+        }
         let (d, h) = self.db_to_change(db, key);
         if keep_ttl {
             d.set_keep_ttl(h, key, value, lru)
@@ -454,6 +483,10 @@ pub struct Ctx<'a> {
     pub rng: &'a mut Rng,
     /// A rewritten form to log instead of the request (one or more commands).
     pub rewrite: Option<Vec<Vec<Vec<u8>>>>,
+    /// The command may block its client (false inside `MULTI`, scripts and log replays).
+    pub may_block: bool,
+    /// Set by a command that blocked its client (see [`Ctx::block`]).
+    pub blocked: Option<std::sync::Arc<crate::blocking::Waiter>>,
 }
 
 impl Ctx<'_> {
@@ -471,5 +504,27 @@ impl Ctx<'_> {
     #[inline]
     pub fn now_ms(&self) -> i64 {
         self.store.now_ms
+    }
+
+    /// Blocks the client on `keys` (every one empty, checked under this command's locks) until
+    /// one receives a value, `deadline_ms` (Unix ms; 0 = never) passes or `CLIENT UNBLOCK`;
+    /// the connection sends the reply then. Where the command may not block it replies as
+    /// if nothing came, at once.
+    pub fn block(&mut self, keys: &[&[u8]], kind: crate::blocking::BlockKind, deadline_ms: i64) {
+        if !self.may_block {
+            kind.reply_unblocked_empty(self.out);
+            return;
+        }
+        let w = std::sync::Arc::new(crate::blocking::Waiter::new(
+            self.session.id,
+            self.store.db,
+            self.out.resp,
+            keys,
+            kind,
+            deadline_ms,
+            false,
+        ));
+        self.host.waiters().add_locked(&mut self.store, &w);
+        self.blocked = Some(w);
     }
 }

@@ -83,6 +83,10 @@ pub enum CmdError {
     OutOfRangeBetween(i64, i64),
     /// `LOADING Redis is loading the dataset in memory`
     Loading,
+    /// A blocking command's timeout argument (`engine::num::TimeoutError`).
+    Timeout(engine::num::TimeoutError),
+    /// `UNBLOCKED client unblocked via CLIENT UNBLOCK`
+    Unblocked,
     /// `MISCONF ...`: writes refused after a failed background save.
     Misconf,
     /// `MISCONF Errors writing to the AOF file: <strerror>`: writes refused after a failed AOF
@@ -124,6 +128,12 @@ impl fmt::Display for CmdError {
             CmdError::WrongType => f.write_str("WRONGTYPE Operation against a key holding the wrong kind of value"),
             CmdError::Syntax => f.write_str("ERR syntax error"),
             CmdError::Loading => f.write_str("LOADING Redis is loading the dataset in memory"),
+            CmdError::Timeout(e) => f.write_str(match e {
+                engine::num::TimeoutError::NotFloat => "ERR timeout is not a float or out of range",
+                engine::num::TimeoutError::Negative => "ERR timeout is negative",
+                engine::num::TimeoutError::OutOfRange => "ERR timeout is out of range",
+            }),
+            CmdError::Unblocked => f.write_str("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
             CmdError::Misconf => f.write_str(
                 "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. \
                  Commands that may modify the data set are disabled, because this instance is configured to report \

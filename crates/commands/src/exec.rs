@@ -32,6 +32,8 @@ pub struct Outcome {
     pub status: Status,
     /// True if it changed the dataset.
     pub dirty: bool,
+    /// Set if the command blocked its client: the connection waits on it for the reply.
+    pub blocked: Option<std::sync::Arc<crate::blocking::Waiter>>,
 }
 
 /// Options of an execution that differ between callers.
@@ -39,8 +41,9 @@ pub struct Outcome {
 pub struct ExecOptions {
     /// When false, expired keys are hidden but not removed (a follower's local read).
     pub may_expire: bool,
-    /// Replaying a log (AOF at start-up): no authentication and no gates (the server is
-    /// `-LOADING` for everyone else meanwhile).
+    /// Replaying a log (AOF at start-up, or a cluster's committed entries): no
+    /// authentication, no gates (the server is `-LOADING` for everyone else meanwhile), and no
+    /// blocking (a blocking command replies as if it had timed out at once).
     pub replay: bool,
 }
 
@@ -63,7 +66,7 @@ fn reject(
     let text = e.to_bytes();
     stats.record_error(&text);
     out.error(&text);
-    Outcome { command, status: Status::Rejected, dirty: false }
+    Outcome { command, status: Status::Rejected, dirty: false, blocked: None }
 }
 
 /// Resolves a request to its command (or subcommand) and checks arity, writing the error
@@ -156,6 +159,8 @@ pub fn execute(
     let recording = effects.enabled;
     effects.enabled |= logging;
     let first_effect = effects.list.len();
+    // Where the pops of clients served by this command run (see `blocking::serve_ready`).
+    let mut spare: Option<(ReplyWriter, Session)> = None;
     let mut ctx = Ctx {
         store: Store {
             ks,
@@ -167,12 +172,15 @@ pub fn execute(
             no_touch: session.no_touch,
             may_expire: opts.may_expire,
             dirty: 0,
+            ready: Vec::new(),
         },
         out,
         session,
         host,
         rng: &mut env.rng,
         rewrite: None,
+        may_block: !opts.replay,
+        blocked: None,
     };
     let result = handler(&mut ctx, argv);
     let status = match result {
@@ -198,6 +206,16 @@ pub fn execute(
             None => ctx.store.effects.push(db, env_now, argv.iter().map(|a| a.to_vec()).collect()),
         }
     }
+    let blocked = ctx.blocked.take();
+    let mut served = Vec::new();
+    if !ctx.store.ready.is_empty() {
+        // Clients blocked on keys this command filled are served now, under its locks, their
+        // pops logged after it.
+        let Ctx { store, host, rng, .. } = ctx;
+        let (out, session) = spare.insert((ReplyWriter::new(protocol::Resp::V2), Session::new(0, true)));
+        ctx = Ctx { store, out, session, host, rng, rewrite: None, may_block: false, blocked: None };
+        served = crate::blocking::serve_ready(&mut ctx);
+    }
     if logging {
         // Still under the shard locks, for the same reason. Effects of keys this command found
         // expired count even when the command itself changed nothing.
@@ -209,13 +227,16 @@ pub fn execute(
             effects.list.truncate(first_effect);
         }
     }
+    if !served.is_empty() {
+        crate::blocking::deliver(served, ctx.store.effects.logged_upto);
+    }
     drop(ctx);
     effects.enabled = recording;
     local.dirty += dirty;
     if status == Status::Failed {
         local.failed(cmd);
     }
-    Outcome { command: Some(cmd), status, dirty: dirty > 0 }
+    Outcome { command: Some(cmd), status, dirty: dirty > 0, blocked }
 }
 
 /// The refusal a closed gate gives this command, in Redis's order (MISCONF before LOADING).

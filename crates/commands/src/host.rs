@@ -48,6 +48,8 @@ pub const NOT_IN_CLUSTER: &str = "ERR This instance is not part of a Tandem clus
 pub trait Host: Send + Sync {
     /// Shared counters.
     fn stats(&self) -> &Stats;
+    /// The clients blocked by `BLPOP` and friends.
+    fn waiters(&self) -> &crate::blocking::Waiters;
     /// The configured password (`requirepass`), if any.
     fn requirepass(&self) -> Option<Vec<u8>>;
     /// `proto-max-bulk-len`: the longest string a command may build.

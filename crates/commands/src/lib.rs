@@ -8,6 +8,7 @@
 //! This crate must not know about sockets: the server is reached through [`host::Host`].
 
 pub mod args;
+pub mod blocking;
 pub mod ctx;
 pub mod effects;
 pub mod errors;

@@ -14,6 +14,8 @@ use protocol::{parse_frame, Frame, ReplyWriter, Resp};
 pub struct TestHost {
     /// Counters.
     pub stats: Stats,
+    /// Blocked clients.
+    pub waiters: crate::blocking::Waiters,
     /// `requirepass`.
     pub password: Option<Vec<u8>>,
 }
@@ -21,6 +23,9 @@ pub struct TestHost {
 impl Host for TestHost {
     fn stats(&self) -> &Stats {
         &self.stats
+    }
+    fn waiters(&self) -> &crate::blocking::Waiters {
+        &self.waiters
     }
     fn requirepass(&self) -> Option<Vec<u8>> {
         self.password.clone()

@@ -12,6 +12,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,4 +121,21 @@ int tandem_ld_add(const char *a, size_t alen, const char *b, size_t blen, char *
     if (l == 0) return 3;
     *outlen = l;
     return 0;
+}
+
+/* A blocking command's timeout in seconds, as Redis 7.2's getTimeoutFromObjectOrReply reads it:
+ * parsed like string2ld, multiplied by 1000 and rounded up to whole milliseconds. Returns 0 if
+ * the input is not a long double, 2 if the milliseconds exceed LLONG_MAX ("timeout is out of
+ * range"), else 1 with the milliseconds in *out. Values below LLONG_MIN (-inf) come out as
+ * LLONG_MIN, as the x86-64 conversion Redis relies on gives, so they read as negative. */
+int tandem_timeout_ms(const char *s, size_t len, long long *out) {
+    long double v;
+
+    if (!parse_ld(s, len, &v)) return 0;
+    v *= 1000.0L;
+    if (v > (long double)LLONG_MAX) return 2;
+    v = ceill(v);
+    if (v >= 9223372036854775808.0L) return 2;
+    *out = v < -9223372036854775808.0L ? LLONG_MIN : (long long)v;
+    return 1;
 }

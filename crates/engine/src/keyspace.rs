@@ -133,6 +133,8 @@ pub struct Shard {
     saved_bytes: usize,
     /// The keyspace's total of `saved_bytes` over all shards (see [`Keyspace::snapshot_held_bytes`]).
     held: Arc<AtomicUsize>,
+    /// Clients blocked on keys of this shard (`BLPOP` and friends), by database and key.
+    pub blocked: crate::blocked::BlockedKeys,
     /// How far the snapshot's walk over this shard has come, when it goes in steps.
     walk: Option<Box<Walk>>,
     /// This shard's index in the keyspace.
@@ -364,6 +366,7 @@ impl Keyspace {
                     saved: None,
                     saved_bytes: 0,
                     held: held.clone(),
+                    blocked: Default::default(),
                     walk: None,
                     index,
                 })
@@ -437,6 +440,15 @@ impl Keyspace {
     #[inline]
     pub fn lock_deferred(&self, shard: usize) -> MutexGuard<'_, Shard> {
         self.shards[shard].lock()
+    }
+
+    /// [`Keyspace::lock_deferred`] without waiting: `None` if another thread holds the shard.
+    /// The one way to take a shard out of ascending order while holding others (serving a
+    /// blocked `BLMOVE` whose destination lies in a shard the pushing command did not lock):
+    /// a lock that never waits cannot deadlock.
+    #[inline]
+    pub fn try_lock_deferred(&self, shard: usize) -> Option<MutexGuard<'_, Shard>> {
+        self.shards[shard].try_lock()
     }
 
     /// Locks every shard in order, without capturing them for a pending snapshot (as

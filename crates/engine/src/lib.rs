@@ -8,6 +8,7 @@
 //! This crate must not know about sockets, clocks, threads or Raft: time comes only from
 //! [`Env`], and the caller decides where keys are locked and what gets logged.
 
+pub mod blocked;
 pub mod dict;
 pub mod digest;
 pub mod env;

@@ -22,6 +22,7 @@ const LONG_STR_SIZE: usize = 21;
 unsafe extern "C" {
     fn tandem_strtod(s: *const c_char, len: usize, out: *mut f64) -> c_int;
     fn tandem_ld_valid(s: *const c_char, len: usize) -> c_int;
+    fn tandem_timeout_ms(s: *const c_char, len: usize, out: *mut i64) -> c_int;
     fn tandem_ld_add(
         a: *const c_char,
         alen: usize,
@@ -164,6 +165,38 @@ pub fn parse_long_double_ok(b: &[u8]) -> bool {
     unsafe { tandem_ld_valid(b.as_ptr().cast(), b.len()) != 0 }
 }
 
+/// Why a blocking command's timeout was refused (Redis's texts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutError {
+    /// `timeout is not a float or out of range`
+    NotFloat,
+    /// `timeout is negative`
+    Negative,
+    /// `timeout is out of range`
+    OutOfRange,
+}
+
+/// A blocking command's timeout in seconds (`BLPOP ... 0.5`) as an absolute Unix time in
+/// milliseconds from `now_ms`, or 0 for "forever", as Redis 7.2's `getTimeoutFromObjectOrReply`
+/// computes it: the seconds are read as a long double and rounded *up* to whole milliseconds
+/// (so `0.0001` waits one millisecond, and `-0.0001` rounds to 0, forever).
+pub fn timeout_deadline_ms(b: &[u8], now_ms: i64) -> Result<i64, TimeoutError> {
+    if b.is_empty() || b.len() >= MAX_LONG_DOUBLE_CHARS {
+        return Err(TimeoutError::NotFloat);
+    }
+    let mut ms = 0i64;
+    // SAFETY: the pointer and length describe the live slice `b`, which the C side only reads;
+    // it writes one i64 through `ms`, a local.
+    let verdict = unsafe { tandem_timeout_ms(b.as_ptr().cast(), b.len(), &mut ms) };
+    match verdict {
+        0 => Err(TimeoutError::NotFloat),
+        2 => Err(TimeoutError::OutOfRange),
+        _ if ms < 0 => Err(TimeoutError::Negative),
+        _ if ms == 0 => Ok(0),
+        _ => ms.checked_add(now_ms).ok_or(TimeoutError::OutOfRange),
+    }
+}
+
 /// Why [`incr_by_float`] refused to produce a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FloatError {
@@ -231,6 +264,38 @@ pub fn incr_by_float(current: &[u8], incr: &[u8]) -> Result<Vec<u8>, FloatError>
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn timeouts_round_up_to_milliseconds_as_redis_7_2() {
+        use TimeoutError::*;
+        let now = 1_700_000_000_000;
+        let cases: &[(&str, Result<i64, TimeoutError>)] = &[
+            ("0", Ok(0)),
+            ("-0", Ok(0)),
+            ("-0.0001", Ok(0)),
+            ("0.0001", Ok(now + 1)),
+            ("0.001", Ok(now + 1)),
+            ("0.0011", Ok(now + 2)),
+            ("1.5", Ok(now + 1500)),
+            ("0x10", Ok(now + 16_000)),
+            ("1e3", Ok(now + 1_000_000)),
+            ("-1", Err(Negative)),
+            ("-0.5", Err(Negative)),
+            ("-inf", Err(Negative)),
+            ("inf", Err(OutOfRange)),
+            ("1e16", Err(OutOfRange)),
+            ("9223372036854775", Err(OutOfRange)),
+            ("x", Err(NotFloat)),
+            ("", Err(NotFloat)),
+            (" 1", Err(NotFloat)),
+            ("1 ", Err(NotFloat)),
+            ("nan", Err(NotFloat)),
+            ("1.5.5", Err(NotFloat)),
+        ];
+        for (input, want) in cases {
+            assert_eq!(timeout_deadline_ms(input.as_bytes(), now), *want, "{input}");
+        }
+    }
 
     #[test]
     fn parse_i64_table() {

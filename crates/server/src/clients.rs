@@ -77,6 +77,14 @@ impl Client {
         snap.qbuf = qbuf;
     }
 
+    /// Sets the flags `CLIENT LIST` shows (`b` while blocked, `N` otherwise).
+    pub fn set_flags(&self, flags: &str) {
+        let mut snap = self.snapshot.lock();
+        if snap.flags != flags {
+            snap.flags = flags.into();
+        }
+    }
+
     /// Asks the connection to close.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
@@ -89,8 +97,8 @@ impl Client {
         let age = (now_ms - self.created_ms).max(0) / 1000;
         let idle = (now_ms - self.last_ms.load(Ordering::Relaxed) as i64).max(0) / 1000;
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
-            self.id, self.addr, self.laddr, self.fd, s.name, age, idle, s.db, s.qbuf, s.omem, s.cmd, s.resp, s.lib_name, s.lib_ver
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id, self.addr, self.laddr, self.fd, s.name, age, idle, s.flags, s.db, s.qbuf, s.omem, s.cmd, s.resp, s.lib_name, s.lib_ver
         )
     }
 }

@@ -6,6 +6,7 @@
 use crate::aof::Fsync;
 use crate::clients::{Client, Snapshot};
 use crate::Shared;
+use commands::blocking::{Waiter, Wake};
 use commands::exec::{execute, ExecOptions, Status};
 use commands::session::{ReadConsistency, ReplyMode};
 use commands::stats::LocalStats;
@@ -160,6 +161,8 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             }
             // Where this command's reply starts (`CLIENT REPLY` may drop it).
             let mark = out.len();
+            // Set when the command blocked the client: its waiter and arguments.
+            let mut blocked: Option<(Arc<Waiter>, Vec<Vec<u8>>)> = None;
             match route {
                 Route::Log(cmd) => {
                     // A write in a cluster: through the log, replying with what applying it
@@ -177,7 +180,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                             // At the log's time, not this node's: nodes with skewed clocks agree
                             // on what has expired.
                             let now = cluster.clock_ms();
-                            let ran =
+                            let (ran, _) =
                                 run_here(shared, &mut session, &argv, now, seed, &mut out, &mut effects, &mut local);
                             if let Some(cmd) = ran {
                                 timing = Some((cmd, t0));
@@ -187,10 +190,13 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                     }
                 }
                 Route::Here => {
-                    if let Some(cmd) =
-                        run_here(shared, &mut session, &argv, now, seed, &mut out, &mut effects, &mut local)
-                    {
+                    let (ran, waiter) =
+                        run_here(shared, &mut session, &argv, now, seed, &mut out, &mut effects, &mut local);
+                    if let Some(cmd) = ran {
                         timing = Some((cmd, t0));
+                    }
+                    if let Some(w) = waiter {
+                        blocked = Some((w, argv.iter().map(|a| a.to_vec()).collect()));
                     }
                 }
             }
@@ -203,6 +209,24 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                 _ => {}
             }
             start += consumed;
+            // The arguments borrow the input buffer, which a blocked wait reads more into.
+            drop(argv);
+            if let Some((w, argv)) = blocked {
+                // Earlier replies go out first; the rest of the input waits, as in Redis.
+                settle(&mut local, &mut timing, Instant::now());
+                local.flush(stats);
+                write_out(shared, stream, &mut out, &mut effects, &mut batch).await?;
+                client.publish(&session, unix_ms(), rbuf.len() - start);
+                client.set_flags("b");
+                let mut wait = Blocked { shared, client, stream: &mut *stream, rbuf: &mut rbuf };
+                let reply = wait.wait(w, &argv, &mut session, &mut effects, &mut local, &mut rng).await;
+                client.set_flags("N");
+                match reply {
+                    Some(bytes) if session.reply_mode != ReplyMode::Off => out.buf.extend_from_slice(&bytes),
+                    Some(_) => {}
+                    None => return Ok(()),
+                }
+            }
             if session.close_after_reply {
                 close = true;
                 break;
@@ -361,7 +385,8 @@ async fn read_fence(
     cluster.applied_at_least(need).await
 }
 
-/// Executes a command on this node's dataset; returns the command to time, if it ran.
+/// Executes a command on this node's dataset; returns the command to time, if it ran, and
+/// the waiter if it blocked the client.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn run_here(
@@ -373,13 +398,104 @@ fn run_here(
     out: &mut ReplyWriter,
     effects: &mut Effects,
     local: &mut LocalStats,
-) -> Option<&'static Command> {
+) -> (Option<&'static Command>, Option<Arc<Waiter>>) {
     let mut env = Env { now_ms: now, rng: Rng::new(seed) };
     // In a cluster only applied entries change the dataset: reads hide expired keys without
     // removing them.
     let opts = ExecOptions { may_expire: shared.cluster().is_none(), ..ExecOptions::default() };
     let outcome = execute(&shared.ks, &**shared, session, &mut env, argv, out, effects, local, opts);
-    outcome.command.filter(|_| outcome.status != Status::Rejected)
+    (outcome.command.filter(|_| outcome.status != Status::Rejected), outcome.blocked)
+}
+
+/// A connection whose client is blocked (`BLPOP` and friends), waiting for its reply.
+struct Blocked<'a> {
+    shared: &'a Arc<Shared>,
+    client: &'a Arc<Client>,
+    stream: &'a mut TcpStream,
+    rbuf: &'a mut Vec<u8>,
+}
+
+/// Most input a blocked client may queue before the server stops reading from it.
+const BLOCKED_INPUT_LIMIT: usize = 64 << 20;
+
+impl Blocked<'_> {
+    /// Waits until the client is served, times out, is unblocked or goes away (`None`), and
+    /// returns its reply. Input that arrives meanwhile is kept for after (and a closed socket
+    /// ends the wait). The waiter is out of every queue when this returns.
+    async fn wait(
+        &mut self,
+        mut w: Arc<Waiter>,
+        argv: &[Vec<u8>],
+        session: &mut Session,
+        effects: &mut Effects,
+        local: &mut LocalStats,
+        rng: &mut Rng,
+    ) -> Option<Vec<u8>> {
+        let shared = self.shared;
+        // A client that runs its command again keeps its first deadline.
+        let deadline = w.deadline_ms;
+        let mut reading = true;
+        let reply = loop {
+            match w.take() {
+                Wake::Served(reply, pos) => {
+                    effects.logged_upto = effects.logged_upto.max(pos);
+                    break Some(reply);
+                }
+                Wake::TimedOut | Wake::Unblocked(false) => {
+                    let mut out = ReplyWriter::new(session.resp);
+                    out.null_array();
+                    break Some(out.buf);
+                }
+                Wake::Unblocked(true) => {
+                    let mut out = ReplyWriter::new(session.resp);
+                    out.error(commands::CmdError::Unblocked.to_string().as_bytes());
+                    break Some(out.buf);
+                }
+                Wake::Poked => {
+                    // A key it waits on holds a value the pushing command could not hand over:
+                    // run the command again (it keeps its place in the queues if it blocks).
+                    let args: SmallVec<[&[u8]; 8]> = argv.iter().map(|a| a.as_slice()).collect();
+                    let mut out = ReplyWriter::new(session.resp);
+                    let (_, again) =
+                        run_here(shared, session, &args, unix_ms(), rng.next_u64(), &mut out, effects, local);
+                    match again {
+                        Some(next) => {
+                            w = next;
+                            continue;
+                        }
+                        None => break Some(out.buf),
+                    }
+                }
+                Wake::Waiting => {}
+            }
+            let left = (deadline != 0 && !w.is_claimed()).then(|| (deadline - unix_ms()).max(0) as u64);
+            if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+                self.rbuf.reserve(16 * 1024);
+            }
+            tokio::select! {
+                _ = w.notify.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(left.unwrap_or(0))), if left.is_some() => {
+                    w.time_out();
+                }
+                r = self.stream.read_buf(self.rbuf), if reading => match r {
+                    Ok(0) | Err(_) => {
+                        w.cancel();
+                        break None;
+                    }
+                    Ok(n) => {
+                        shared.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        reading = self.rbuf.len() < BLOCKED_INPUT_LIMIT;
+                    }
+                },
+                _ = self.client.kill_notify.notified() => {
+                    w.cancel();
+                    break None;
+                }
+            }
+        };
+        shared.waiters.remove(&shared.ks, session.id);
+        reply
+    }
 }
 
 /// Closes the open command timing at `now`.

@@ -12,6 +12,10 @@ impl Host for Shared {
         &self.stats
     }
 
+    fn waiters(&self) -> &commands::blocking::Waiters {
+        &self.waiters
+    }
+
     fn requirepass(&self) -> Option<Vec<u8>> {
         self.config.requirepass.read().clone()
     }

@@ -63,9 +63,12 @@ pub fn render(s: &Shared, requested: &[String], _me: &Session) -> String {
     section("clients", &mut out, &|o| {
         let _ = write!(
             o,
-            "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\ntotal_blocking_keys:0\r\ntotal_blocking_keys_on_nokey:0\r\n",
+            "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:{}\r\ntotal_blocking_keys:{}\r\ntotal_blocking_keys_on_nokey:0\r\n",
             s.clients.len(),
-            s.config.maxclients.load(Ordering::Relaxed)
+            s.config.maxclients.load(Ordering::Relaxed),
+            s.waiters.blocked_clients(),
+            s.waiters.with_timeout(),
+            s.waiters.blocking_keys(),
         );
     });
     section("memory", &mut out, &|o| memory(o));

@@ -39,6 +39,8 @@ pub struct Shared {
     pub clients: Clients,
     /// Counters.
     pub stats: Stats,
+    /// Clients blocked by `BLPOP` and friends.
+    pub waiters: commands::blocking::Waiters,
     /// Client pause state.
     pub pause: pause::Pause,
     /// Start time, Unix ms.
@@ -84,6 +86,7 @@ impl Shared {
             config,
             clients: Clients::default(),
             stats: Stats::default(),
+            waiters: Default::default(),
             pause: pause::Pause::default(),
             start_ms: connection::unix_ms(),
             run_id,

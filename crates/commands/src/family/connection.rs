@@ -25,6 +25,7 @@ pub const BINDINGS: &[Binding] = &[
     bind("client|kill", client_kill, LockMode::None),
     bind("client|pause", client_pause, LockMode::None),
     bind("client|unpause", client_unpause, LockMode::None),
+    bind("client|unblock", client_unblock, LockMode::None),
     bind("client|reply", client_reply, LockMode::None),
     bind("client|no-evict", client_no_evict, LockMode::None),
     bind("client|no-touch", client_no_touch, LockMode::None),
@@ -323,6 +324,23 @@ fn client_pause(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 fn client_unpause(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     ctx.host.client_unpause();
     ctx.out.ok();
+    Ok(())
+}
+
+/// `CLIENT UNBLOCK client-id [TIMEOUT|ERROR]`: 1 if that client was blocked and now is not.
+fn client_unblock(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    if argv.len() > 4 {
+        return Err(CmdError::SubcommandSyntax { sub: argv[1].to_vec(), cmd: "CLIENT".into() });
+    }
+    let id = args::int(argv[2])?;
+    let error = match argv.get(3) {
+        None => false,
+        Some(a) if is(a, "TIMEOUT") => false,
+        Some(a) if is(a, "ERROR") => true,
+        Some(_) => return Err(CmdError::err("CLIENT UNBLOCK reason should be TIMEOUT or ERROR")),
+    };
+    let done = u64::try_from(id).ok().and_then(|id| ctx.host.waiters().get(id)).is_some_and(|w| w.unblock(error));
+    ctx.out.int(done as i64);
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! listpack, and after removals leave a quicklist small (see `engine::list`).
 
 use crate::args::{self, is};
+use crate::blocking::BlockKind;
 use crate::ctx::Ctx;
 use crate::errors::{CmdError, CmdResult};
 use crate::table::{bind, Binding, LockMode::Keys};
@@ -32,6 +33,11 @@ pub const BINDINGS: &[Binding] = &[
     bind("lmove", lmove, Keys),
     bind("rpoplpush", rpoplpush, Keys),
     bind("lmpop", lmpop, Keys),
+    bind("blpop", blpop, Keys),
+    bind("brpop", brpop, Keys),
+    bind("blmove", blmove, Keys),
+    bind("brpoplpush", brpoplpush, Keys),
+    bind("blmpop", blmpop, Keys),
 ];
 
 /// Writes one element as a bulk reply.
@@ -453,6 +459,110 @@ fn lmove(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         None => ctx.out.null(),
     }
     Ok(())
+}
+
+/// A blocking command's timeout argument: the absolute deadline (0 = never).
+fn timeout_arg(ctx: &Ctx, arg: &[u8]) -> Result<i64, CmdError> {
+    engine::num::timeout_deadline_ms(arg, ctx.now_ms()).map_err(CmdError::Timeout)
+}
+
+/// Pops one element for `BLPOP`/`BRPOP` (run or served), replying `[key, element]`; logged as
+/// `LPOP`/`RPOP`.
+fn pop_one_reply(ctx: &mut Ctx, key: &[u8], end: End) -> CmdResult {
+    let list = ctx.store.get_list_for_write(key)?.expect("the caller found the list");
+    let v = list.pop(end).expect("stored lists are not empty");
+    ctx.out.array(2);
+    ctx.out.bulk(key);
+    ctx.out.bulk(&v);
+    ctx.store.dirty += 1;
+    after_removal(ctx, key);
+    let cmd: &[u8] = if end == End::Head { b"LPOP" } else { b"RPOP" };
+    ctx.propagate_as(|| vec![cmd.to_vec(), key.to_vec()]);
+    Ok(())
+}
+
+/// `BLPOP`/`BRPOP key [key ...] timeout`: the first non-empty list answers; else block.
+fn blocking_pop(ctx: &mut Ctx, argv: &[&[u8]], end: End) -> CmdResult {
+    let deadline = timeout_arg(ctx, argv[argv.len() - 1])?;
+    let keys = &argv[1..argv.len() - 1];
+    for &key in keys {
+        if ctx.store.get_list_for_write(key)?.is_some() {
+            return pop_one_reply(ctx, key, end);
+        }
+    }
+    ctx.block(keys, BlockKind::Pop(end), deadline);
+    Ok(())
+}
+
+/// `BLPOP key [key ...] timeout`
+fn blpop(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    blocking_pop(ctx, argv, End::Head)
+}
+
+/// `BRPOP key [key ...] timeout`
+fn brpop(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    blocking_pop(ctx, argv, End::Tail)
+}
+
+/// `BLMOVE`/`BRPOPLPUSH` once the source list has an element: `LMOVE`, logged as itself.
+fn move_reply(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End, rpoplpush: bool) -> CmdResult {
+    match move_one(ctx, src, dst, from, to)? {
+        Some(v) => ctx.out.bulk(&v),
+        None => ctx.out.null(),
+    }
+    ctx.propagate_as(|| {
+        if rpoplpush {
+            vec![b"RPOPLPUSH".to_vec(), src.to_vec(), dst.to_vec()]
+        } else {
+            let name = |e: End| if e == End::Head { b"LEFT".to_vec() } else { b"RIGHT".to_vec() };
+            vec![b"LMOVE".to_vec(), src.to_vec(), dst.to_vec(), name(from), name(to)]
+        }
+    });
+    Ok(())
+}
+
+/// `BLMOVE`/`BRPOPLPUSH` after their own arguments are parsed.
+fn blocking_move(ctx: &mut Ctx, argv: &[&[u8]], from: End, to: End, timeout: &[u8], rpoplpush: bool) -> CmdResult {
+    let deadline = timeout_arg(ctx, timeout)?;
+    let (src, dst) = (argv[1], argv[2]);
+    if ctx.store.get_list_for_write(src)?.is_some() {
+        return move_reply(ctx, src, dst, from, to, rpoplpush);
+    }
+    ctx.block(&[src], BlockKind::Move { dst: dst.to_vec(), from, to, rpoplpush }, deadline);
+    Ok(())
+}
+
+/// `BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout`
+fn blmove(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let from = end_arg(argv[3])?;
+    let to = end_arg(argv[4])?;
+    blocking_move(ctx, argv, from, to, argv[5], false)
+}
+
+/// `BRPOPLPUSH source destination timeout`
+fn brpoplpush(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    blocking_move(ctx, argv, End::Tail, End::Head, argv[3], true)
+}
+
+/// `BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]`
+fn blmpop(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let a = parse_mpop(argv, 2)?;
+    let deadline = timeout_arg(ctx, argv[1])?;
+    if !mpop_reply(ctx, a.keys, a.end, a.count)? {
+        ctx.block(a.keys, BlockKind::Mpop { end: a.end, count: a.count }, deadline);
+    }
+    Ok(())
+}
+
+/// Serves a client blocked on `key`, which now holds a list: its pop runs in `ctx` (its
+/// database and protocol) and replies there, as the command would have had the list been
+/// there when it ran.
+pub(crate) fn serve_blocked(ctx: &mut Ctx, key: &[u8], kind: &BlockKind) -> CmdResult {
+    match kind {
+        BlockKind::Pop(end) => pop_one_reply(ctx, key, *end),
+        BlockKind::Mpop { end, count } => mpop_reply(ctx, &[key], *end, *count).map(|_| ()),
+        BlockKind::Move { dst, from, to, rpoplpush } => move_reply(ctx, key, dst, *from, *to, *rpoplpush),
+    }
 }
 
 /// `RPOPLPUSH source destination`
