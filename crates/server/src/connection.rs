@@ -6,12 +6,13 @@
 use crate::aof::Fsync;
 use crate::clients::{Client, Snapshot};
 use crate::Shared;
-use commands::blocking::{Waiter, Wake};
+use commands::blocking::{BlockKind, Waiter, Wake};
 use commands::exec::{execute, ExecOptions, Status};
 use commands::session::{ReadConsistency, ReplyMode};
 use commands::stats::LocalStats;
 use commands::table::Command;
 use commands::{Effects, Session};
+use engine::list::End;
 use engine::{Env, Rng};
 use protocol::{Limits, ReplyWriter, RequestParser, Resp};
 use smallvec::SmallVec;
@@ -163,6 +164,8 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             let mark = out.len();
             // Set when the command blocked the client: its waiter and arguments.
             let mut blocked: Option<(Arc<Waiter>, Vec<Vec<u8>>)> = None;
+            // A blocking command in a cluster, run once the input buffer is free.
+            let mut cluster_block: Option<(&Arc<cluster::Cluster>, cluster::Command)> = None;
             match route {
                 Route::Log(cmd) => {
                     // A write in a cluster: through the log, replying with what applying it
@@ -173,6 +176,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                         batch.flush(shared, &mut out).await;
                     }
                 }
+                Route::Block(cluster, cmd) => cluster_block = Some((cluster, cmd)),
                 Route::Read(cluster) => {
                     let level = session.read_consistency.unwrap_or_else(|| shared.config.read_consistency());
                     match read_fence(cluster, level, &mut read_index, batch.written).await {
@@ -211,6 +215,21 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             start += consumed;
             // The arguments borrow the input buffer, which a blocked wait reads more into.
             drop(argv);
+            if let Some((cluster, cmd)) = cluster_block {
+                settle(&mut local, &mut timing, Instant::now());
+                local.flush(stats);
+                write_out(shared, stream, &mut out, &mut effects, &mut batch).await?;
+                client.publish(&session, unix_ms(), rbuf.len() - start);
+                client.set_flags("b");
+                let mut wait = Blocked { shared, client, stream: &mut *stream, rbuf: &mut rbuf };
+                let reply = wait.in_cluster(cluster, cmd, &session, &mut batch.written, &mut rng).await;
+                client.set_flags("N");
+                match reply {
+                    Some(bytes) if session.reply_mode != ReplyMode::Off => out.buf.extend_from_slice(&bytes),
+                    Some(_) => {}
+                    None => return Ok(()),
+                }
+            }
             if let Some((w, argv)) = blocked {
                 // Earlier replies go out first; the rest of the input waits, as in Redis.
                 settle(&mut local, &mut timing, Instant::now());
@@ -268,6 +287,9 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
 enum Route<'a> {
     /// A write: through the log, applied on every node.
     Log(cluster::Command),
+    /// A blocking command (`BLPOP` ...): through the log, again each time a key it waits on
+    /// receives a value on this node, until it gets one (see [`Blocked::in_cluster`]).
+    Block(&'a Arc<cluster::Cluster>, cluster::Command),
     /// A read: here, once this node is as up to date as the read's consistency asks.
     Read(&'a Arc<cluster::Cluster>),
     /// Anything else (and everything outside a cluster): here, now.
@@ -288,6 +310,12 @@ fn route<'a>(
     let Ok(cmd) = commands::exec::resolve(argv) else { return Route::Here };
     if !session.authenticated {
         return Route::Here;
+    }
+    if cmd.spec.flags.has(Flags::BLOCKING) && cmd.spec.flags.has(Flags::WRITE) {
+        return Route::Block(
+            cluster,
+            cluster::Command { argv: argv.iter().map(|a| a.to_vec()).collect(), now_ms, seed },
+        );
     }
     if cmd.spec.flags.has(Flags::WRITE) {
         return Route::Log(cluster::Command { argv: argv.iter().map(|a| a.to_vec()).collect(), now_ms, seed });
@@ -468,28 +496,120 @@ impl Blocked<'_> {
                 }
                 Wake::Waiting => {}
             }
-            let left = (deadline != 0 && !w.is_claimed()).then(|| (deadline - unix_ms()).max(0) as u64);
-            if self.rbuf.capacity() - self.rbuf.len() < 4096 {
-                self.rbuf.reserve(16 * 1024);
+            if !self.pause(&w, deadline, &mut reading).await {
+                break None;
             }
-            tokio::select! {
-                _ = w.notify.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(left.unwrap_or(0))), if left.is_some() => {
-                    w.time_out();
-                }
-                r = self.stream.read_buf(self.rbuf), if reading => match r {
-                    Ok(0) | Err(_) => {
-                        w.cancel();
-                        break None;
-                    }
-                    Ok(n) => {
-                        shared.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                        reading = self.rbuf.len() < BLOCKED_INPUT_LIMIT;
-                    }
-                },
-                _ = self.client.kill_notify.notified() => {
+        };
+        shared.waiters.remove(&shared.ks, session.id);
+        reply
+    }
+
+    /// Waits for something to happen to `w`: a notification, its deadline (which times it
+    /// out unless a pop has claimed it), input (kept for later), or the client going away
+    /// (false, the wait cancelled).
+    async fn pause(&mut self, w: &Waiter, deadline: i64, reading: &mut bool) -> bool {
+        let left = (deadline != 0 && !w.is_claimed()).then(|| (deadline - unix_ms()).max(0) as u64);
+        if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+            self.rbuf.reserve(16 * 1024);
+        }
+        tokio::select! {
+            _ = w.notify.notified() => true,
+            _ = tokio::time::sleep(Duration::from_millis(left.unwrap_or(0))), if left.is_some() => {
+                w.time_out();
+                true
+            }
+            r = self.stream.read_buf(self.rbuf), if *reading => match r {
+                Ok(0) | Err(_) => {
                     w.cancel();
-                    break None;
+                    false
+                }
+                Ok(n) => {
+                    self.shared.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    *reading = self.rbuf.len() < BLOCKED_INPUT_LIMIT;
+                    true
+                }
+            },
+            _ = self.client.kill_notify.notified() => {
+                w.cancel();
+                false
+            }
+        }
+    }
+
+    /// A blocking command in a cluster. A node may not pop on its own, so the command goes
+    /// through the log, where every node applies it without blocking; if it found nothing,
+    /// the client waits here, registered on its keys so that an entry applied on this node
+    /// that fills one pokes it, and proposes the command again — until it gets a value, times
+    /// out, is unblocked or goes away. Waiters on different nodes race through the log;
+    /// waiters on one node propose in the order they were poked.
+    async fn in_cluster(
+        &mut self,
+        cluster: &Arc<cluster::Cluster>,
+        cmd: cluster::Command,
+        session: &Session,
+        written: &mut u64,
+        rng: &mut Rng,
+    ) -> Option<Vec<u8>> {
+        let shared = self.shared;
+        let argv: SmallVec<[&[u8]; 8]> = cmd.argv.iter().map(|a| a.as_slice()).collect();
+        let Ok(spec) = commands::exec::resolve(&argv) else { return None };
+        let keys: Vec<&[u8]> = match commands::keys::key_positions(&spec.spec, &argv) {
+            Ok(pos) => pos.iter().map(|(i, _)| argv[*i]).collect(),
+            Err(_) => Vec::new(),
+        };
+        // BLMPOP has its timeout first, the others last. A bad one fails the first proposal.
+        let timeout_arg = if spec.spec.name == "blmpop" { argv[1] } else { argv[argv.len() - 1] };
+        let deadline = engine::num::timeout_deadline_ms(timeout_arg, unix_ms()).unwrap_or(0);
+        let moves = matches!(spec.spec.name.as_str(), "blmove" | "brpoplpush");
+        let kind = if moves {
+            BlockKind::Move { dst: Vec::new(), from: End::Head, to: End::Head, rpoplpush: false }
+        } else {
+            BlockKind::Pop(End::Head)
+        };
+        // What the command answers when applied with nothing to take.
+        let mut empty = ReplyWriter::new(session.resp);
+        kind.reply_unblocked_empty(&mut empty);
+        let w = Arc::new(Waiter::new(session.id, session.db, session.resp, &keys, kind, deadline, true));
+        shared.waiters.add(&shared.ks, &w);
+        let resp = if session.resp == Resp::V3 { 3 } else { 2 };
+        let mut reading = true;
+        let reply = 'outer: loop {
+            let req = cluster::Request {
+                db: session.db as u32,
+                resp,
+                commands: vec![cluster::Command { argv: cmd.argv.clone(), now_ms: unix_ms(), seed: rng.next_u64() }],
+            };
+            match cluster.write(req).await {
+                Ok((replies, index)) => {
+                    *written = (*written).max(index);
+                    match replies.into_iter().next() {
+                        Some(r) if r != empty.buf => break Some(r),
+                        _ => {}
+                    }
+                }
+                Err(e) => {
+                    let mut out = ReplyWriter::new(session.resp);
+                    out.error(e.reply_text().as_bytes());
+                    break Some(out.buf);
+                }
+            }
+            loop {
+                match w.take() {
+                    Wake::Poked => continue 'outer,
+                    Wake::TimedOut | Wake::Unblocked(false) => {
+                        let mut out = ReplyWriter::new(session.resp);
+                        out.null_array();
+                        break 'outer Some(out.buf);
+                    }
+                    Wake::Unblocked(true) => {
+                        let mut out = ReplyWriter::new(session.resp);
+                        out.error(commands::CmdError::Unblocked.to_string().as_bytes());
+                        break 'outer Some(out.buf);
+                    }
+                    Wake::Served(..) | Wake::Waiting => {}
+                }
+                if !self.pause(&w, deadline, &mut reading).await {
+                    break 'outer None;
                 }
             }
         };

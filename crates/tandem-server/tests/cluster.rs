@@ -1052,3 +1052,103 @@ fn leadership_moves_on_request_without_failing_a_write_or_a_read() {
         );
     });
 }
+
+fn blocked_clients(n: &Node) -> usize {
+    n.info_section("clients")
+        .lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:").map(|v| v.trim().parse().unwrap()))
+        .unwrap()
+}
+
+fn pair_reply(key: &str, v: &str) -> Frame {
+    Frame::Array(vec![bulk(key), bulk(v)])
+}
+
+#[test]
+fn blocked_pops_wake_on_pushes_through_any_node_and_take_each_element_once() {
+    in_netns("blocked_pops_wake_on_pushes_through_any_node_and_take_each_element_once", || {
+        let nodes = start_cluster(3, 3);
+        agreed_leader(&nodes);
+        // A waiter on one node, the push on another: every node applies the pop.
+        let mut w = nodes[0].client();
+        w.write_command(&["BLPOP", "q", "0"]).unwrap();
+        wait_until("the BLPOP to block", Duration::from_secs(10), || blocked_clients(&nodes[0]) == 1);
+        assert_eq!(nodes[2].client().send(&["RPUSH", "q", "a", "b"]), Frame::Integer(2));
+        assert_eq!(w.read_frame(), pair_reply("q", "a"));
+        for n in &nodes {
+            assert_eq!(n.client().send(&["LRANGE", "q", "0", "-1"]), Frame::Array(vec![bulk("b")]), "node {}", n.port);
+        }
+        // BLMOVE on a follower or the leader alike; the move is one entry.
+        let mut m = nodes[1].client();
+        m.write_command(&["BLMOVE", "src", "dst", "LEFT", "RIGHT", "0"]).unwrap();
+        wait_until("the BLMOVE to block", Duration::from_secs(10), || blocked_clients(&nodes[1]) == 1);
+        nodes[0].client().send(&["RPUSH", "src", "x"]);
+        assert_eq!(m.read_frame(), bulk("x"));
+        for n in &nodes {
+            let mut c = n.client();
+            assert_eq!(c.send(&["EXISTS", "src"]), Frame::Integer(0));
+            assert_eq!(c.send(&["LRANGE", "dst", "0", "-1"]), Frame::Array(vec![bulk("x")]));
+        }
+        // Timeouts and CLIENT UNBLOCK end a wait with a null, as on one server.
+        let mut t = nodes[2].client();
+        let started = Instant::now();
+        assert_eq!(t.send(&["BRPOP", "none", "0.3"]), Frame::NullArray);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        let id = match t.send(&["CLIENT", "ID"]) {
+            Frame::Integer(id) => id.to_string(),
+            f => panic!("{f:?}"),
+        };
+        t.write_command(&["BLPOP", "none", "0"]).unwrap();
+        wait_until("the BLPOP to block", Duration::from_secs(10), || blocked_clients(&nodes[2]) == 1);
+        assert_eq!(nodes[2].client().send(&["CLIENT", "UNBLOCK", &id]), Frame::Integer(1));
+        assert_eq!(t.read_frame(), Frame::NullArray);
+        // Consumers on every node and producers on every node: each token comes out once.
+        const TOKENS: usize = 300;
+        let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let consumers: Vec<_> = (0..6)
+            .map(|i| {
+                let port = ports[i % 3];
+                let done = done.clone();
+                std::thread::spawn(move || {
+                    let mut c = RawClient::connect(("127.0.0.1", port)).unwrap();
+                    c.set_timeout(Duration::from_secs(20));
+                    let mut got = Vec::new();
+                    loop {
+                        match c.send(&["BLPOP", "jobs", "0.2"]) {
+                            Frame::Array(kv) => got.push(kv[1].clone()),
+                            Frame::NullArray if done.load(std::sync::atomic::Ordering::Relaxed) => return got,
+                            Frame::NullArray => {}
+                            f => panic!("{f:?}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        for (i, port) in ports.iter().enumerate() {
+            let mut c = RawClient::connect(("127.0.0.1", *port)).unwrap();
+            c.set_timeout(Duration::from_secs(20));
+            for j in (i..TOKENS).step_by(3) {
+                let reply = c.send(&["RPUSH", "jobs", &j.to_string()]);
+                assert!(matches!(reply, Frame::Integer(_)), "{reply:?}");
+            }
+        }
+        wait_until("every job to be taken", Duration::from_secs(30), || {
+            nodes[0].client().send(&["LLEN", "jobs"]) == Frame::Integer(0)
+        });
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all: Vec<String> = consumers
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .map(|f| match f {
+                Frame::Bulk(b) => String::from_utf8(b).unwrap(),
+                f => panic!("{f:?}"),
+            })
+            .collect();
+        assert_eq!(all.len(), TOKENS);
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), TOKENS, "a job was taken twice");
+    });
+}
