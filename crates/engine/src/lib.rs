@@ -21,6 +21,7 @@ pub mod limits;
 pub mod list;
 pub mod listpack;
 pub mod num;
+pub mod ostree;
 pub mod rdb;
 pub mod set;
 pub mod small;
