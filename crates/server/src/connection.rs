@@ -162,10 +162,8 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             }
             // Where this command's reply starts (`CLIENT REPLY` may drop it).
             let mark = out.len();
-            // Set when the command blocked the client: its waiter and arguments.
-            let mut blocked: Option<(Arc<Waiter>, Vec<Vec<u8>>)> = None;
-            // A blocking command in a cluster, run once the input buffer is free.
-            let mut cluster_block: Option<(&Arc<cluster::Cluster>, cluster::Command)> = None;
+            // Set when the command blocked the client (waited on once the input buffer is free).
+            let mut block: Option<BlockOn> = None;
             match route {
                 Route::Log(cmd) => {
                     // A write in a cluster: through the log, replying with what applying it
@@ -176,7 +174,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                         batch.flush(shared, &mut out).await;
                     }
                 }
-                Route::Block(cluster, cmd) => cluster_block = Some((cluster, cmd)),
+                Route::Block(cluster, cmd) => block = Some(BlockOn::Cluster(cluster, cmd)),
                 Route::Read(cluster) => {
                     let level = session.read_consistency.unwrap_or_else(|| shared.config.read_consistency());
                     match read_fence(cluster, level, &mut read_index, batch.written).await {
@@ -200,7 +198,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                         timing = Some((cmd, t0));
                     }
                     if let Some(w) = waiter {
-                        blocked = Some((w, argv.iter().map(|a| a.to_vec()).collect()));
+                        block = Some(BlockOn::Here(w, argv.iter().map(|a| a.to_vec()).collect()));
                     }
                 }
             }
@@ -215,22 +213,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             start += consumed;
             // The arguments borrow the input buffer, which a blocked wait reads more into.
             drop(argv);
-            if let Some((cluster, cmd)) = cluster_block {
-                settle(&mut local, &mut timing, Instant::now());
-                local.flush(stats);
-                write_out(shared, stream, &mut out, &mut effects, &mut batch).await?;
-                client.publish(&session, unix_ms(), rbuf.len() - start);
-                client.set_flags("b");
-                let mut wait = Blocked { shared, client, stream: &mut *stream, rbuf: &mut rbuf };
-                let reply = wait.in_cluster(cluster, cmd, &session, &mut batch.written, &mut rng).await;
-                client.set_flags("N");
-                match reply {
-                    Some(bytes) if session.reply_mode != ReplyMode::Off => out.buf.extend_from_slice(&bytes),
-                    Some(_) => {}
-                    None => return Ok(()),
-                }
-            }
-            if let Some((w, argv)) = blocked {
+            if let Some(on) = block {
                 // Earlier replies go out first; the rest of the input waits, as in Redis.
                 settle(&mut local, &mut timing, Instant::now());
                 local.flush(stats);
@@ -238,7 +221,14 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                 client.publish(&session, unix_ms(), rbuf.len() - start);
                 client.set_flags("b");
                 let mut wait = Blocked { shared, client, stream: &mut *stream, rbuf: &mut rbuf };
-                let reply = wait.wait(w, &argv, &mut session, &mut effects, &mut local, &mut rng).await;
+                let reply = match on {
+                    BlockOn::Here(w, argv) => {
+                        wait.wait(w, &argv, &mut session, &mut effects, &mut local, &mut rng).await
+                    }
+                    BlockOn::Cluster(cluster, cmd) => {
+                        wait.in_cluster(cluster, cmd, &session, &mut batch.written, &mut rng).await
+                    }
+                };
                 client.set_flags("N");
                 match reply {
                     Some(bytes) if session.reply_mode != ReplyMode::Off => out.buf.extend_from_slice(&bytes),
@@ -433,6 +423,14 @@ fn run_here(
     let opts = ExecOptions { may_expire: shared.cluster().is_none(), ..ExecOptions::default() };
     let outcome = execute(&shared.ks, &**shared, session, &mut env, argv, out, effects, local, opts);
     (outcome.command.filter(|_| outcome.status != Status::Rejected), outcome.blocked)
+}
+
+/// What a blocked client waits on.
+enum BlockOn<'a> {
+    /// Its waiter on this server, and its command's arguments (to run again if poked).
+    Here(Arc<Waiter>, Vec<Vec<u8>>),
+    /// A blocking command in a cluster (see [`Blocked::in_cluster`]).
+    Cluster(&'a Arc<cluster::Cluster>, cluster::Command),
 }
 
 /// A connection whose client is blocked (`BLPOP` and friends), waiting for its reply.
