@@ -238,6 +238,14 @@ impl Waiters {
         self.map.lock().get(&id).cloned()
     }
 
+    /// Pokes every waiter: the dataset was replaced wholesale (a cluster node installing a
+    /// snapshot), so any key may hold a list now.
+    pub fn poke_all(&self) {
+        for w in self.map.lock().values() {
+            w.poke();
+        }
+    }
+
     /// Number of blocked clients (`blocked_clients`).
     pub fn blocked_clients(&self) -> usize {
         self.map.lock().len()

@@ -74,6 +74,10 @@ impl Machine for Applier {
         }
         let mut shards: Vec<&mut engine::Shard> = guards.iter_mut().map(|g| &mut **g).collect();
         persistence::load::load_replica_image(&shared.ks, &mut shards, image, crate::connection::unix_ms())?;
+        drop(shards);
+        drop(guards);
+        // Lists may have arrived under waited keys without a command storing them.
+        shared.waiters.poke_all();
         Ok(())
     }
 
