@@ -224,10 +224,17 @@ impl<'a> Store<'a> {
     /// kept as absent, which the capture treats like not kept at all).
     #[inline]
     fn db_to_change(&mut self, db: usize, key: &[u8]) -> (&mut Db, u64) {
+        let (shard, h) = self.shard_to_change(db, key);
+        (&mut shard.dbs[db], h)
+    }
+
+    /// [`Store::db_to_change`], giving the whole shard (its blocked clients too).
+    #[inline]
+    fn shard_to_change(&mut self, db: usize, key: &[u8]) -> (&mut Shard, u64) {
         let h = self.ks.hash(key);
         let shard = self.locks.shard_deferred(self.ks.shard_of(h));
         shard.before_write(db, h, key);
-        (&mut shard.dbs[db], h)
+        (shard, h)
     }
 
     /// Removes `key` of database `db` if its time has run out; true if it is (logically) gone.
@@ -379,18 +386,15 @@ impl<'a> Store<'a> {
     pub fn set_in(&mut self, db: usize, key: &[u8], value: Value, keep_ttl: bool) -> bool {
         let lru = lru_clock(self.now_ms);
         self.dirty += 1;
-        if matches!(value, Value::List(_)) {
-            let shard = self.locks.shard_ref(self.ks.shard_of(self.ks.hash(key)));
-            if !shard.blocked.is_empty() && shard.blocked.has(db, key) {
-                self.ready.push((db, key.to_vec()));
-            }
+        let (shard, h) = self.shard_to_change(db, key);
+        // A list arriving under a key clients wait on: they are served after this command.
+        let waited = !shard.blocked.is_empty() && matches!(value, Value::List(_)) && shard.blocked.has(db, key);
+        let d = &mut shard.dbs[db];
+        let new = if keep_ttl { d.set_keep_ttl(h, key, value, lru) } else { d.set(h, key, value, lru) };
+        if waited {
+            self.ready.push((db, key.to_vec()));
         }
-        let (d, h) = self.db_to_change(db, key);
-        if keep_ttl {
-            d.set_keep_ttl(h, key, value, lru)
-        } else {
-            d.set(h, key, value, lru)
-        }
+        new
     }
 
     /// Stores a value in the selected database (see [`Store::set_in`]).

@@ -6,10 +6,14 @@
 
 use std::collections::{HashMap, VecDeque};
 
-/// Clients blocked on keys of one shard.
+/// The queues of one key: per database, the ids of the clients waiting, first come first.
+type Queues = Vec<(usize, VecDeque<u64>)>;
+
+/// Clients blocked on keys of one shard: per key, per database, the queue of client ids.
+/// Keyed by the key bytes alone so lookups borrow the caller's key instead of copying it.
 #[derive(Default, Debug)]
 pub struct BlockedKeys {
-    map: HashMap<(usize, Box<[u8]>), VecDeque<u64>>,
+    map: HashMap<Box<[u8]>, Queues>,
 }
 
 impl BlockedKeys {
@@ -19,14 +23,29 @@ impl BlockedKeys {
         self.map.is_empty()
     }
 
+    fn queue(&self, db: usize, key: &[u8]) -> Option<&VecDeque<u64>> {
+        self.map.get(key)?.iter().find(|(d, _)| *d == db).map(|(_, q)| q)
+    }
+
     /// True if some client waits on `key` of database `db`.
     pub fn has(&self, db: usize, key: &[u8]) -> bool {
-        !self.map.is_empty() && self.map.contains_key(&(db, Box::from(key)))
+        self.queue(db, key).is_some()
     }
 
     /// Adds `client` at the back of `key`'s queue (once). True if the key had no waiter before.
     pub fn add(&mut self, db: usize, key: &[u8], client: u64) -> bool {
-        let queue = self.map.entry((db, Box::from(key))).or_default();
+        if !self.map.contains_key(key) {
+            self.map.insert(Box::from(key), Vec::new());
+        }
+        let dbs = self.map.get_mut(key).expect("just ensured");
+        let at = match dbs.iter().position(|(d, _)| *d == db) {
+            Some(at) => at,
+            None => {
+                dbs.push((db, VecDeque::new()));
+                dbs.len() - 1
+            }
+        };
+        let queue = &mut dbs[at].1;
         if !queue.contains(&client) {
             queue.push_back(client);
         }
@@ -36,28 +55,29 @@ impl BlockedKeys {
     /// Removes `client` from `key`'s queue. True if the key has no waiter left (and was
     /// waited on before).
     pub fn remove(&mut self, db: usize, key: &[u8], client: u64) -> bool {
-        let k = (db, Box::from(key));
-        let Some(queue) = self.map.get_mut(&k) else { return false };
+        let Some(dbs) = self.map.get_mut(key) else { return false };
+        let Some(at) = dbs.iter().position(|(d, _)| *d == db) else { return false };
+        let queue = &mut dbs[at].1;
         queue.retain(|c| *c != client);
-        if queue.is_empty() {
-            self.map.remove(&k);
-            return true;
+        if !queue.is_empty() {
+            return false;
         }
-        false
+        dbs.swap_remove(at);
+        if dbs.is_empty() {
+            self.map.remove(key);
+        }
+        true
     }
 
     /// The clients waiting on `key`, first come first.
     pub fn waiters(&self, db: usize, key: &[u8]) -> Vec<u64> {
-        if self.map.is_empty() {
-            return Vec::new();
-        }
-        self.map.get(&(db, Box::from(key))).map(|q| q.iter().copied().collect()).unwrap_or_default()
+        self.queue(db, key).map(|q| q.iter().copied().collect()).unwrap_or_default()
     }
 
     /// Every key of database `db` someone waits on (for `SWAPDB`, which makes them ready if
     /// the swapped-in database holds them).
     pub fn keys_of(&self, db: usize) -> Vec<Box<[u8]>> {
-        self.map.keys().filter(|(d, _)| *d == db).map(|(_, k)| k.clone()).collect()
+        self.map.iter().filter(|(_, dbs)| dbs.iter().any(|(d, _)| *d == db)).map(|(k, _)| k.clone()).collect()
     }
 }
 

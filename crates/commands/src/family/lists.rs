@@ -104,32 +104,31 @@ fn push(ctx: &mut Ctx, key: &[u8], elems: &[&[u8]], end: End, only_existing: boo
     Ok(len)
 }
 
-/// `LPUSH key element [element ...]`
-fn lpush(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let n = push(ctx, argv[1], &argv[2..], End::Head, false)?;
+/// The push commands: `key element [element ...]`, replying the new length.
+fn push_reply(ctx: &mut Ctx, argv: &[&[u8]], end: End, only_existing: bool) -> CmdResult {
+    let n = push(ctx, argv[1], &argv[2..], end, only_existing)?;
     ctx.out.int(n as i64);
     Ok(())
+}
+
+/// `LPUSH key element [element ...]`
+fn lpush(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    push_reply(ctx, argv, End::Head, false)
 }
 
 /// `RPUSH key element [element ...]`
 fn rpush(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let n = push(ctx, argv[1], &argv[2..], End::Tail, false)?;
-    ctx.out.int(n as i64);
-    Ok(())
+    push_reply(ctx, argv, End::Tail, false)
 }
 
 /// `LPUSHX key element [element ...]`
 fn lpushx(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let n = push(ctx, argv[1], &argv[2..], End::Head, true)?;
-    ctx.out.int(n as i64);
-    Ok(())
+    push_reply(ctx, argv, End::Head, true)
 }
 
 /// `RPUSHX key element [element ...]`
 fn rpushx(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let n = push(ctx, argv[1], &argv[2..], End::Tail, true)?;
-    ctx.out.int(n as i64);
-    Ok(())
+    push_reply(ctx, argv, End::Tail, true)
 }
 
 /// `LINSERT key BEFORE|AFTER pivot element`: the new length, -1 without the pivot, 0 without
