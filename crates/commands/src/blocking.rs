@@ -1,4 +1,5 @@
-//! Blocking commands (`BLPOP`, `BRPOP`, `BRPOPLPUSH`, `BLMOVE`, `BLMPOP`): who waits for what,
+//! Blocking commands (`BLPOP`, `BRPOP`, `BRPOPLPUSH`, `BLMOVE`, `BLMPOP`, `BZPOPMIN`,
+//! `BZPOPMAX`, `BZMPOP`): who waits for what,
 //! and serving them when a key they wait on receives a value.
 //!
 //! A blocked client is a [`Waiter`] in the server-wide [`Waiters`] registry, and its id sits in
@@ -49,9 +50,35 @@ pub enum BlockKind {
         /// Logged as `RPOPLPUSH` (else `LMOVE`).
         rpoplpush: bool,
     },
+    /// `BZPOPMIN` / `BZPOPMAX` (no count) and `BZMPOP` (a count): the lowest or highest
+    /// scores.
+    ZPop {
+        /// Highest scores (`MAX`).
+        max: bool,
+        /// `BZMPOP`'s count.
+        count: Option<usize>,
+    },
 }
 
 impl BlockKind {
+    /// The type of value that serves this command: a sorted set for the `BZ` pops, else a
+    /// list. A key that receives the other type leaves the client waiting.
+    pub fn wants(&self) -> engine::ValueType {
+        match self {
+            BlockKind::ZPop { .. } => engine::ValueType::ZSet,
+            _ => engine::ValueType::List,
+        }
+    }
+
+    /// Runs the command for a waiter now that `key` holds the value it wants, replying in
+    /// `ctx` as the command would have had the value been there when it ran.
+    fn serve(&self, ctx: &mut Ctx, key: &[u8]) -> crate::errors::CmdResult {
+        match self {
+            BlockKind::ZPop { max, count } => crate::family::zsets::serve_blocked(ctx, key, *max, *count),
+            _ => crate::family::lists::serve_blocked(ctx, key, self),
+        }
+    }
+
     /// The reply of this command when it cannot block (inside `MULTI`, in a script, applied
     /// from a log) and nothing was there: a null bulk for the moves, a null array otherwise.
     pub fn reply_unblocked_empty(&self, out: &mut protocol::ReplyWriter) {
@@ -315,11 +342,15 @@ pub(crate) fn serve_ready(ctx: &mut Ctx) -> Vec<Served> {
         let ks = ctx.store.ks;
         let shard = ks.shard_of(ks.hash(&key));
         for id in ctx.store.locks.shard_ref(shard).blocked.waiters(db, &key) {
-            if !ctx.store.peek_in(db, &key).is_some_and(|v| matches!(v, engine::Value::List(_))) {
-                // Emptied (and deleted) by the waiters before, or replaced: the rest wait on.
+            let Some(have) = ctx.store.peek_in(db, &key).map(|v| v.value_type()) else {
+                // Emptied (and deleted) by the waiters before: the rest wait on.
                 break;
-            }
+            };
             let Some(w) = waiters.get(id) else { continue };
+            if w.kind.wants() != have {
+                // A list waiter on a key that now holds a sorted set, or the reverse.
+                continue;
+            }
             if w.poke_only {
                 w.poke();
                 continue;
@@ -342,7 +373,7 @@ pub(crate) fn serve_ready(ctx: &mut Ctx) -> Vec<Served> {
             ctx.session.resp = w.resp;
             ctx.store.db = w.db;
             ctx.rewrite = None;
-            if let Err(e) = crate::family::lists::serve_blocked(ctx, &key, &w.kind) {
+            if let Err(e) = w.kind.serve(ctx, &key) {
                 let text = e.to_bytes();
                 ctx.host.stats().record_error(&text);
                 ctx.out.error(&text);

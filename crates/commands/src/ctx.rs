@@ -13,7 +13,7 @@ use crate::session::Session;
 use crate::stats::LocalStats;
 use engine::keyspace::lru_clock;
 use engine::sync::MutexGuard;
-use engine::{Db, Entry, Hash, Keyspace, Limits, List, Rng, Set, Shard, Str, Value};
+use engine::{Db, Entry, Hash, Keyspace, Limits, List, Rng, Set, Shard, Str, Value, ZSet};
 use protocol::ReplyWriter;
 use smallvec::SmallVec;
 
@@ -350,6 +350,7 @@ impl<'a> Store<'a> {
     typed_access!(get_list, get_list_for_write, list_or_create, List, List, "list");
     typed_access!(get_hash, get_hash_for_write, hash_or_create, Hash, Hash, "hash");
     typed_access!(get_set, get_set_for_write, set_or_create, Set, Set, "set");
+    typed_access!(get_zset, get_zset_for_write, zset_or_create, ZSet, ZSet, "sorted set");
 
     /// Deletes `key` if it holds a collection that has become empty (Redis never keeps one).
     pub fn delete_if_empty(&mut self, key: &[u8]) {
@@ -387,8 +388,10 @@ impl<'a> Store<'a> {
         let lru = lru_clock(self.now_ms);
         self.dirty += 1;
         let (shard, h) = self.shard_to_change(db, key);
-        // A list arriving under a key clients wait on: they are served after this command.
-        let waited = !shard.blocked.is_empty() && matches!(value, Value::List(_)) && shard.blocked.has(db, key);
+        // A list or sorted set arriving under a key clients wait on: they are served after
+        // this command.
+        let waited =
+            !shard.blocked.is_empty() && matches!(value, Value::List(_) | Value::ZSet(_)) && shard.blocked.has(db, key);
         let d = &mut shard.dbs[db];
         let new = if keep_ttl { d.set_keep_ttl(h, key, value, lru) } else { d.set(h, key, value, lru) };
         if waited {

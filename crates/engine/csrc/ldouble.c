@@ -55,6 +55,29 @@ int tandem_strtod(const char *s, size_t len, double *out) {
     return ok;
 }
 
+/* Parses `len` bytes at `s` the way Redis's zslParseRange reads a score bound: strtod over the
+ * text up to its first NUL byte must stop exactly there (so leading whitespace, an empty string
+ * and overflow to infinity are accepted) and the value must not be NaN. Returns 1 and stores the
+ * value on success, 0 otherwise. */
+int tandem_strtod_bound(const char *s, size_t len, double *out) {
+    char stack_buf[TANDEM_STACK_DOUBLE_CHARS];
+    char *buf = stack_buf;
+    char *end;
+    double v;
+
+    if (len >= sizeof(stack_buf)) {
+        buf = malloc(len + 1);
+        if (buf == NULL) return 0;
+    }
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    v = strtod(buf, &end);
+    int ok = end[0] == '\0' && !isnan(v);
+    if (buf != stack_buf) free(buf);
+    if (ok) *out = v;
+    return ok;
+}
+
 /* Parses like Redis's string2ld: same rules as tandem_strtod but in long double precision, and
  * inputs of TANDEM_MAX_LD_CHARS bytes or more are refused. */
 static int parse_ld(const char *s, size_t len, long double *out) {

@@ -34,6 +34,7 @@ fn type_code(v: &Value) -> u32 {
         Value::Str(_) => 0,
         Value::List(_) => 1,
         Value::Set(_) => 2,
+        Value::ZSet(_) => 3,
         Value::Hash(_) => 4,
     }
 }
@@ -52,6 +53,13 @@ pub fn mix_value(digest: &mut Digest, value: &Value, has_expire: bool) {
             let mut pair = [0u8; 20];
             f.with_bytes(|b| mix_digest(&mut pair, b));
             v.with_bytes(|b| mix_digest(&mut pair, b));
+            xor_digest(digest, &pair);
+        }),
+        // Member and score text ("%.17g", as Redis 7.0 prints it) per pair, XORed in.
+        Value::ZSet(z) => z.for_each(|m, score| {
+            let mut pair = [0u8; 20];
+            m.with_bytes(|b| mix_digest(&mut pair, b));
+            mix_digest(&mut pair, &crate::num::format_g17(score));
             xor_digest(digest, &pair);
         }),
     }

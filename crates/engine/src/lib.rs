@@ -27,9 +27,10 @@ pub mod set;
 pub mod small;
 pub mod sync;
 pub mod value;
+pub mod zset;
 
 pub use env::{Env, Rng};
 pub use keyspace::{Db, Entry, Keyspace, Shard};
 pub use limits::Limits;
 pub use value::{Str, Value, ValueType};
-pub use {hash::Hash, list::List, set::Set};
+pub use {hash::Hash, list::List, set::Set, zset::ZSet};

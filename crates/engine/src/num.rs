@@ -21,6 +21,7 @@ const LONG_STR_SIZE: usize = 21;
 
 unsafe extern "C" {
     fn tandem_strtod(s: *const c_char, len: usize, out: *mut f64) -> c_int;
+    fn tandem_strtod_bound(s: *const c_char, len: usize, out: *mut f64) -> c_int;
     fn tandem_ld_valid(s: *const c_char, len: usize) -> c_int;
     fn tandem_timeout_ms(s: *const c_char, len: usize, out: *mut i64) -> c_int;
     fn tandem_ld_add(
@@ -131,6 +132,16 @@ fn is_simple_decimal(b: &[u8]) -> bool {
         && frac_part.is_none_or(|f| !f.is_empty() && f.iter().all(u8::is_ascii_digit))
 }
 
+/// Formats a double as C's `printf("%.17g")` (what Redis 7.0 prints scores with, and mixes
+/// into `DEBUG DIGEST`).
+pub fn format_g17(d: f64) -> Vec<u8> {
+    let mut tmp = [0u8; 32];
+    // SAFETY: the buffer is valid for its length, the format is NUL-terminated and takes one
+    // double; "%.17g" needs at most 25 bytes, so it never truncates.
+    let n = unsafe { libc::snprintf(tmp.as_mut_ptr().cast::<c_char>(), tmp.len(), c"%.17g".as_ptr(), d) };
+    tmp[..usize::try_from(n).unwrap_or(0).min(tmp.len() - 1)].to_vec()
+}
+
 /// Parses a float exactly as Redis's `string2d` (used by `getDoubleFromObject`, scores,
 /// `INCRBYFLOAT`-style arguments parsed as doubles): the C library's `strtod` must consume the
 /// whole input; leading whitespace, NaN, overflow to infinity and underflow to zero are
@@ -148,6 +159,21 @@ pub fn parse_f64(b: &[u8]) -> Option<f64> {
     // SAFETY: the pointer and length describe the live slice `b`; the C side only reads
     // `len` bytes from it and writes one f64 through `out`, which points to a local.
     let ok = unsafe { tandem_strtod(b.as_ptr().cast(), b.len(), &mut out) };
+    (ok != 0).then_some(out)
+}
+
+/// Parses a score bound of `ZRANGEBYSCORE` and friends (after any `(`) as Redis's
+/// `zslParseRange` does: C `strtod` up to the first NUL byte must consume it all, and NaN is
+/// refused; unlike [`parse_f64`], leading whitespace, the empty string (0) and overflow to
+/// infinity are accepted.
+pub fn parse_score_bound(b: &[u8]) -> Option<f64> {
+    if is_simple_decimal(b) {
+        return std::str::from_utf8(b).ok()?.parse().ok();
+    }
+    let mut out = 0.0f64;
+    // SAFETY: the pointer and length describe the live slice `b`; the C side reads `len`
+    // bytes and writes one f64 through `out`, which points to a local.
+    let ok = unsafe { tandem_strtod_bound(b.as_ptr().cast(), b.len(), &mut out) };
     (ok != 0).then_some(out)
 }
 

@@ -9,6 +9,7 @@ use crate::list::List;
 use crate::num;
 use crate::set::Set;
 use crate::small::SmallBytes;
+use crate::zset::ZSet;
 
 /// The longest string Redis stores as `embstr` (one allocation with its object header).
 pub const EMBSTR_MAX: usize = 44;
@@ -148,6 +149,8 @@ pub enum Value {
     Hash(Hash),
     /// A set.
     Set(Set),
+    /// A sorted set.
+    ZSet(ZSet),
 }
 
 /// The type of a value, as `TYPE` names it.
@@ -205,6 +208,7 @@ impl Value {
             Value::List(l) => l.allocated(),
             Value::Hash(h) => h.allocated(),
             Value::Set(s) => s.allocated(),
+            Value::ZSet(z) => z.allocated(),
         }
     }
 
@@ -215,6 +219,7 @@ impl Value {
             Value::List(_) => ValueType::List,
             Value::Hash(_) => ValueType::Hash,
             Value::Set(_) => ValueType::Set,
+            Value::ZSet(_) => ValueType::ZSet,
         }
     }
 
@@ -225,16 +230,18 @@ impl Value {
             Value::List(l) => l.encoding(),
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 
-    /// True for a list, hash or set without elements (which must not stay under a key).
+    /// True for a list, hash, set or sorted set without elements (which must not stay under a key).
     pub fn is_empty_collection(&self) -> bool {
         match self {
             Value::Str(_) => false,
             Value::List(l) => l.is_empty(),
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
         }
     }
 
@@ -268,6 +275,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<crate::Set>(), 24);
         assert_eq!(std::mem::size_of::<crate::List>(), 24);
         assert_eq!(std::mem::size_of::<crate::Hash>(), 24);
+        assert_eq!(std::mem::size_of::<crate::ZSet>(), 24);
     }
 
     #[test]

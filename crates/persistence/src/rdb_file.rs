@@ -242,7 +242,7 @@ impl Default for LoadOptions {
 }
 
 /// One key as found in the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     /// The database of the last SELECTDB before it (0 if none).
     pub db: u64,

@@ -359,7 +359,7 @@ impl engine::keyspace::Capture for RdbSnapshot {
 const ITEMS_PER_CMD: usize = 64;
 
 /// Appends the commands that rebuild one key as Redis's rewrite writes them (`SET`; `RPUSH`,
-/// `HMSET` and `SADD` in batches), then `PEXPIREAT` if it has a time to live.
+/// `HMSET`, `SADD` and `ZADD` in batches), then `PEXPIREAT` if it has a time to live.
 fn write_commands(buf: &mut Vec<u8>, key: &[u8], value: &Value, expire: Option<i64>) {
     use crate::aof::encode::append_command;
     // Collections: one command per batch of elements, each starting with `cmd key`.
@@ -403,6 +403,17 @@ fn write_commands(buf: &mut Vec<u8>, key: &[u8], value: &Value, expire: Option<i
                 }
             });
             flush(buf, &mut batch, b"SADD");
+        }
+        Value::ZSet(z) => {
+            // "%.17g" reads back to the same double (and `inf` parses), as Redis writes it.
+            z.for_each(|m, score| {
+                batch.push(engine::num::format_g17(score));
+                batch.push(m.to_vec());
+                if batch.len() == 2 * ITEMS_PER_CMD {
+                    flush(buf, &mut batch, b"ZADD");
+                }
+            });
+            flush(buf, &mut batch, b"ZADD");
         }
     }
     if let Some(at) = expire {

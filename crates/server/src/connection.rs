@@ -555,14 +555,18 @@ impl Blocked<'_> {
             Ok(pos) => pos.iter().map(|(i, _)| argv[*i]).collect(),
             Err(_) => Vec::new(),
         };
-        // BLMPOP has its timeout first, the others last. A bad one fails the first proposal.
-        let timeout_arg = if spec.spec.name == "blmpop" { argv[1] } else { argv[argv.len() - 1] };
+        // BLMPOP and BZMPOP have their timeout first, the others last. A bad one fails the
+        // first proposal.
+        let name = spec.spec.name.as_str();
+        let timeout_arg = if matches!(name, "blmpop" | "bzmpop") { argv[1] } else { argv[argv.len() - 1] };
         let deadline = engine::num::timeout_deadline_ms(timeout_arg, unix_ms()).unwrap_or(0);
-        let moves = matches!(spec.spec.name.as_str(), "blmove" | "brpoplpush");
-        let kind = if moves {
-            BlockKind::Move { dst: Vec::new(), from: End::Head, to: End::Head, rpoplpush: false }
-        } else {
-            BlockKind::Pop(End::Head)
+        // Only the reply shape and the type of value awaited matter here.
+        let kind = match name {
+            "blmove" | "brpoplpush" => {
+                BlockKind::Move { dst: Vec::new(), from: End::Head, to: End::Head, rpoplpush: false }
+            }
+            "bzpopmin" | "bzpopmax" | "bzmpop" => BlockKind::ZPop { max: false, count: None },
+            _ => BlockKind::Pop(End::Head),
         };
         // What the command answers when applied with nothing to take.
         let mut empty = ReplyWriter::new(session.resp);

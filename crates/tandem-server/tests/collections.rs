@@ -72,6 +72,8 @@ fn contents(c: &mut RawClient, key: &str) -> Frame {
             pairs.sort_by_key(|f| f.to_display());
             Frame::Array(pairs)
         }
+        // Members and scores in order, as text: exact scores survive the trip.
+        Frame::Simple(t) if t == b"zset" => c.send(&["ZRANGE", key, "0", "-1", "WITHSCORES"]),
         other => panic!("{key}: type {other:?}"),
     }
 }
@@ -84,6 +86,10 @@ fn fill(c: &mut RawClient) -> Vec<&'static str> {
         ["HSET", "hash:long", "f", &"v".repeat(80)].map(String::from).to_vec(),
         ["SADD", "set:small", "1", "-5", "70000", "-9223372036854775808"].map(String::from).to_vec(),
         ["SADD", "set:strings", "a", "b", "12", ""].map(String::from).to_vec(),
+        ["ZADD", "zset:small", "1", "a", "-2.5", "b", "0.1", "c", "-0", "d", "inf", "e", "1e300", "f", "3", "12"]
+            .map(String::from)
+            .to_vec(),
+        ["ZADD", "zset:long", "1", &"m".repeat(100), "2", "x"].map(String::from).to_vec(),
     ];
     let mut long = vec!["RPUSH".to_string(), "list:long".into()];
     long.extend((0..2000).map(|i| format!("item:{i}")));
@@ -94,6 +100,9 @@ fn fill(c: &mut RawClient) -> Vec<&'static str> {
     let mut many = vec!["SADD".to_string(), "set:wide".into()];
     many.extend((0..700).map(|i| format!("{}", i * 3)));
     cmds.push(many);
+    let mut scores = vec!["ZADD".to_string(), "zset:wide".into()];
+    scores.extend((0..500).flat_map(|i| [format!("{}", f64::from(i) / 3.0 - 50.0), format!("z{i}")]));
+    cmds.push(scores);
     let mut big = vec!["RPUSH".to_string(), "list:bigelem".into(), "a".into()];
     big.push("B".repeat(20_000));
     big.push("c".into());
@@ -112,6 +121,9 @@ fn fill(c: &mut RawClient) -> Vec<&'static str> {
         "set:small",
         "set:strings",
         "set:wide",
+        "zset:small",
+        "zset:long",
+        "zset:wide",
     ]
 }
 

@@ -561,6 +561,7 @@ pub(crate) fn serve_blocked(ctx: &mut Ctx, key: &[u8], kind: &BlockKind) -> CmdR
         BlockKind::Pop(end) => pop_one_reply(ctx, key, *end),
         BlockKind::Mpop { end, count } => mpop_reply(ctx, &[key], *end, *count).map(|_| ()),
         BlockKind::Move { dst, from, to, rpoplpush } => move_reply(ctx, key, dst, *from, *to, *rpoplpush),
+        BlockKind::ZPop { .. } => unreachable!("sorted-set waiters are served by the zsets family"),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod server;
 pub mod sets;
 pub mod strings;
 pub mod tandem;
+pub mod zsets;
 
 use crate::table::Binding;
 
@@ -22,6 +23,7 @@ pub fn all_bindings() -> impl Iterator<Item = &'static Binding> {
         .chain(lists::BINDINGS)
         .chain(hashes::BINDINGS)
         .chain(sets::BINDINGS)
+        .chain(zsets::BINDINGS)
         .chain(connection::BINDINGS)
         .chain(server::BINDINGS)
         .chain(tandem::BINDINGS)

@@ -372,8 +372,8 @@ fn swapdb(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         let mut waited = Vec::new();
         for s in ctx.store.locks.shards() {
             s.dbs.swap(a as usize, b as usize);
-            // Blocked clients stay with their database number (as in Redis): a list that
-            // arrives under a key they wait on serves them.
+            // Blocked clients stay with their database number (as in Redis): a list or
+            // sorted set that arrives under a key they wait on serves them.
             if !s.blocked.is_empty() {
                 for db in [a as usize, b as usize] {
                     waited.extend(s.blocked.keys_of(db).into_iter().map(|k| (db, k.into_vec())));
@@ -381,7 +381,7 @@ fn swapdb(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             }
         }
         for (db, key) in waited {
-            if matches!(ctx.store.peek_in(db, &key), Some(engine::Value::List(_))) {
+            if matches!(ctx.store.peek_in(db, &key), Some(engine::Value::List(_) | engine::Value::ZSet(_))) {
                 ctx.store.ready.push((db, key));
             }
         }

@@ -1,4 +1,4 @@
-//! The list and hash encodings Redis wrote before 7.0, which Redis 7.x still loads and
+//! The list, hash and sorted-set encodings Redis wrote before 7.0, which Redis 7.x still loads and
 //! converts on the way in, so RDB files and `DUMP` payloads of older servers load here too:
 //!
 //! | type                             | written by  | value                                    |
@@ -8,6 +8,7 @@
 //! | `RDB_TYPE_LIST_QUICKLIST` (14)   | 3.2 to 6.2  | a node count, then a ziplist string each |
 //! | `RDB_TYPE_HASH_ZIPMAP` (9)       | before 2.6  | one [`zipmap`](super::zipmap) string     |
 //! | `RDB_TYPE_HASH_ZIPLIST` (13)     | 2.6 to 6.2  | one ziplist string: field, value, ...    |
+//! | `RDB_TYPE_ZSET_ZIPLIST` (12)     | 2.6 to 6.2  | one ziplist string: member, score, ...   |
 //!
 //! Lists come out as listpack nodes packed to [`NODE_BYTES`] (the old node boundaries mean
 //! nothing to us), hashes as field/value pairs. As Redis 7.0's `RESTORE` does, we refuse
@@ -113,6 +114,14 @@ pub(super) fn read_hash_ziplist(r: &mut Reader<'_>) -> Result<RdbValue, RdbError
         pairs.push((f.to_vec(), v.to_vec()));
     }
     unique_fields(pairs, offset)
+}
+
+/// `RDB_TYPE_ZSET_ZIPLIST`: member, score, ... in one ziplist.
+pub(super) fn read_zset_ziplist(r: &mut Reader<'_>) -> Result<RdbValue, RdbError> {
+    let offset = r.position();
+    let blob = r.read_string()?;
+    let zl = ziplist(&blob, offset)?;
+    super::scored_pairs(zl.iter(), zl.len(), offset)
 }
 
 /// `RDB_TYPE_HASH_ZIPMAP`: the pairs of one zipmap.
@@ -637,5 +646,45 @@ mod tests {
                 _ => {}
             }
         }
+    }
+
+    /// Decodes a value body of type `t`.
+    fn decode(t: u8, body: &[u8]) -> Result<RdbValue, RdbError> {
+        decode_value(t, &mut Reader::new(body))
+    }
+
+    #[test]
+    fn sorted_sets_load_from_ziplists_and_text_scores() {
+        let blob = |elems: &[&str]| {
+            let mut body = Vec::new();
+            write_string(&mut body, &zl::encode(elems), false);
+            body
+        };
+        let got = decode(encoding::RDB_TYPE_ZSET_ZIPLIST, &blob(&["a", "1.5", "b", "2", "c", "-inf"])).unwrap();
+        let want = vec![(b"a".to_vec(), 1.5), (b"b".to_vec(), 2.0), (b"c".to_vec(), f64::NEG_INFINITY)];
+        assert_eq!(got, RdbValue::ZSet(want.clone()));
+        for bad in [&["a", "1", "b"][..], &["a", "1", "a", "2"], &["a", "x"], &["a", "nan"], &[]] {
+            assert!(decode(encoding::RDB_TYPE_ZSET_ZIPLIST, &blob(bad)).is_err(), "{bad:?}");
+        }
+        // RDB_TYPE_ZSET: scores as a length byte and text, 254/255 for +inf/-inf, 253 NaN.
+        let text = |scores: &[&[u8]]| {
+            let mut body = Vec::new();
+            write_len(&mut body, scores.len() as u64);
+            for (i, s) in scores.iter().enumerate() {
+                write_string(&mut body, format!("m{i}").as_bytes(), false);
+                body.extend_from_slice(s);
+            }
+            body
+        };
+        let got = decode(encoding::RDB_TYPE_ZSET, &text(&[b"\x031.5", b"\xfe", b"\xff", b"\x02-3"])).unwrap();
+        let want: Vec<(Vec<u8>, f64)> = [1.5, f64::INFINITY, f64::NEG_INFINITY, -3.0]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("m{i}").into_bytes(), *s))
+            .collect();
+        assert_eq!(got, RdbValue::ZSet(want));
+        assert!(decode(encoding::RDB_TYPE_ZSET, &text(&[b"\xfd"])).is_err(), "NaN");
+        assert!(decode(encoding::RDB_TYPE_ZSET, &text(&[b"\x02zz"])).is_err(), "not a number");
+        assert!(decode(encoding::RDB_TYPE_ZSET, &text(&[])).is_err(), "empty");
     }
 }

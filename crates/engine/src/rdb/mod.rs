@@ -27,13 +27,14 @@ use crate::list::List;
 use crate::listpack::{Listpack, LpValue};
 use crate::set::Set;
 use crate::value::{Str, Value};
+use crate::zset::ZSet;
 use std::fmt;
 
 pub use encoding::{Len, RdbError, Reader};
 pub use payload::PayloadError;
 
 /// A value as decoded from RDB bytes, before the keyspace picks its encoding.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RdbValue {
     /// A string value (`RDB_TYPE_STRING`).
     String(Vec<u8>),
@@ -43,6 +44,8 @@ pub enum RdbValue {
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
     /// A set's members (none twice).
     Set(Vec<Vec<u8>>),
+    /// A sorted set's members and scores (no member twice, no NaN).
+    ZSet(Vec<(Vec<u8>, f64)>),
 }
 
 impl RdbValue {
@@ -66,6 +69,16 @@ impl RdbValue {
                 }
                 Value::Set(s)
             }
+            RdbValue::ZSet(pairs) => {
+                // The encoding Redis picks for the loaded size (`rdbLoadObject` converts both
+                // ways).
+                let max_len = pairs.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
+                let mut z = ZSet::new_for(pairs.len(), max_len, limits);
+                for (m, score) in &pairs {
+                    z.insert(m, *score, limits);
+                }
+                Value::ZSet(z)
+            }
         }
     }
 }
@@ -84,6 +97,8 @@ pub fn object_type(v: &Value) -> u8 {
         Value::Set(Set::Ints(_)) => encoding::RDB_TYPE_SET_INTSET,
         // Redis 7.2 writes listpack sets as type 20, which 7.0 cannot load: the plain form.
         Value::Set(_) => encoding::RDB_TYPE_SET,
+        Value::ZSet(ZSet::Pack(_)) => encoding::RDB_TYPE_ZSET_LISTPACK,
+        Value::ZSet(ZSet::Skip(_)) => encoding::RDB_TYPE_ZSET_2,
     }
 }
 
@@ -106,6 +121,16 @@ pub fn write_object(out: &mut Vec<u8>, v: &Value, compress: bool) {
         Value::Set(s) => {
             encoding::write_len(out, s.len() as u64);
             s.for_each(|m| string(out, m));
+        }
+        Value::ZSet(ZSet::Pack(lp)) => encoding::write_string(out, lp.as_bytes(), compress),
+        Value::ZSet(z) => {
+            // Greatest first, as Redis writes them: each insert on loading lands at the front.
+            encoding::write_len(out, z.len() as u64);
+            z.walk(0, usize::MAX, true, |m, score| {
+                string(out, m);
+                encoding::write_f64_le(out, score);
+                true
+            });
         }
         Value::Hash(h @ Hash::Table(_)) => {
             encoding::write_len(out, h.len() as u64);
@@ -152,6 +177,10 @@ pub fn decode_value(type_byte: u8, r: &mut Reader<'_>) -> Result<RdbValue, RdbEr
         encoding::RDB_TYPE_SET => read_set(r),
         encoding::RDB_TYPE_SET_INTSET => read_intset(r),
         encoding::RDB_TYPE_SET_LISTPACK => read_set_listpack(r),
+        encoding::RDB_TYPE_ZSET => read_zset(r, false),
+        encoding::RDB_TYPE_ZSET_2 => read_zset(r, true),
+        encoding::RDB_TYPE_ZSET_LISTPACK => read_zset_listpack(r),
+        encoding::RDB_TYPE_ZSET_ZIPLIST => legacy::read_zset_ziplist(r),
         t if encoding::is_object_type(t) => Err(RdbError::UnsupportedType { offset, type_byte }),
         _ => Err(RdbError::UnknownType { offset, type_byte }),
     }
@@ -282,6 +311,81 @@ fn read_set_listpack(r: &mut Reader<'_>) -> Result<RdbValue, RdbError> {
     let offset = r.position();
     let lp = read_listpack(r)?;
     unique_members(lp.iter().map(|m| m.to_vec()).collect(), offset)
+}
+
+/// Checks a sorted set's pairs: not empty, no member twice, no NaN score.
+fn unique_scored(pairs: Vec<(Vec<u8>, f64)>, offset: usize) -> Result<RdbValue, RdbError> {
+    let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+    if !pairs.iter().all(|(m, _)| seen.insert(m.as_slice())) {
+        return Err(RdbError::BadValue { offset, what: "sorted set with a duplicate member" });
+    }
+    if pairs.iter().any(|(_, s)| s.is_nan()) {
+        return Err(RdbError::BadValue { offset, what: "sorted set with a NaN score" });
+    }
+    if pairs.is_empty() {
+        return Err(RdbError::BadValue { offset, what: "empty sorted set" });
+    }
+    Ok(RdbValue::ZSet(pairs))
+}
+
+/// A score stored as text (`RDB_TYPE_ZSET`, `rdbLoadDoubleValue`): a length byte, where 253,
+/// 254 and 255 stand for NaN, +inf and -inf, then that many bytes of decimal text.
+fn read_text_score(r: &mut Reader<'_>) -> Result<f64, RdbError> {
+    let offset = r.position();
+    match r.read_u8()? {
+        253 => Ok(f64::NAN),
+        254 => Ok(f64::INFINITY),
+        255 => Ok(f64::NEG_INFINITY),
+        n => {
+            let text = r.read_bytes(u64::from(n))?;
+            crate::num::parse_f64(text).ok_or(RdbError::BadValue { offset, what: "score" })
+        }
+    }
+}
+
+/// `RDB_TYPE_ZSET` (text scores) and `RDB_TYPE_ZSET_2` (binary scores): a count, then member
+/// and score pairs.
+fn read_zset(r: &mut Reader<'_>, binary: bool) -> Result<RdbValue, RdbError> {
+    let offset = r.position();
+    let n = read_count(r)?;
+    let mut pairs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let m = r.read_string()?;
+        let score = if binary { r.read_f64_le()? } else { read_text_score(r)? };
+        pairs.push((m, score));
+    }
+    unique_scored(pairs, offset)
+}
+
+/// A score entry of a listpack or ziplist: an integer, or text that parses as a double.
+pub(super) fn entry_score(v: LpValue<'_>, offset: usize) -> Result<f64, RdbError> {
+    match v {
+        LpValue::Int(i) => Ok(i as f64),
+        LpValue::Str(s) => crate::num::parse_f64(s).ok_or(RdbError::BadValue { offset, what: "score" }),
+    }
+}
+
+/// Member/score pairs of a listpack or ziplist's entries.
+pub(super) fn scored_pairs<'a>(
+    mut it: impl Iterator<Item = LpValue<'a>>,
+    count: usize,
+    offset: usize,
+) -> Result<RdbValue, RdbError> {
+    if !count.is_multiple_of(2) {
+        return Err(RdbError::BadValue { offset, what: "sorted set with an odd count" });
+    }
+    let mut pairs = Vec::with_capacity(count / 2);
+    while let (Some(m), Some(s)) = (it.next(), it.next()) {
+        pairs.push((m.to_vec(), entry_score(s, offset)?));
+    }
+    unique_scored(pairs, offset)
+}
+
+/// `RDB_TYPE_ZSET_LISTPACK`: member, score, ... in one listpack.
+fn read_zset_listpack(r: &mut Reader<'_>) -> Result<RdbValue, RdbError> {
+    let offset = r.position();
+    let lp = read_listpack(r)?;
+    scored_pairs(lp.iter(), lp.len(), offset)
 }
 
 /// Reads a type byte and the value after it.

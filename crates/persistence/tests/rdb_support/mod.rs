@@ -7,7 +7,7 @@ use persistence::rdb_file::{self, Entry, LoadError, LoadOptions, Summary, Visito
 pub const DATABASES: u64 = 16;
 
 /// Everything a load reported, in order.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Recorded {
     /// AUX fields.
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,

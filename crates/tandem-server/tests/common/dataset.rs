@@ -60,6 +60,11 @@ fn read_value(c: &mut RawClient, key: &[u8]) -> Option<Vec<u8>> {
             v.sort();
             push_all(&mut out, v);
         }
+        b"zset" => {
+            // In order, scores as text: "%.17g" shows every bit of a score.
+            let v = items(&mut out, c.send(&[b"ZRANGE".as_slice(), key, b"0", b"-1", b"WITHSCORES"]));
+            push_all(&mut out, v);
+        }
         other => panic!("type {} not dumped yet", String::from_utf8_lossy(other)),
     }
     Some(out)
@@ -151,7 +156,7 @@ pub fn fill(c: &mut RawClient) {
     c.send(&["SELECT", "0"]);
 }
 
-/// Lists, hashes and sets of every encoding (listpack, multi-node quicklist, a node with one large
+/// Lists, hashes, sets and sorted sets of every encoding (listpack, multi-node quicklist, a node with one large
 /// element; listpack and hashtable hashes), one with a time to live.
 fn fill_collections(c: &mut RawClient, db: usize) {
     let send = |c: &mut RawClient, args: Vec<Vec<u8>>| {
@@ -192,6 +197,19 @@ fn fill_collections(c: &mut RawClient, db: usize) {
     send(c, cmd("SADD", format!("set{db}:wide"), many[..900].to_vec()));
     let numbers: Vec<Vec<u8>> = (0..700).map(|i| (i * 13).to_string().into_bytes()).collect();
     send(c, cmd("SADD", format!("set{db}:manyints"), numbers));
+    // Sorted sets: a listpack with every kind of score, a skiplist, a long member.
+    let scores = ["1", "-2.5", "0.1", "-0", "inf", "-inf", "1e300", "4611686018427387904", "123456789012", "3"];
+    let scored: Vec<Vec<u8>> =
+        scores.iter().zip(&mixed).flat_map(|(s, m)| [s.as_bytes().to_vec(), m.clone()]).collect();
+    send(c, cmd("ZADD", format!("zset{db}:small"), scored));
+    let wide: Vec<Vec<u8>> = many[..1000]
+        .iter()
+        .enumerate()
+        .flat_map(|(i, m)| [format!("{}", (i as f64) / 7.0 - 40.0).into_bytes(), m.clone()])
+        .collect();
+    send(c, cmd("ZADD", format!("zset{db}:wide"), wide));
+    send(c, cmd("ZADD", format!("zset{db}:longmember"), vec![b"5".to_vec(), vec![b'm'; 70]]));
+    send(c, vec![b"PEXPIRE".to_vec(), format!("zset{db}:longmember").into_bytes(), b"700000".to_vec()]);
 }
 
 pub fn data_dir(name: &str) -> PathBuf {
