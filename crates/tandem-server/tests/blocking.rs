@@ -227,6 +227,81 @@ fn scenarios() -> Vec<(&'static str, Vec<Step>)> {
                 Run(1, "EXISTS q"),
             ],
         ),
+        (
+            "BZPOPMIN and BZPOPMAX: first come, first served, lowest and highest scores",
+            vec![
+                Block(0, "BZPOPMIN z 0"),
+                Block(1, "BZPOPMAX z 0"),
+                Block(2, "BZPOPMIN z other 0"),
+                Run(3, "ZADD z 1 a 2 b 3 c 4 d"),
+                Read(0),
+                Read(1),
+                Read(2),
+                Run(3, "ZRANGE z 0 -1 WITHSCORES"),
+            ],
+        ),
+        (
+            "BZMPOP takes up to its count, from the first key that fills",
+            vec![
+                Block(0, "BZMPOP 0 2 a b MAX COUNT 2"),
+                Block(1, "BZMPOP 0 1 b MIN COUNT 10"),
+                Run(2, "ZADD b 1.5 x 2.5 y 3.5 z"),
+                Read(0),
+                Read(1),
+                Run(2, "EXISTS b"),
+            ],
+        ),
+        (
+            "list and sorted-set waiters on one key: each waits for its own type",
+            vec![
+                Block(0, "BLPOP k 0"),
+                Block(1, "BZPOPMIN k 0"),
+                Run(2, "ZADD k 1 m"),
+                Read(1),
+                Run(2, "RPUSH k e"),
+                Read(0),
+                Run(2, "EXISTS k"),
+            ],
+        ),
+        (
+            "a sorted set arriving by ZUNIONSTORE, ZRANGESTORE or RENAME serves waiters",
+            vec![
+                Block(0, "BZPOPMAX dst 0"),
+                Block(1, "BZPOPMIN r 0"),
+                Block(2, "BZMPOP 0 1 moved MIN COUNT 5"),
+                Run(3, "ZADD src 1 a 2 b 3 c"),
+                Run(3, "ZUNIONSTORE dst 2 src src"),
+                Read(0),
+                Run(3, "ZRANGESTORE r src 1 -1"),
+                Read(1),
+                Run(3, "RENAME dst moved"),
+                Read(2),
+                Run(3, "EXISTS dst r moved"),
+            ],
+        ),
+        (
+            "a sorted-set waiter on a key of another type keeps waiting; WRONGTYPE up front",
+            vec![
+                Run(1, "SET s x"),
+                Run(0, "BZPOPMIN s 0"),
+                Block(0, "BZPOPMIN k 0"),
+                Run(1, "RPUSH k e"),
+                Run(1, "DEL k"),
+                Run(1, "ZADD k 7 seven"),
+                Read(0),
+            ],
+        ),
+        (
+            "CLIENT UNBLOCK ends a BZPOPMIN",
+            vec![
+                Block(0, "BZPOPMIN k 0"),
+                Block(1, "BZMPOP 0 1 k MAX"),
+                Run(2, "CLIENT UNBLOCK CID0"),
+                Read(0),
+                Run(2, "CLIENT UNBLOCK CID1 ERROR"),
+                Read(1),
+            ],
+        ),
     ]
 }
 
@@ -262,6 +337,11 @@ fn timeouts_end_the_wait_with_a_null_and_zero_waits_forever() {
     let mut p = t.client();
     p.send(&["RPUSH", "q", "late"]);
     assert_eq!(w.read_frame(), Frame::Array(vec![Frame::Bulk(b"q".to_vec()), Frame::Bulk(b"late".to_vec())]));
+    // The sorted-set pops time out the same way.
+    let started = Instant::now();
+    assert_eq!(c.send(&["BZPOPMIN", "z", "0.2"]), Frame::Null);
+    assert_eq!(c.send(&["BZMPOP", "0.01", "1", "z", "MAX"]), Frame::Null);
+    assert!(started.elapsed() >= Duration::from_millis(200), "waited {:?}", started.elapsed());
 }
 
 #[test]

@@ -1066,6 +1066,7 @@ fn pair_reply(key: &str, v: &str) -> Frame {
 
 #[test]
 fn blocked_pops_wake_on_pushes_through_any_node_and_take_each_element_once() {
+    // Lists and sorted sets alike.
     in_netns("blocked_pops_wake_on_pushes_through_any_node_and_take_each_element_once", || {
         let nodes = start_cluster(3, 3);
         agreed_leader(&nodes);
@@ -1088,6 +1089,23 @@ fn blocked_pops_wake_on_pushes_through_any_node_and_take_each_element_once() {
             let mut c = n.client();
             assert_eq!(c.send(&["EXISTS", "src"]), Frame::Integer(0));
             assert_eq!(c.send(&["LRANGE", "dst", "0", "-1"]), Frame::Array(vec![bulk("x")]));
+        }
+        // A sorted-set waiter is woken by a ZADD through another node; a list pushed to its
+        // key first leaves it waiting.
+        let mut z = nodes[1].client();
+        z.write_command(&["BZPOPMAX", "zq", "0"]).unwrap();
+        wait_until("the BZPOPMAX to block", Duration::from_secs(10), || blocked_clients(&nodes[1]) == 1);
+        nodes[2].client().send(&["RPUSH", "zq", "l"]);
+        nodes[2].client().send(&["DEL", "zq"]);
+        assert_eq!(nodes[0].client().send(&["ZADD", "zq", "1", "lo", "9", "hi"]), Frame::Integer(2));
+        assert_eq!(z.read_frame(), Frame::Array(vec![bulk("zq"), bulk("hi"), bulk("9")]));
+        for n in &nodes {
+            assert_eq!(
+                n.client().send(&["ZRANGE", "zq", "0", "-1"]),
+                Frame::Array(vec![bulk("lo")]),
+                "node {}",
+                n.port
+            );
         }
         // Timeouts and CLIENT UNBLOCK end a wait with a null, as on one server.
         let mut t = nodes[2].client();

@@ -34,7 +34,7 @@
 //!
 //! # Generated sequences
 //!
-//! `proptest_strings_keys` runs random sequences of string, key, list, hash and set commands (fixed seed, so
+//! `proptest_strings_keys` runs random sequences of string, key, list, hash, set and sorted-set commands (fixed seed, so
 //! failures reproduce; `DIFF_PROPTEST_SEED=<u64>` and `DIFF_PROPTEST_CASES=<n>` override).
 
 mod common;
@@ -316,6 +316,29 @@ fn small_int() -> impl Strategy<Value = String> + Clone {
     ]
 }
 
+/// A score, a score bound or a weight: integers, fractions, infinities, and a few that are
+/// not numbers.
+fn score() -> impl Strategy<Value = String> + Clone {
+    prop_oneof![
+        6 => (-5i64..6).prop_map(|n| n.to_string()),
+        3 => prop::sample::select(vec!["1.5", "-2.25", "0.5", "inf", "-inf", "+inf", "1e3", "3.14"]).prop_map(String::from),
+        1 => prop::sample::select(vec!["x", "", "nan"]).prop_map(String::from),
+    ]
+}
+
+/// A score range bound: a score, exclusive or not.
+fn score_bound() -> impl Strategy<Value = String> + Clone {
+    (score(), any::<bool>()).prop_map(|(s, ex)| if ex { format!("({s}") } else { s })
+}
+
+/// A lexicographic range bound over the values.
+fn lex_bound() -> impl Strategy<Value = String> + Clone {
+    prop_oneof![
+        1 => prop::sample::select(vec!["-", "+", "x"]).prop_map(String::from),
+        4 => (value(), any::<bool>()).prop_map(|(v, ex)| format!("{}{v}", if ex { "(" } else { "[" })),
+    ]
+}
+
 /// A relative expiry long enough that nothing expires during the run.
 fn long_seconds() -> impl Strategy<Value = String> + Clone {
     (1000i64..100_000).prop_map(|n| n.to_string())
@@ -429,7 +452,7 @@ fn collection_generators() -> Vec<(&'static str, BoxedStrategy<GenCmd>)> {
         rest.insert(1, k);
         gen_cmd(rest)
     };
-    vec![
+    let mut gens = vec![
         ("rpush", with("RPUSH", cmd)),
         ("lpush", with("LPUSH", cmd)),
         ("lpushx", with("LPUSHX", cmd)),
@@ -524,6 +547,229 @@ fn collection_generators() -> Vec<(&'static str, BoxedStrategy<GenCmd>)> {
             "sintercard",
             keys(1..=3)
                 .prop_map(|ks| gen_cmd([vec!["SINTERCARD".to_string(), ks.len().to_string()], ks].concat()))
+                .boxed(),
+        ),
+    ];
+    gens.extend(zset_generators());
+    gens
+}
+
+/// Sorted-set commands: members are the values, scores small numbers and infinities, so
+/// members collide, scores tie and sums stay exact; the listpack limit moves between 1 and 128
+/// so both encodings (and conversions) are exercised.
+fn zset_generators() -> Vec<(&'static str, BoxedStrategy<GenCmd>)> {
+    let k = key;
+    let v = value;
+    let flags = prop::sample::subsequence(vec!["NX", "XX", "GT", "LT", "CH", "INCR"], 0..=2);
+    let range_opts = (
+        prop::sample::select(vec!["", "BYSCORE", "BYLEX"]),
+        any::<bool>(),
+        prop::option::of((-1i64..3, -1i64..4)),
+        any::<bool>(),
+    );
+    let with_opts = |mut args: Vec<String>, (by, rev, limit, scores): (&str, bool, Option<(i64, i64)>, bool)| {
+        if !by.is_empty() {
+            args.push(by.into());
+        }
+        if rev {
+            args.push("REV".into());
+        }
+        if let Some((o, c)) = limit {
+            args.extend(["LIMIT".into(), o.to_string(), c.to_string()]);
+        }
+        if scores {
+            args.push("WITHSCORES".into());
+        }
+        gen_cmd(args)
+    };
+    let store_tail =
+        (prop::option::of(prop::collection::vec(score(), 3)), prop::sample::select(vec!["", "SUM", "MIN", "MAX"]));
+    let algebra = |name: &'static str,
+                   dst: Option<String>,
+                   ks: Vec<String>,
+                   (w, agg): (Option<Vec<String>>, &str),
+                   scores: bool| {
+        let mut args = vec![name.to_string()];
+        args.extend(dst);
+        args.push(ks.len().to_string());
+        let n = ks.len();
+        args.extend(ks);
+        if let Some(w) = w {
+            args.push("WEIGHTS".into());
+            args.extend(w.into_iter().take(n));
+        }
+        if !agg.is_empty() {
+            args.extend(["AGGREGATE".to_string(), agg.to_string()]);
+        }
+        if scores {
+            args.push("WITHSCORES".into());
+        }
+        gen_cmd(args)
+    };
+    vec![
+        (
+            "config set zset-max-listpack-entries",
+            prop::sample::select(vec!["1", "3", "128"])
+                .prop_map(|n| {
+                    gen_cmd(vec!["CONFIG".into(), "SET".into(), "zset-max-listpack-entries".into(), n.into()])
+                })
+                .boxed(),
+        ),
+        (
+            "zadd",
+            (k(), flags, prop::collection::vec((score(), v()), 1..=3))
+                .prop_map(|(k, f, p)| {
+                    let mut args = vec!["ZADD".to_string(), k];
+                    args.extend(f.into_iter().map(String::from));
+                    args.extend(p.into_iter().flat_map(|(s, m)| [s, m]));
+                    gen_cmd(args)
+                })
+                .boxed(),
+        ),
+        ("zincrby", (k(), score(), v()).prop_map(|(k, s, m)| gen_cmd(vec!["ZINCRBY".into(), k, s, m])).boxed()),
+        (
+            "zrem",
+            (k(), prop::collection::vec(v(), 1..=3))
+                .prop_map(|(k, ms)| gen_cmd([vec!["ZREM".to_string(), k], ms].concat()))
+                .boxed(),
+        ),
+        ("zcard", k().prop_map(|k| gen_cmd(vec!["ZCARD".into(), k])).boxed()),
+        ("zscore", (k(), v()).prop_map(|(k, m)| gen_cmd(vec!["ZSCORE".into(), k, m])).boxed()),
+        (
+            "zmscore",
+            (k(), prop::collection::vec(v(), 1..=3))
+                .prop_map(|(k, ms)| gen_cmd([vec!["ZMSCORE".to_string(), k], ms].concat()))
+                .boxed(),
+        ),
+        (
+            "zrank",
+            (k(), v(), any::<bool>())
+                .prop_map(|(k, m, rev)| gen_cmd(vec![if rev { "ZREVRANK" } else { "ZRANK" }.into(), k, m]))
+                .boxed(),
+        ),
+        (
+            "zrange by rank",
+            (k(), -4i64..5, -4i64..5, range_opts.clone())
+                .prop_map(move |(k, a, b, (_, rev, _, sc))| {
+                    with_opts(vec!["ZRANGE".into(), k, a.to_string(), b.to_string()], ("", rev, None, sc))
+                })
+                .boxed(),
+        ),
+        (
+            "zrange by score",
+            (k(), score_bound(), score_bound(), range_opts.clone())
+                .prop_map(move |(k, a, b, (_, rev, l, sc))| {
+                    with_opts(vec!["ZRANGE".into(), k, a, b], ("BYSCORE", rev, l, sc))
+                })
+                .boxed(),
+        ),
+        (
+            "zrange by lex",
+            (k(), lex_bound(), lex_bound(), range_opts.clone())
+                .prop_map(move |(k, a, b, (_, rev, l, _))| {
+                    with_opts(vec!["ZRANGE".into(), k, a, b], ("BYLEX", rev, l, false))
+                })
+                .boxed(),
+        ),
+        (
+            "zrangebyscore",
+            (k(), score_bound(), score_bound(), any::<bool>(), any::<bool>())
+                .prop_map(|(k, a, b, rev, sc)| {
+                    let name = if rev { "ZREVRANGEBYSCORE" } else { "ZRANGEBYSCORE" };
+                    let mut args = vec![name.to_string(), k, a, b];
+                    if sc {
+                        args.push("WITHSCORES".into());
+                    }
+                    gen_cmd(args)
+                })
+                .boxed(),
+        ),
+        (
+            "zcount",
+            (k(), score_bound(), score_bound()).prop_map(|(k, a, b)| gen_cmd(vec!["ZCOUNT".into(), k, a, b])).boxed(),
+        ),
+        (
+            "zlexcount",
+            (k(), lex_bound(), lex_bound()).prop_map(|(k, a, b)| gen_cmd(vec!["ZLEXCOUNT".into(), k, a, b])).boxed(),
+        ),
+        (
+            "zremrangebyrank",
+            (k(), -4i64..5, -4i64..5)
+                .prop_map(|(k, a, b)| gen_cmd(vec!["ZREMRANGEBYRANK".into(), k, a.to_string(), b.to_string()]))
+                .boxed(),
+        ),
+        (
+            "zremrangebyscore",
+            (k(), score_bound(), score_bound())
+                .prop_map(|(k, a, b)| gen_cmd(vec!["ZREMRANGEBYSCORE".into(), k, a, b]))
+                .boxed(),
+        ),
+        (
+            "zremrangebylex",
+            (k(), lex_bound(), lex_bound())
+                .prop_map(|(k, a, b)| gen_cmd(vec!["ZREMRANGEBYLEX".into(), k, a, b]))
+                .boxed(),
+        ),
+        (
+            "zpop",
+            (k(), any::<bool>(), prop::option::of(0i64..4))
+                .prop_map(|(k, max, n)| {
+                    let mut args = vec![if max { "ZPOPMAX" } else { "ZPOPMIN" }.to_string(), k];
+                    args.extend(n.map(|n| n.to_string()));
+                    gen_cmd(args)
+                })
+                .boxed(),
+        ),
+        (
+            "zmpop",
+            (k(), k(), any::<bool>(), 1i64..4)
+                .prop_map(|(a, b, max, n)| {
+                    let w = if max { "MAX" } else { "MIN" };
+                    gen_cmd(vec!["ZMPOP".into(), "2".into(), a, b, w.into(), "COUNT".into(), n.to_string()])
+                })
+                .boxed(),
+        ),
+        (
+            "zrangestore",
+            (k(), k(), score_bound(), score_bound(), any::<bool>())
+                .prop_map(|(d, s, a, b, rev)| {
+                    let mut args = vec!["ZRANGESTORE".into(), d, s, a, b, "BYSCORE".into()];
+                    if rev {
+                        args.push("REV".into());
+                    }
+                    gen_cmd(args)
+                })
+                .boxed(),
+        ),
+        (
+            "zunion/zinter/zdiff",
+            (prop::sample::select(vec!["ZUNION", "ZINTER", "ZDIFF"]), keys(1..=3), store_tail.clone(), any::<bool>())
+                .prop_map(move |(name, ks, tail, sc)| {
+                    let tail = if name == "ZDIFF" { (None, "") } else { tail };
+                    algebra(name, None, ks, tail, sc)
+                })
+                .boxed(),
+        ),
+        (
+            "zunionstore/zinterstore/zdiffstore",
+            (prop::sample::select(vec!["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"]), k(), keys(1..=3), store_tail)
+                .prop_map(move |(name, d, ks, tail)| {
+                    let tail = if name == "ZDIFFSTORE" { (None, "") } else { tail };
+                    algebra(name, Some(d), ks, tail, false)
+                })
+                .boxed(),
+        ),
+        (
+            "zintercard",
+            (keys(1..=3), prop::option::of(0i64..3))
+                .prop_map(|(ks, l)| {
+                    let mut args = vec!["ZINTERCARD".to_string(), ks.len().to_string()];
+                    args.extend(ks);
+                    if let Some(l) = l {
+                        args.extend(["LIMIT".to_string(), l.to_string()]);
+                    }
+                    gen_cmd(args)
+                })
                 .boxed(),
         ),
     ]
