@@ -77,11 +77,20 @@ impl<K: Ord + Clone> Node<K> {
                     Ok(_) => return Err(()),
                     Err(at) => at,
                 };
-                v.insert(at, k);
-                if v.len() > CAP {
-                    let right = v.split_off(v.len() / 2);
+                if v.len() == CAP {
+                    // Split before inserting, so that no leaf ever holds more than CAP keys:
+                    // a leaf's buffer then never grows past CAP keys (2 KiB for a sorted set,
+                    // one allocator size class), where growing to CAP + 1 would double it.
+                    let mut right = Vec::with_capacity(CAP);
+                    right.extend(v.drain(MIN..));
+                    if at <= MIN {
+                        v.insert(at, k);
+                    } else {
+                        right.insert(at - MIN, k);
+                    }
                     return Ok(Some(Node::Leaf(right)));
                 }
+                v.insert(at, k);
                 Ok(None)
             }
             Node::Inner(n) => {
@@ -110,6 +119,11 @@ impl<K: Ord + Clone> Node<K> {
                             counts: n.counts.split_off(half),
                             children: n.children.split_off(half),
                         };
+                        // The left half keeps the buffers that just grew past CAP: give the
+                        // excess back (they grow to CAP again, not beyond, before the next split).
+                        n.maxes.shrink_to(CAP);
+                        n.counts.shrink_to(CAP);
+                        n.children.shrink_to(CAP);
                         return Ok(Some(Node::Inner(Box::new(right))));
                     }
                 }
@@ -384,7 +398,7 @@ impl<K: Ord + Clone + std::fmt::Debug> OsTree<K> {
     }
 }
 
-fn walk_node<K>(node: &Node<K>, start: usize, end: usize, rev: bool, f: &mut impl FnMut(&K) -> bool) -> bool {
+fn walk_node<K>(node: &Node<K>, start: usize, end: usize, rev: bool, f: &mut dyn FnMut(&K) -> bool) -> bool {
     match node {
         Node::Leaf(v) => {
             let slice = &v[start..=end];
@@ -395,24 +409,40 @@ fn walk_node<K>(node: &Node<K>, start: usize, end: usize, rev: bool, f: &mut imp
             }
         }
         Node::Inner(n) => {
-            // The children overlapping start..=end, with their first positions.
-            let mut spans = Vec::new();
-            let mut first = 0;
-            for (i, &count) in n.counts.iter().enumerate() {
-                let last = first + count; // exclusive
-                if count > 0 && last > start && first <= end {
-                    spans.push((i, start.max(first) - first, end.min(last - 1) - first));
+            // Visit the children overlapping start..=end, each with the range relative to its
+            // first position (no allocation: this runs for every pop and range read).
+            let visit = |i: usize, first: usize, f: &mut dyn FnMut(&K) -> bool| {
+                let last = first + n.counts[i]; // exclusive
+                if n.counts[i] == 0 || last <= start || first > end {
+                    return true;
                 }
-                if first > end {
-                    break;
-                }
-                first = last;
-            }
+                walk_node(&n.children[i], start.max(first) - first, end.min(last - 1) - first, rev, f)
+            };
             if rev {
-                spans.iter().rev().all(|&(i, s, e)| walk_node(&n.children[i], s, e, rev, f))
+                let mut last: usize = n.counts.iter().sum();
+                for i in (0..n.children.len()).rev() {
+                    let first = last - n.counts[i];
+                    if first <= end && !visit(i, first, f) {
+                        return false;
+                    }
+                    if first <= start {
+                        break;
+                    }
+                    last = first;
+                }
             } else {
-                spans.iter().all(|&(i, s, e)| walk_node(&n.children[i], s, e, rev, f))
+                let mut first = 0;
+                for i in 0..n.children.len() {
+                    if first > end {
+                        break;
+                    }
+                    if !visit(i, first, f) {
+                        return false;
+                    }
+                    first += n.counts[i];
+                }
             }
+            true
         }
     }
 }
