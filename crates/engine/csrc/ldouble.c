@@ -57,9 +57,10 @@ int tandem_strtod(const char *s, size_t len, double *out) {
 
 /* Parses `len` bytes at `s` the way Redis's zslParseRange reads a score bound: strtod over the
  * text up to its first NUL byte must stop exactly there (so leading whitespace, an empty string
- * and overflow to infinity are accepted) and the value must not be NaN. Returns 1 and stores the
- * value on success, 0 otherwise. */
-int tandem_strtod_bound(const char *s, size_t len, double *out) {
+ * and overflow to infinity are accepted) and the value must not be NaN. With `reject_erange`,
+ * a result out of range (overflow or underflow) is refused too, as SORT refuses it. Returns 1
+ * and stores the value on success, 0 otherwise. */
+int tandem_strtod_bound(const char *s, size_t len, int reject_erange, double *out) {
     char stack_buf[TANDEM_STACK_DOUBLE_CHARS];
     char *buf = stack_buf;
     char *end;
@@ -71,8 +72,9 @@ int tandem_strtod_bound(const char *s, size_t len, double *out) {
     }
     memcpy(buf, s, len);
     buf[len] = '\0';
+    errno = 0;
     v = strtod(buf, &end);
-    int ok = end[0] == '\0' && !isnan(v);
+    int ok = end[0] == '\0' && !isnan(v) && !(reject_erange && errno == ERANGE);
     if (buf != stack_buf) free(buf);
     if (ok) *out = v;
     return ok;

@@ -21,7 +21,7 @@ const LONG_STR_SIZE: usize = 21;
 
 unsafe extern "C" {
     fn tandem_strtod(s: *const c_char, len: usize, out: *mut f64) -> c_int;
-    fn tandem_strtod_bound(s: *const c_char, len: usize, out: *mut f64) -> c_int;
+    fn tandem_strtod_bound(s: *const c_char, len: usize, reject_erange: c_int, out: *mut f64) -> c_int;
     fn tandem_ld_valid(s: *const c_char, len: usize) -> c_int;
     fn tandem_timeout_ms(s: *const c_char, len: usize, out: *mut i64) -> c_int;
     fn tandem_ld_add(
@@ -173,7 +173,19 @@ pub fn parse_score_bound(b: &[u8]) -> Option<f64> {
     let mut out = 0.0f64;
     // SAFETY: the pointer and length describe the live slice `b`; the C side reads `len`
     // bytes and writes one f64 through `out`, which points to a local.
-    let ok = unsafe { tandem_strtod_bound(b.as_ptr().cast(), b.len(), &mut out) };
+    let ok = unsafe { tandem_strtod_bound(b.as_ptr().cast(), b.len(), 0, &mut out) };
+    (ok != 0).then_some(out)
+}
+
+/// Parses an element or `BY` value as `SORT` does: like [`parse_score_bound`], but a value out
+/// of range (overflow or underflow, `errno == ERANGE`) is refused.
+pub fn parse_sort_score(b: &[u8]) -> Option<f64> {
+    if is_simple_decimal(b) {
+        return std::str::from_utf8(b).ok()?.parse().ok();
+    }
+    let mut out = 0.0f64;
+    // SAFETY: as in `parse_score_bound`.
+    let ok = unsafe { tandem_strtod_bound(b.as_ptr().cast(), b.len(), 1, &mut out) };
     (ok != 0).then_some(out)
 }
 

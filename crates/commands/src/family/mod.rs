@@ -8,6 +8,7 @@ pub mod keys;
 pub mod lists;
 pub mod server;
 pub mod sets;
+pub mod sort;
 pub mod strings;
 pub mod tandem;
 pub mod zsets;
@@ -24,6 +25,7 @@ pub fn all_bindings() -> impl Iterator<Item = &'static Binding> {
         .chain(hashes::BINDINGS)
         .chain(sets::BINDINGS)
         .chain(zsets::BINDINGS)
+        .chain(sort::BINDINGS)
         .chain(connection::BINDINGS)
         .chain(server::BINDINGS)
         .chain(tandem::BINDINGS)
