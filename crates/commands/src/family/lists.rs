@@ -461,7 +461,7 @@ fn lmove(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 }
 
 /// A blocking command's timeout argument: the absolute deadline (0 = never).
-fn timeout_arg(ctx: &Ctx, arg: &[u8]) -> Result<i64, CmdError> {
+pub(crate) fn timeout_arg(ctx: &Ctx, arg: &[u8]) -> Result<i64, CmdError> {
     engine::num::timeout_deadline_ms(arg, ctx.now_ms()).map_err(CmdError::Timeout)
 }
 
@@ -545,10 +545,10 @@ fn brpoplpush(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 /// `BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]`
 fn blmpop(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let a = parse_mpop(argv, 2)?;
+    let a = parse_mpop(argv, 2, end_arg)?;
     let deadline = timeout_arg(ctx, argv[1])?;
-    if !mpop_reply(ctx, a.keys, a.end, a.count)? {
-        ctx.block(a.keys, BlockKind::Mpop { end: a.end, count: a.count }, deadline);
+    if !mpop_reply(ctx, a.keys, a.side, a.count)? {
+        ctx.block(a.keys, BlockKind::Mpop { end: a.side, count: a.count }, deadline);
     }
     Ok(())
 }
@@ -574,24 +574,30 @@ fn rpoplpush(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// The parsed arguments of `LMPOP`/`BLMPOP` after `numkeys`.
-pub(crate) struct MpopArgs<'a> {
+/// The parsed arguments of `LMPOP`/`BLMPOP` (side: `End`) and `ZMPOP`/`BZMPOP` (side: max)
+/// after `numkeys`.
+pub(crate) struct MpopArgs<'a, S> {
     /// The keys, in order.
     pub keys: &'a [&'a [u8]],
-    /// Which end.
-    pub end: End,
+    /// Which end (`LEFT|RIGHT`, `MIN|MAX`).
+    pub side: S,
     /// How many at most.
     pub count: usize,
 }
 
-/// Parses `numkeys key [key ...] LEFT|RIGHT [COUNT count]` starting at `argv[at]`.
-pub(crate) fn parse_mpop<'a>(argv: &'a [&'a [u8]], at: usize) -> Result<MpopArgs<'a>, CmdError> {
+/// Parses `numkeys key [key ...] <side> [COUNT count]` starting at `argv[at]`, the side word
+/// read by `side`.
+pub(crate) fn parse_mpop<'a, S>(
+    argv: &'a [&'a [u8]],
+    at: usize,
+    side: fn(&[u8]) -> Result<S, CmdError>,
+) -> Result<MpopArgs<'a, S>, CmdError> {
     let numkeys = range_arg(argv[at], 1, i64::MAX, Some("numkeys should be greater than 0"))? as usize;
     let where_at = at.saturating_add(numkeys).saturating_add(1);
     if where_at >= argv.len() {
         return Err(CmdError::Syntax);
     }
-    let end = end_arg(argv[where_at])?;
+    let side = side(argv[where_at])?;
     let mut count = None;
     let mut i = where_at + 1;
     while i < argv.len() {
@@ -602,7 +608,7 @@ pub(crate) fn parse_mpop<'a>(argv: &'a [&'a [u8]], at: usize) -> Result<MpopArgs
             return Err(CmdError::Syntax);
         }
     }
-    Ok(MpopArgs { keys: &argv[at + 1..where_at], end, count: count.unwrap_or(1) })
+    Ok(MpopArgs { keys: &argv[at + 1..where_at], side, count: count.unwrap_or(1) })
 }
 
 /// Pops up to `count` elements from the first non-empty list of `keys`, replying
@@ -630,8 +636,8 @@ pub(crate) fn mpop_reply(ctx: &mut Ctx, keys: &[&[u8]], end: End, count: usize) 
 
 /// `LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]`
 fn lmpop(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let a = parse_mpop(argv, 1)?;
-    if !mpop_reply(ctx, a.keys, a.end, a.count)? {
+    let a = parse_mpop(argv, 1, end_arg)?;
+    if !mpop_reply(ctx, a.keys, a.side, a.count)? {
         ctx.out.null_array();
     }
     Ok(())

@@ -15,7 +15,7 @@ use crate::blocking::BlockKind;
 use crate::ctx::Ctx;
 use crate::errors::{CmdError, CmdResult};
 use crate::family::hashes::{reply_empty_scan, reply_too_big, scan_loop, scan_opts};
-use crate::family::lists::{range_arg, reply_elem};
+use crate::family::lists::{parse_mpop, range_arg, reply_elem, timeout_arg};
 use crate::table::{bind, Binding, LockMode::Keys};
 use engine::glob::glob_match;
 use engine::listpack::LpValue;
@@ -802,34 +802,6 @@ fn min_max_arg(arg: &[u8]) -> Result<bool, CmdError> {
     }
 }
 
-/// The parsed `numkeys key [key ...] MIN|MAX [COUNT count]` of `ZMPOP`/`BZMPOP`.
-struct MpopArgs<'a> {
-    keys: &'a [&'a [u8]],
-    max: bool,
-    count: usize,
-}
-
-/// Parses `numkeys key [key ...] MIN|MAX [COUNT count]` starting at `argv[at]`.
-fn parse_mpop<'a>(argv: &'a [&'a [u8]], at: usize) -> Result<MpopArgs<'a>, CmdError> {
-    let numkeys = range_arg(argv[at], 1, i64::MAX, Some("numkeys should be greater than 0"))? as usize;
-    let where_at = at.saturating_add(numkeys).saturating_add(1);
-    if where_at >= argv.len() {
-        return Err(CmdError::Syntax);
-    }
-    let max = min_max_arg(argv[where_at])?;
-    let mut count = None;
-    let mut i = where_at + 1;
-    while i < argv.len() {
-        if count.is_none() && is(argv[i], "COUNT") && i + 1 < argv.len() {
-            count = Some(range_arg(argv[i + 1], 1, i64::MAX, Some("count should be greater than 0"))? as usize);
-            i += 2;
-        } else {
-            return Err(CmdError::Syntax);
-        }
-    }
-    Ok(MpopArgs { keys: &argv[at + 1..where_at], max, count: count.unwrap_or(1) })
-}
-
 /// The pop a blocking command performed, logged as Redis propagates it.
 fn log_pop(ctx: &mut Ctx, key: &[u8], max: bool, count: Option<usize>) {
     let cmd: &[u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
@@ -853,16 +825,11 @@ fn mpop_reply(ctx: &mut Ctx, keys: &[&[u8]], max: bool, count: usize) -> Result<
 
 /// `ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]`
 fn zmpop(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let a = parse_mpop(argv, 1)?;
-    if !mpop_reply(ctx, a.keys, a.max, a.count)? {
+    let a = parse_mpop(argv, 1, min_max_arg)?;
+    if !mpop_reply(ctx, a.keys, a.side, a.count)? {
         ctx.out.null_array();
     }
     Ok(())
-}
-
-/// A blocking command's timeout argument: the absolute deadline (0 = never).
-fn timeout_arg(ctx: &Ctx, arg: &[u8]) -> Result<i64, CmdError> {
-    num::timeout_deadline_ms(arg, ctx.now_ms()).map_err(CmdError::Timeout)
 }
 
 /// `BZPOPMIN`/`BZPOPMAX` once `key` holds a sorted set: `[key, member, score]`.
@@ -897,10 +864,10 @@ fn bzpopmax(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 /// `BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]`
 fn bzmpop(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let a = parse_mpop(argv, 2)?;
+    let a = parse_mpop(argv, 2, min_max_arg)?;
     let deadline = timeout_arg(ctx, argv[1])?;
-    if !mpop_reply(ctx, a.keys, a.max, a.count)? {
-        ctx.block(a.keys, BlockKind::ZPop { max: a.max, count: Some(a.count) }, deadline);
+    if !mpop_reply(ctx, a.keys, a.side, a.count)? {
+        ctx.block(a.keys, BlockKind::ZPop { max: a.side, count: Some(a.count) }, deadline);
     }
     Ok(())
 }
