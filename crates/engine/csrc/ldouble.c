@@ -26,31 +26,44 @@
  * to the heap because Redis's string2d has no length limit. */
 #define TANDEM_STACK_DOUBLE_CHARS 256
 
+/* Copies `len` bytes at `s` into `stack_buf` (or the heap when too long) with the NUL
+ * terminator strtod needs. Returns the copy, or NULL when out of memory; free it with
+ * release_copy. */
+static char *nul_terminated(const char *s, size_t len, char *stack_buf) {
+    char *buf = stack_buf;
+    if (len >= TANDEM_STACK_DOUBLE_CHARS) {
+        buf = malloc(len + 1);
+        if (buf == NULL) return NULL;
+    }
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+static void release_copy(char *buf, char *stack_buf) {
+    if (buf != stack_buf) free(buf);
+}
+
 /* Parses `len` bytes at `s` as a double the way Redis's string2d does: the whole input must be
  * consumed, leading whitespace is refused, NaN is refused, and so are overflow to infinity and
  * underflow to zero (but not underflow to a subnormal). Returns 1 and stores the value on
  * success, 0 otherwise. */
 int tandem_strtod(const char *s, size_t len, double *out) {
     char stack_buf[TANDEM_STACK_DOUBLE_CHARS];
-    char *buf = stack_buf;
     char *end;
     double v;
     int ok;
 
     if (len == 0) return 0;
-    if (len >= sizeof(stack_buf)) {
-        buf = malloc(len + 1);
-        if (buf == NULL) return 0;
-    }
-    memcpy(buf, s, len);
-    buf[len] = '\0';
+    char *buf = nul_terminated(s, len, stack_buf);
+    if (buf == NULL) return 0;
 
     errno = 0;
     v = strtod(buf, &end);
     ok = !(isspace((unsigned char)buf[0]) || (size_t)(end - buf) != len ||
            (errno == ERANGE && (v == HUGE_VAL || v == -HUGE_VAL || fpclassify(v) == FP_ZERO)) ||
            isnan(v));
-    if (buf != stack_buf) free(buf);
+    release_copy(buf, stack_buf);
     if (ok) *out = v;
     return ok;
 }
@@ -62,20 +75,15 @@ int tandem_strtod(const char *s, size_t len, double *out) {
  * and stores the value on success, 0 otherwise. */
 int tandem_strtod_bound(const char *s, size_t len, int reject_erange, double *out) {
     char stack_buf[TANDEM_STACK_DOUBLE_CHARS];
-    char *buf = stack_buf;
     char *end;
     double v;
 
-    if (len >= sizeof(stack_buf)) {
-        buf = malloc(len + 1);
-        if (buf == NULL) return 0;
-    }
-    memcpy(buf, s, len);
-    buf[len] = '\0';
+    char *buf = nul_terminated(s, len, stack_buf);
+    if (buf == NULL) return 0;
     errno = 0;
     v = strtod(buf, &end);
     int ok = end[0] == '\0' && !isnan(v) && !(reject_erange && errno == ERANGE);
-    if (buf != stack_buf) free(buf);
+    release_copy(buf, stack_buf);
     if (ok) *out = v;
     return ok;
 }

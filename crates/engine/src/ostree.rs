@@ -375,6 +375,8 @@ impl<K: Ord + Clone + std::fmt::Debug> OsTree<K> {
                     assert!(v.windows(2).all(|w| w[0] < w[1]), "leaf keys in order");
                     assert!(root || v.len() >= MIN, "leaf fill {}", v.len());
                     assert!(v.len() <= CAP);
+                    // A leaf's buffer never grows past CAP keys (one allocator size class).
+                    assert!(v.capacity() <= CAP, "leaf capacity {}", v.capacity());
                     v.len()
                 }
                 Node::Inner(inner) => {

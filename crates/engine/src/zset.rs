@@ -9,7 +9,7 @@
 //! and "first key past a bound" in O(log n) where Redis walks a skiplist with spans.
 //!
 //! Every range query is expressed by rank: a score or lexicographic bound becomes the number
-//! of elements before it ([`ZSet::count_while`]), and ranges are walked by rank
+//! of elements before it ([`ZSet::rank_range`]), and ranges are walked by rank
 //! ([`ZSet::walk`]). The command layer needs nothing else to serve `ZRANGE` in all its forms.
 
 use crate::dict::{collection_hasher, Dict};
@@ -57,7 +57,7 @@ impl Default for ZSet {
 /// A score read back from a listpack entry. Strings are what Redis or Tandem wrote: a
 /// decimal, exponent form or `inf`/`-inf` (validated when loaded).
 #[inline]
-pub fn pack_score(v: LpValue<'_>) -> f64 {
+fn pack_score(v: LpValue<'_>) -> f64 {
     match v {
         LpValue::Int(i) => i as f64,
         LpValue::Str(s) => std::str::from_utf8(s).ok().and_then(|t| t.parse().ok()).unwrap_or(0.0),
@@ -134,27 +134,6 @@ impl ZSet {
         if matches!(self, ZSet::Pack(_)) && size_hint > limits.zset_max_listpack_entries {
             self.convert_to_skip();
         }
-    }
-
-    /// Makes a large set small again when it fits the listpack limits (what Redis does to the
-    /// result of `ZUNIONSTORE` and friends, and to a loaded set: `zsetConvertToListpackIfNeeded`).
-    pub fn shrink_if_fits(&mut self, limits: &Limits) {
-        let ZSet::Skip(s) = self else { return };
-        if s.tree.len() > limits.zset_max_listpack_entries {
-            return;
-        }
-        let mut fits = true;
-        s.tree.for_each(|k| fits &= k.member.len() <= limits.zset_max_listpack_value);
-        if !fits {
-            return;
-        }
-        let mut lp = Listpack::new();
-        s.tree.for_each(|k| {
-            lp.push_back(&k.member);
-            let end = lp.end();
-            write_score(&mut lp, end, k.score);
-        });
-        *self = ZSet::Pack(lp);
     }
 
     /// Makes this the large encoding.
@@ -268,26 +247,6 @@ impl ZSet {
                 let score = s.score(member)?;
                 Some((s.tree.rank(&ScoreKey::new(score, member)).expect("dict and tree agree"), score))
             }
-        }
-    }
-
-    /// How many members, in order, satisfy `below` before the first one that does not; `below`
-    /// must hold for a prefix of the members (e.g. "score < 5"). This turns a score or
-    /// lexicographic bound into a rank.
-    pub fn count_while(&self, below: impl Fn(&[u8], f64) -> bool) -> usize {
-        match self {
-            ZSet::Pack(lp) => {
-                let mut it = lp.iter();
-                let mut n = 0;
-                while let (Some(m), Some(s)) = (it.next(), it.next()) {
-                    if !m.with_bytes(|m| below(m, pack_score(s))) {
-                        break;
-                    }
-                    n += 1;
-                }
-                n
-            }
-            ZSet::Skip(s) => s.tree.count_while(|k| below(&k.member, k.score)),
         }
     }
 
@@ -439,15 +398,6 @@ impl ZSet {
         }
     }
 
-    /// The listpack form of this set's contents, whatever its encoding (for RDB and `DUMP`,
-    /// which write small sets as listpacks).
-    pub fn as_listpack(&self) -> Option<&Listpack> {
-        match self {
-            ZSet::Pack(lp) => Some(lp),
-            ZSet::Skip(_) => None,
-        }
-    }
-
     /// Checks that the encodings agree with each other and are ordered (tests, loading).
     #[doc(hidden)]
     pub fn check(&self) {
@@ -552,9 +502,6 @@ mod tests {
         assert_eq!(z.rank(b"d"), Some((4, f64::INFINITY)));
         assert_eq!(z.remove(b"c"), Some(-1.5));
         assert_eq!(z.len(), 4);
-        z.shrink_if_fits(&limits);
-        assert_eq!(z.encoding(), "listpack");
-        assert_eq!(contents(&z)[3], (b"d".to_vec(), f64::INFINITY));
 
         let mut long = ZSet::new_for(1, 1, &Limits::default());
         long.insert(&[b'm'; 64], 1.0, &Limits::default());
@@ -637,7 +584,7 @@ mod tests {
             prop_assert_eq!(&got, &want);
             for (i, (s, m)) in want.iter().enumerate() {
                 prop_assert_eq!(z.rank(m), Some((i, *s)));
-                prop_assert_eq!(z.count_while(|mm, ss| (ss, mm) < (*s, m.as_slice())), i);
+                prop_assert_eq!(z.rank_range(|mm, ss| (ss, mm) < (*s, m.as_slice()), |_, ss| ss <= *s).0, i);
             }
             let mut back = Vec::new();
             z.walk(0, usize::MAX, true, |m, _| { back.push(m.to_vec()); true });

@@ -292,6 +292,17 @@ fn scenarios() -> Vec<(&'static str, Vec<Step>)> {
             ],
         ),
         (
+            "SWAPDB brings a sorted set under a waited key",
+            vec![
+                Run(1, "SELECT 1"),
+                Run(1, "ZADD z 1 a 2 b"),
+                Block(0, "BZPOPMAX z 0"),
+                Run(2, "SWAPDB 0 1"),
+                Read(0),
+                Run(1, "ZRANGE z 0 -1"),
+            ],
+        ),
+        (
             "CLIENT UNBLOCK ends a BZPOPMIN",
             vec![
                 Block(0, "BZPOPMIN k 0"),
@@ -535,11 +546,24 @@ fn served_pops_are_logged_to_the_aof() {
         ctl.send(&["RPUSH", "src", "x", "y"]);
         assert_eq!(w.read_frame(), Frame::Array(vec![Frame::Bulk(b"q".to_vec()), Frame::Bulk(b"a".to_vec())]));
         assert_eq!(m.read_frame(), Frame::Bulk(b"y".to_vec()));
+        // Sorted-set pops served by a ZADD are logged as the ZPOPMIN/ZPOPMAX they were.
+        let mut z = t.client();
+        let idz = client_id(&mut z);
+        z.write_command(&["BZMPOP", "0", "1", "zq", "MAX", "COUNT", "2"]).unwrap();
+        wait_blocked(&mut ctl, idz);
+        ctl.send(&["ZADD", "zq", "1", "lo", "2", "mid", "3", "hi"]);
+        assert!(matches!(z.read_frame(), Frame::Array(_)));
+        z.write_command(&["BZPOPMIN", "zq2", "0"]).unwrap();
+        wait_blocked(&mut ctl, idz);
+        ctl.send(&["ZADD", "zq2", "5", "x", "6", "y"]);
+        assert!(matches!(z.read_frame(), Frame::Array(_)));
     }
     let t = common::dataset::tandem_in(&dir, &args);
     let mut c = t.client();
     assert_eq!(c.send(&["LRANGE", "src", "0", "-1"]), Frame::Array(vec![Frame::Bulk(b"x".to_vec())]));
     assert_eq!(c.send(&["LRANGE", "dst", "0", "-1"]), Frame::Array(vec![Frame::Bulk(b"y".to_vec())]));
+    assert_eq!(c.send(&["ZRANGE", "zq", "0", "-1"]), Frame::Array(vec![Frame::Bulk(b"lo".to_vec())]));
+    assert_eq!(c.send(&["ZRANGE", "zq2", "0", "-1"]), Frame::Array(vec![Frame::Bulk(b"y".to_vec())]));
     c.send(&["SELECT", "2"]);
     assert_eq!(c.send(&["LRANGE", "q", "0", "-1"]), Frame::Array(vec![Frame::Bulk(b"b".to_vec())]));
     drop(t);

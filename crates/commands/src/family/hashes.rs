@@ -413,15 +413,26 @@ fn hscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         let n = h.scan(c, |f, v| found.push((f.to_vec(), v.to_vec())));
         (n, found.len())
     });
-    if let Some(p) = opts.pattern {
+    reply_pair_scan(ctx.out, next, found, opts.pattern);
+    Ok(())
+}
+
+/// The reply of one `HSCAN`/`ZSCAN` step: the cursor, then the pairs whose first element
+/// matches `pattern` (filtered after the step, as Redis does).
+pub(crate) fn reply_pair_scan(
+    out: &mut protocol::ReplyWriter,
+    next: u64,
+    mut found: Vec<(Vec<u8>, Vec<u8>)>,
+    pattern: Option<&[u8]>,
+) {
+    if let Some(p) = pattern {
         found.retain(|(f, _)| glob_match(p, f, false));
     }
-    ctx.out.array(2);
-    ctx.out.bulk(next.to_string().as_bytes());
-    ctx.out.array(found.len() * 2);
+    out.array(2);
+    out.bulk(next.to_string().as_bytes());
+    out.array(found.len() * 2);
     for (f, v) in &found {
-        ctx.out.bulk(f);
-        ctx.out.bulk(v);
+        out.bulk(f);
+        out.bulk(v);
     }
-    Ok(())
 }

@@ -14,10 +14,9 @@ use crate::args::{self, is};
 use crate::blocking::BlockKind;
 use crate::ctx::Ctx;
 use crate::errors::{CmdError, CmdResult};
-use crate::family::hashes::{reply_empty_scan, reply_too_big, scan_loop, scan_opts};
+use crate::family::hashes::{reply_empty_scan, reply_pair_scan, reply_too_big, scan_loop, scan_opts};
 use crate::family::lists::{parse_mpop, range_arg, reply_elem, timeout_arg};
 use crate::table::{bind, Binding, LockMode::Keys};
-use engine::glob::glob_match;
 use engine::listpack::LpValue;
 use engine::{num, Limits, Value, ZSet};
 use protocol::ReplyWriter;
@@ -1262,15 +1261,6 @@ fn zscan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         let n = z.scan(c, |m, s| found.push((m.to_vec(), s.to_vec())));
         (n, found.len())
     });
-    if let Some(p) = opts.pattern {
-        found.retain(|(m, _)| glob_match(p, m, false));
-    }
-    ctx.out.array(2);
-    ctx.out.bulk(next.to_string().as_bytes());
-    ctx.out.array(found.len() * 2);
-    for (m, s) in &found {
-        ctx.out.bulk(m);
-        ctx.out.bulk(s);
-    }
+    reply_pair_scan(ctx.out, next, found, opts.pattern);
     Ok(())
 }
