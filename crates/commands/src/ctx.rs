@@ -192,6 +192,9 @@ pub struct Store<'a> {
     /// Keys (database, key) that received a list while clients wait on them: the executor
     /// serves those clients before the command releases its locks (`blocking::serve_ready`).
     pub ready: Vec<(usize, Vec<u8>)>,
+    /// A hash shown without its expired fields when they may not be removed (see
+    /// [`Store::get_hash`]).
+    pub hidden_hash: Option<Hash>,
 }
 
 impl<'a> Store<'a> {
@@ -308,7 +311,16 @@ impl<'a> Store<'a> {
     /// Removes `key` of the selected database if its time has run out at the command's time
     /// (when this execution may expire keys); true if it had.
     pub fn reap(&mut self, key: &[u8]) -> bool {
-        self.expire_if_needed(self.db, key)
+        if self.expire_if_needed(self.db, key) || self.expire_fields_in(self.db, key) > 0 {
+            return true;
+        }
+        // Nothing was due: make sure the expiry index does not name the key too early, or the
+        // leader would collect it again and again (the same on every node: index only).
+        let (d, h) = self.db_for(self.db, key);
+        if d.hash_fields.get(h, key).is_some() {
+            d.note_field_expiry(h, key);
+        }
+        false
     }
 
     /// True if the key exists (not expired) in database `db`, without touching it.
@@ -348,7 +360,99 @@ impl<'a> Store<'a> {
     }
 
     typed_access!(get_list, get_list_for_write, list_or_create, List, List, "list");
-    typed_access!(get_hash, get_hash_for_write, hash_or_create, Hash, Hash, "hash");
+    /// The hash under a key for a read; `WRONGTYPE` for other types. Fields whose time has
+    /// run out are removed first (logged as `HDEL`; the key goes with its last field) or, on
+    /// a node that may not remove them, hidden behind a copy.
+    pub fn get_hash(&mut self, key: &[u8]) -> Result<Option<&mut Hash>, CmdError> {
+        if self.hides_expired_fields(self.db, key) {
+            let copy = match self.peek(key) {
+                Some(Value::Hash(h)) => h.without_expired(self.now_ms),
+                _ => unreachable!("checked just above"),
+            };
+            self.lookup_read(key);
+            if copy.is_empty() {
+                return Ok(None);
+            }
+            return Ok(Some(self.hidden_hash.insert(copy)));
+        }
+        match self.lookup_read(key) {
+            None => Ok(None),
+            Some(e) => match &mut e.value {
+                Value::Hash(h) => Ok(Some(h)),
+                _ => Err(CmdError::WrongType),
+            },
+        }
+    }
+
+    /// The hash under a key for a write; `WRONGTYPE` for other types. Fields whose time has
+    /// run out are removed first, logged as `HDEL` (the key goes with its last field).
+    pub fn get_hash_for_write(&mut self, key: &[u8]) -> Result<Option<&mut Hash>, CmdError> {
+        self.expire_fields_in(self.db, key);
+        match self.lookup_write(key) {
+            None => Ok(None),
+            Some(e) => match &mut e.value {
+                Value::Hash(h) => Ok(Some(h)),
+                _ => Err(CmdError::WrongType),
+            },
+        }
+    }
+
+    /// The hash under a key for a write, stored new from `make` if missing (the new empty
+    /// value counts as no change: the command counts what it adds); `WRONGTYPE` for other
+    /// types.
+    pub fn hash_or_create(&mut self, key: &[u8], make: impl FnOnce() -> Hash) -> Result<&mut Hash, CmdError> {
+        if self.get_hash_for_write(key)?.is_none() {
+            let dirty = self.dirty;
+            self.set(key, Value::Hash(make()), false);
+            self.dirty = dirty;
+        }
+        Ok(self.get_hash_for_write(key)?.expect("just stored"))
+    }
+
+    /// True if the hash under `key` (not itself expired) has fields whose time has run out
+    /// and this execution may not remove them; removes them (see
+    /// [`Store::expire_fields_in`]) when it may.
+    fn hides_expired_fields(&mut self, db: usize, key: &[u8]) -> bool {
+        let now = self.now_ms;
+        match self.peek_in(db, key) {
+            Some(Value::Hash(h)) if h.has_expired_fields(now) => {}
+            _ => return false,
+        }
+        if !self.may_expire {
+            return true;
+        }
+        self.expire_fields_in(db, key);
+        false
+    }
+
+    /// Removes the fields of the hash under `key` in database `db` whose time has run out,
+    /// logging them as one `HDEL` (which on replay also removes a key left empty); the
+    /// number removed. Writes always do this, whatever `may_expire` says: a write on a copy
+    /// would be lost, and a write's own effect is logged in order after the `HDEL`.
+    pub fn expire_fields_in(&mut self, db: usize, key: &[u8]) -> usize {
+        let now = self.now_ms;
+        match self.peek_in(db, key) {
+            Some(Value::Hash(h)) if h.has_expired_fields(now) => {}
+            _ => return 0,
+        }
+        let (d, h) = self.db_to_change(db, key);
+        let gone = d.remove_expired_fields(h, key, now);
+        self.stats.expired_subkeys += gone.len() as u64;
+        let mut argv = Vec::with_capacity(gone.len() + 2);
+        argv.push(b"HDEL".to_vec());
+        argv.push(key.to_vec());
+        argv.extend(gone.iter().map(|f| f.to_vec()));
+        let n = gone.len();
+        self.effects.push(db, now, argv);
+        n
+    }
+
+    /// Records the earliest field expiry of the hash under `key` after a command changed
+    /// its fields' times to live, for the expiry cycle.
+    pub fn note_field_expiry(&mut self, key: &[u8]) {
+        let (d, h) = self.db_to_change(self.db, key);
+        d.note_field_expiry(h, key);
+    }
     typed_access!(get_set, get_set_for_write, set_or_create, Set, Set, "set");
     typed_access!(get_zset, get_zset_for_write, zset_or_create, ZSet, ZSet, "sorted set");
 

@@ -173,6 +173,7 @@ pub fn execute(
             may_expire: opts.may_expire,
             dirty: 0,
             ready: Vec::new(),
+            hidden_hash: None,
         },
         out,
         session,

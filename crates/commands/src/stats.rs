@@ -11,6 +11,8 @@ pub struct Stats {
     pub keyspace_misses: AtomicU64,
     /// Keys removed because their time to live ran out.
     pub expired_keys: AtomicU64,
+    /// Hash fields removed because their time to live ran out (Redis 7.4's `expired_subkeys`).
+    pub expired_subkeys: AtomicU64,
     /// Changes to the dataset (Redis's `server.dirty`).
     pub dirty: AtomicU64,
     /// Commands processed.
@@ -85,6 +87,8 @@ pub struct LocalStats {
     pub keyspace_misses: u64,
     /// See [`Stats::expired_keys`].
     pub expired_keys: u64,
+    /// See [`Stats::expired_subkeys`].
+    pub expired_subkeys: u64,
     /// See [`Stats::dirty`].
     pub dirty: u64,
     /// See [`Stats::total_commands`].
@@ -128,6 +132,7 @@ impl LocalStats {
             (&shared.keyspace_hits, &mut self.keyspace_hits),
             (&shared.keyspace_misses, &mut self.keyspace_misses),
             (&shared.expired_keys, &mut self.expired_keys),
+            (&shared.expired_subkeys, &mut self.expired_subkeys),
             (&shared.dirty, &mut self.dirty),
             (&shared.total_commands, &mut self.total_commands),
         ] {

@@ -1,7 +1,8 @@
 //! The determinism contract (DESIGN §3): the effects recorded while running a random write
 //! workload, replayed on a fresh engine at their recorded times, rebuild the same keyspace
 //! (same `DEBUG DIGEST`). Time moves on during the workload so keys expire lazily, and the
-//! workload uses relative expiry, random choices and multi-database commands.
+//! workload uses relative expiry (of keys and of hash fields), random choices and
+//! multi-database commands.
 
 use commands::testing::Harness;
 use engine::digest::{dataset_digest, to_hex};
@@ -22,7 +23,9 @@ fn random_command(rng: &mut Rng) -> Vec<String> {
     let v2 = pick(rng, &vals).to_string();
     let secs = (1 + rng.below(5)).to_string();
     let ms = (1 + rng.below(5000)).to_string();
-    let c: Vec<&str> = match rng.below(56) {
+    let at = (1_700_000_000_000 + rng.below(60_000)).to_string();
+    let f = pick(rng, &["f", "n", "x", "a", "b"]).to_string();
+    let c: Vec<&str> = match rng.below(66) {
         0 => vec!["SET", &k, &v],
         1 => vec!["SET", &k, &v, "EX", &secs],
         2 => vec!["SET", &k, &v, "PX", &ms, "NX"],
@@ -65,7 +68,7 @@ fn random_command(rng: &mut Rng) -> Vec<String> {
         39 => vec!["HSET", &k, &v, &v2, "f", &v],
         40 => vec!["HDEL", &k, &v, "f"],
         41 => vec!["HINCRBY", &k, "n", "3"],
-        42 => vec!["HINCRBYFLOAT", &k, "x", "0.1"],
+        42 => vec!["HINCRBYFLOAT", &k, &f, "0.1"],
         43 => vec!["HSETNX", &k, &v2, &v],
         44 => vec!["HMSET", &k, "a", &v, "b", &v2],
         45 => vec!["RPOPLPUSH", &k, &k2],
@@ -78,6 +81,16 @@ fn random_command(rng: &mut Rng) -> Vec<String> {
         52 => vec!["SINTERSTORE", &k, &k, &k2],
         53 => vec!["SUNIONSTORE", &k2, &k, &k2],
         54 => vec!["SDIFFSTORE", &k, &k2, &k],
+        55 => vec!["HEXPIRE", &k, &secs, "FIELDS", "2", &f, "a"],
+        56 => vec!["HPEXPIRE", &k, &ms, pick(rng, &["NX", "XX", "GT", "LT"]), "FIELDS", "1", &f],
+        57 => vec!["HPEXPIREAT", &k, &at, "FIELDS", "2", &f, &v],
+        58 => vec!["HPERSIST", &k, "FIELDS", "1", &f],
+        59 => vec!["HSETEX", &k, pick(rng, &["FNX", "FXX", "KEEPTTL"]), "FIELDS", "1", &f, &v],
+        60 => vec!["HSETEX", &k, "PX", &ms, "FIELDS", "2", &f, &v, "b", &v2],
+        61 => vec!["HGETEX", &k, "PERSIST", "FIELDS", "1", &f],
+        62 => vec!["HGETEX", &k, "PX", &ms, "FIELDS", "1", &f],
+        63 => vec!["HGETDEL", &k, "FIELDS", "2", &f, &v],
+        64 => vec!["HTTL", &k, "FIELDS", "1", &f],
         _ => vec!["BITFIELD", &k, "INCRBY", "u8", "0", "200", "OVERFLOW", "WRAP", "SET", "i5", "3", "9"],
     };
     c.into_iter().map(String::from).collect()

@@ -48,11 +48,16 @@ pub fn mix_value(digest: &mut Digest, value: &Value, has_expire: bool) {
         Value::List(l) => l.iter().for_each(|e| e.with_bytes(|b| mix_digest(digest, b))),
         // Members XORed in: order does not matter.
         Value::Set(s) => s.for_each(|m| m.with_bytes(|b| xor_digest(digest, b))),
-        // Each pair digested on its own and XORed in, so field order does not matter.
+        // Each pair digested on its own and XORed in, so field order does not matter; a
+        // field's time to live is part of its pair.
         Value::Hash(h) => h.for_each(|f, v| {
             let mut pair = [0u8; 20];
             f.with_bytes(|b| mix_digest(&mut pair, b));
             v.with_bytes(|b| mix_digest(&mut pair, b));
+            if let Some(at) = f.with_bytes(|b| h.field_expire(b)) {
+                mix_digest(&mut pair, b"!!hexpire!!");
+                mix_digest(&mut pair, &at.to_be_bytes());
+            }
             xor_digest(digest, &pair);
         }),
         // Member and score text ("%.17g", as Redis 7.0 prints it) per pair, XORed in.

@@ -60,6 +60,40 @@ pub fn sample_expired(db: &Db, now_ms: i64, rng: &mut Rng, samples: usize, expir
     out
 }
 
+/// What the field expiry step did to one key.
+pub enum Reaped<'a> {
+    /// The key itself had expired and was removed.
+    Key,
+    /// These fields of the hash had expired and were removed, earliest first (the key too
+    /// if none is left).
+    Fields(&'a [Box<[u8]>]),
+}
+
+/// Takes up to `max_keys` hashes of `db` whose earliest field expiry is due at `now_ms`,
+/// earliest first, and removes their expired fields, calling `on_reaped` for each (a hash
+/// whose key has itself expired is removed whole). Returns the number of hashes visited.
+pub fn expire_hash_fields(
+    db: &mut Db,
+    now_ms: i64,
+    max_keys: usize,
+    mut on_reaped: impl FnMut(&[u8], Reaped<'_>),
+) -> usize {
+    let due = db.hash_fields.due(now_ms, max_keys);
+    for key in &due {
+        let h = db.main.hasher().hash(key);
+        if db.is_expired(h, key, now_ms) {
+            db.remove(h, key);
+            on_reaped(key, Reaped::Key);
+            continue;
+        }
+        let gone = db.remove_expired_fields(h, key, now_ms);
+        if !gone.is_empty() {
+            on_reaped(key, Reaped::Fields(&gone));
+        }
+    }
+    due.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

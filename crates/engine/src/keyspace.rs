@@ -30,11 +30,17 @@ pub struct Db {
     pub main: Dict<Entry>,
     /// Key to absolute expiry time in Unix milliseconds.
     pub expires: Dict<i64>,
+    /// The hashes that have fields with a time to live, by their earliest field expiry.
+    pub hash_fields: HashFieldExpiries,
 }
 
 impl Db {
     fn new(hasher: &KeyHasher) -> Db {
-        Db { main: Dict::new(hasher.clone()), expires: Dict::new(hasher.clone()) }
+        Db {
+            main: Dict::new(hasher.clone()),
+            expires: Dict::new(hasher.clone()),
+            hash_fields: HashFieldExpiries::new(hasher),
+        }
     }
 
     /// An empty database share hashing like `other` (to swap in when flushing).
@@ -85,11 +91,18 @@ impl Db {
         if !self.expires.is_empty() {
             self.expires.remove(hash, key);
         }
-        self.main.insert(hash, key, Entry { value, lru }).is_none()
+        self.set_keep_ttl(hash, key, value, lru)
     }
 
     /// Stores a value, keeping the key's time to live. Returns true if the key was new.
     pub fn set_keep_ttl(&mut self, hash: u64, key: &[u8], value: Value, lru: u32) -> bool {
+        let fields_due = match &value {
+            Value::Hash(h) => h.min_field_expire(),
+            _ => None,
+        };
+        if fields_due.is_some() || !self.hash_fields.is_empty() {
+            self.hash_fields.set(hash, key, fields_due);
+        }
         self.main.insert(hash, key, Entry { value, lru }).is_none()
     }
 
@@ -99,7 +112,38 @@ impl Db {
         if removed.is_some() && !self.expires.is_empty() {
             self.expires.remove(hash, key);
         }
+        if removed.is_some() && !self.hash_fields.is_empty() {
+            self.hash_fields.set(hash, key, None);
+        }
         removed
+    }
+
+    /// Removes the fields of the hash under `key` whose time has run out at `now_ms`,
+    /// deleting the key when none is left; the fields removed, earliest first.
+    pub fn remove_expired_fields(&mut self, hash: u64, key: &[u8], now_ms: i64) -> Vec<Box<[u8]>> {
+        let (gone, empty) = match self.main.get_mut(hash, key) {
+            Some(Entry { value: Value::Hash(h), .. }) => {
+                let gone = h.remove_expired(now_ms);
+                (gone, h.is_empty())
+            }
+            _ => (Vec::new(), false),
+        };
+        if empty {
+            self.remove(hash, key);
+        } else {
+            self.note_field_expiry(hash, key);
+        }
+        gone
+    }
+
+    /// Records the earliest field expiry of the hash under `key` after its fields' times to
+    /// live changed in place (`HEXPIRE` & co.), so the expiry cycle finds it.
+    pub fn note_field_expiry(&mut self, hash: u64, key: &[u8]) {
+        let due = match self.main.get(hash, key) {
+            Some(Entry { value: Value::Hash(h), .. }) => h.min_field_expire(),
+            _ => None,
+        };
+        self.hash_fields.set(hash, key, due);
     }
 
     /// Sets the absolute expiry of an existing key.
@@ -117,6 +161,64 @@ impl Db {
     pub fn clear(&mut self) {
         self.main.clear();
         self.expires.clear();
+        self.hash_fields.clear();
+    }
+}
+
+/// The hashes of a database share that have fields with a time to live, each under the
+/// earliest such expiry: by key, and in time order so the expiry cycle takes the due ones
+/// first (Redis keeps them in `ebuckets` for the same reason).
+pub struct HashFieldExpiries {
+    by_key: Dict<i64>,
+    order: std::collections::BTreeSet<(i64, Box<[u8]>)>,
+}
+
+impl HashFieldExpiries {
+    fn new(hasher: &KeyHasher) -> HashFieldExpiries {
+        HashFieldExpiries { by_key: Dict::new(hasher.clone()), order: Default::default() }
+    }
+
+    /// True if no hash has a volatile field.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    /// Number of hashes with volatile fields.
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Records `key`'s earliest field expiry (`None`: it has none, or is gone).
+    pub fn set(&mut self, hash: u64, key: &[u8], due: Option<i64>) {
+        let old = match due {
+            Some(t) => self.by_key.insert(hash, key, t),
+            None => self.by_key.remove(hash, key),
+        };
+        if old == due {
+            return;
+        }
+        if let Some(t) = old {
+            self.order.remove(&(t, Box::from(key)));
+        }
+        if let Some(t) = due {
+            self.order.insert((t, Box::from(key)));
+        }
+    }
+
+    /// Up to `limit` keys whose earliest field expiry is at or before `now_ms`, earliest first.
+    pub fn due(&self, now_ms: i64, limit: usize) -> Vec<Box<[u8]>> {
+        self.order.iter().take_while(|(t, _)| *t <= now_ms).take(limit).map(|(_, k)| k.clone()).collect()
+    }
+
+    /// The earliest field expiry recorded for `key`.
+    pub fn get(&self, hash: u64, key: &[u8]) -> Option<i64> {
+        self.by_key.get(hash, key).copied()
+    }
+
+    fn clear(&mut self) {
+        self.by_key.clear();
+        self.order.clear();
     }
 }
 
@@ -507,6 +609,41 @@ pub fn lru_clock(now_ms: i64) -> u32 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn hashes_with_field_times_are_indexed_by_their_earliest_while_they_exist() {
+        use crate::hash::Hash;
+        let ks = Keyspace::new(1, 1, 3);
+        let mut shard = ks.lock(0);
+        let db = &mut shard.dbs[0];
+        let limits = Limits::default();
+        let mut h = Hash::new();
+        h.set(b"f", b"1", &limits);
+        h.set(b"g", b"2", &limits);
+        h.set_field_expire(b"f", 100);
+        let (k, kh) = (b"h".as_slice(), ks.hash(b"h"));
+        db.set(kh, k, Value::Hash(h.clone()), 0);
+        assert_eq!(db.hash_fields.get(kh, k), Some(100));
+        assert!(db.hash_fields.due(99, 10).is_empty());
+        assert_eq!(db.hash_fields.due(100, 10).len(), 1);
+        // An in-place change is noted; a replaced or removed key is forgotten.
+        if let Some(Entry { value: Value::Hash(h), .. }) = db.entry_mut(kh, k) {
+            h.set_field_expire(b"g", 50);
+        }
+        db.note_field_expiry(kh, k);
+        assert_eq!(db.hash_fields.get(kh, k), Some(50));
+        assert_eq!(db.remove_expired_fields(kh, k, 60).len(), 1);
+        assert_eq!(db.hash_fields.get(kh, k), Some(100));
+        assert_eq!(db.remove_expired_fields(kh, k, 100).len(), 1);
+        assert!(db.entry(kh, k).is_none(), "the last field took the key with it");
+        assert!(db.hash_fields.is_empty());
+        db.set(kh, k, Value::Hash(h.clone()), 0);
+        db.set(kh, k, Value::Str(crate::value::Str::from_bytes(b"x")), 0);
+        assert!(db.hash_fields.is_empty());
+        db.set(kh, k, Value::Hash(h), 0);
+        db.clear();
+        assert!(db.hash_fields.is_empty() && db.hash_fields.due(i64::MAX, 10).is_empty());
+    }
     use super::*;
     use crate::value::Str;
 

@@ -359,7 +359,8 @@ impl engine::keyspace::Capture for RdbSnapshot {
 const ITEMS_PER_CMD: usize = 64;
 
 /// Appends the commands that rebuild one key as Redis's rewrite writes them (`SET`; `RPUSH`,
-/// `HMSET`, `SADD` and `ZADD` in batches), then `PEXPIREAT` if it has a time to live.
+/// `HMSET`, `SADD` and `ZADD` in batches; a hash's fields with a time to live then get
+/// `HPEXPIREAT key ms FIELDS 1 field` each), then `PEXPIREAT` if it has a time to live.
 fn write_commands(buf: &mut Vec<u8>, key: &[u8], value: &Value, expire: Option<i64>) {
     use crate::aof::encode::append_command;
     // Collections: one command per batch of elements, each starting with `cmd key`.
@@ -394,6 +395,9 @@ fn write_commands(buf: &mut Vec<u8>, key: &[u8], value: &Value, expire: Option<i
                 }
             });
             flush(buf, &mut batch, b"HMSET");
+            h.for_each_field_expire(|f, at| {
+                append_command(buf, &[b"HPEXPIREAT".as_slice(), key, at.to_string().as_bytes(), b"FIELDS", b"1", f]);
+            });
         }
         Value::Set(s) => {
             s.for_each(|m| {

@@ -11,7 +11,7 @@
 use crate::connection::unix_ms;
 use crate::Shared;
 use commands::Stats;
-use engine::expire::{sample_and_expire, sample_expired, KEYS_PER_LOOP};
+use engine::expire::{expire_hash_fields, sample_and_expire, sample_expired, Reaped, KEYS_PER_LOOP};
 use engine::Rng;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -104,7 +104,7 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
         // served first; removing expired keys does change them (captured just below).
         let mut shard = shared.ks.lock_deferred(i);
         let remove = matches!(mode, Mode::Remove);
-        if remove && shard.dbs.iter().any(|d| !d.expires.is_empty()) {
+        if remove && shard.dbs.iter().any(|d| !d.expires.is_empty() || !d.hash_fields.is_empty()) {
             shard.capture_now();
         }
         // Read under the shard lock, like a command's `Host::logging`.
@@ -138,6 +138,44 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
                             break;
                         }
                     }
+                    if !keys.is_empty() {
+                        match found.iter_mut().find(|(fd, _)| *fd == d) {
+                            Some((_, all)) => all.extend(keys),
+                            None => found.push((d, keys)),
+                        }
+                    }
+                }
+                _ => {}
+            }
+            // Hash fields: the hashes are kept in order of their earliest field expiry, so
+            // the due ones are taken first, without sampling.
+            match mode {
+                Mode::Remove if !db.hash_fields.is_empty() => loop {
+                    let now = unix_ms();
+                    let mut fields = 0;
+                    let visited = expire_hash_fields(db, now, KEYS_PER_LOOP, |key, reaped| match reaped {
+                        Reaped::Key => {
+                            Stats::add(&shared.stats.expired_keys, 1);
+                            if logging {
+                                shared.aof.append_one(d, &[b"DEL", key]);
+                            }
+                        }
+                        Reaped::Fields(gone) => {
+                            fields += gone.len();
+                            if logging {
+                                let mut argv: Vec<&[u8]> = vec![b"HDEL", key];
+                                argv.extend(gone.iter().map(|f| &**f));
+                                shared.aof.append_one(d, &argv);
+                            }
+                        }
+                    });
+                    Stats::add(&shared.stats.expired_subkeys, fields as u64);
+                    if visited < KEYS_PER_LOOP || t0.elapsed() > budget {
+                        break;
+                    }
+                },
+                Mode::Collect(now) if !db.hash_fields.is_empty() => {
+                    let keys = db.hash_fields.due(now, COLLECT_PER_DB);
                     if !keys.is_empty() {
                         match found.iter_mut().find(|(fd, _)| *fd == d) {
                             Some((_, all)) => all.extend(keys),

@@ -548,6 +548,7 @@ const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 #[test]
 fn expiry_follows_the_log_clock_on_every_node_and_only_the_leader_reaps() {
+    // Keys and hash fields alike.
     in_netns("expiry_follows_the_log_clock_on_every_node_and_only_the_leader_reaps", || {
         assert!(Path::new(FAKETIME_LIB).exists(), "libfaketime missing (apt-get install faketime)");
         let two = seeds(2);
@@ -583,6 +584,12 @@ fn expiry_follows_the_log_clock_on_every_node_and_only_the_leader_reaps() {
         let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 500;
         assert_eq!(skewed.send(&["SET", "at", "v"]), simple("OK"));
         assert_eq!(skewed.send(&["EXPIREAT", "at", &at.to_string()]), Frame::Integer(1));
+        // Hash fields too.
+        assert_eq!(skewed.send(&["HSET", "hf", "a", "1", "b", "2"]), Frame::Integer(2));
+        assert_eq!(
+            skewed.send(&["HEXPIRE", "hf", "1000", "FIELDS", "2", "a", "nosuch"]),
+            Frame::Array(vec![Frame::Integer(1), Frame::Integer(-2)])
+        );
         for (i, n) in nodes.iter().enumerate() {
             let mut c = n.client();
             for level in ["linearizable", "stale"] {
@@ -598,6 +605,13 @@ fn expiry_follows_the_log_clock_on_every_node_and_only_the_leader_reaps() {
                     Frame::Integer(t) => assert!((490..=500).contains(&t), "node {} ({level}): TTL {t}", i + 1),
                     other => panic!("{other:?}"),
                 }
+                match c.send(&["HTTL", "hf", "FIELDS", "2", "a", "b"]) {
+                    Frame::Array(t) => match t[..] {
+                        [Frame::Integer(a), Frame::Integer(-1)] if (990..=1000).contains(&a) => {}
+                        _ => panic!("node {} ({level}): HTTL {t:?}", i + 1),
+                    },
+                    other => panic!("{other:?}"),
+                }
             }
         }
         // Short-lived keys run out on every node at the same (log) time, the skewed one
@@ -608,13 +622,22 @@ fn expiry_follows_the_log_clock_on_every_node_and_only_the_leader_reaps() {
             assert_eq!(c.send(&["SET", &format!("short{i}"), "v", "PX", "300"]), simple("OK"));
         }
         assert_eq!(c.send(&["SET", "kept", "v"]), simple("OK"));
+        // And hash fields, whose hashes stay.
+        for i in 0..100 {
+            let k = format!("hs{i}");
+            assert_eq!(c.send(&["HSET", &k, "f", "1", "g", "2"]), Frame::Integer(2));
+            assert_eq!(c.send(&["HPEXPIRE", &k, "300", "FIELDS", "1", "f"]), Frame::Array(vec![Frame::Integer(1)]));
+        }
         std::thread::sleep(Duration::from_millis(400));
         assert_eq!(skewed.send(&["TANDEM", "CONSISTENCY", "stale"]), simple("OK"));
         assert_eq!(skewed.send(&["GET", "short7"]), Frame::Null, "expired on the log's clock");
+        assert_eq!(skewed.send(&["HGET", "hs7", "f"]), Frame::Null, "expired on the log's clock");
+        assert_eq!(skewed.send(&["HLEN", "hs8"]), Frame::Integer(1));
         for (i, n) in nodes.iter().enumerate() {
             let mut c = n.client();
             wait_until(&format!("node {} to drop the expired keys", i + 1), Duration::from_secs(10), || {
-                c.send(&["DBSIZE"]) == Frame::Integer(3)
+                c.send(&["DBSIZE"]) == Frame::Integer(104)
+                    && matches!(c.send(&["INFO", "stats"]), Frame::Bulk(b) if String::from_utf8_lossy(&b).contains("expired_subkeys:100\r\n"))
             });
             match c.send(&["INFO", "stats"]) {
                 Frame::Bulk(b) => {
@@ -623,11 +646,30 @@ fn expiry_follows_the_log_clock_on_every_node_and_only_the_leader_reaps() {
                 }
                 other => panic!("{other:?}"),
             }
+            assert_eq!(c.send(&["HKEYS", "hs42"]), Frame::Array(vec![bulk("g")]));
         }
+        // Every node holds the same data.
+        let digests: Vec<Frame> = nodes.iter().map(|n| n.client().send(&["DEBUG", "DIGEST"])).collect();
+        assert!(digests.windows(2).all(|w| w[0] == w[1]), "{digests:?}");
         assert_eq!(c.send(&["GET", "kept"]), bulk("v"));
         // REAP leaves keys that have not run out alone.
-        assert_eq!(c.send(&["TANDEM", "REAP", "kept", "ttl", "nosuchkey"]), Frame::Integer(0));
-        assert_eq!(c.send(&["DBSIZE"]), Frame::Integer(3));
+        assert_eq!(c.send(&["TANDEM", "REAP", "kept", "ttl", "nosuchkey", "hf"]), Frame::Integer(0));
+        assert_eq!(c.send(&["DBSIZE"]), Frame::Integer(104));
+        // A hash whose earliest field time went away (HSET clears it) is not collected over
+        // and over: once nothing is due the log stands still.
+        for i in 0..50 {
+            let k = format!("st{i}");
+            c.send(&["HSET", &k, "f", "1", "g", "2"]);
+            c.send(&["HPEXPIRE", &k, "200", "FIELDS", "1", "f"]);
+            assert_eq!(c.send(&["HSET", &k, "f", "3"]), Frame::Integer(0));
+        }
+        std::thread::sleep(Duration::from_millis(600));
+        let leader = agreed_leader(&nodes);
+        let before = nodes[leader].field("cluster_last_log_index");
+        assert!(before.parse::<u64>().is_ok_and(|i| i > 0), "{before:?}");
+        std::thread::sleep(Duration::from_millis(1000));
+        assert_eq!(nodes[leader].field("cluster_last_log_index"), before, "nothing to reap, yet the log grew");
+        assert_eq!(c.send(&["HGET", "st7", "f"]), bulk("3"));
     });
 }
 

@@ -1,7 +1,8 @@
 //! The hash family (`t_hash.c`): fields and values under one key.
 //!
 //! A hash that loses its last field is deleted. `HINCRBYFLOAT` is logged as the `HSET` of its
-//! result, as Redis propagates it, so replay never depends on float formatting.
+//! result (`HSETEX ... KEEPTTL` for a field with a time to live), as Redis propagates it, so
+//! replay never depends on float formatting. Field expiry commands are in `hash_expire`.
 
 use crate::args::{self, is};
 use crate::ctx::Ctx;
@@ -45,8 +46,13 @@ fn set_pairs(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<usize, CmdError> {
     }
     let limits = ctx.store.limits();
     let h = hash_or_create(ctx, argv[1])?;
+    // A set clears a field's time to live: the hash's earliest may move.
+    let volatile = h.volatile_fields() > 0;
     let created = argv[2..].chunks_exact(2).filter(|p| h.set(p[0], p[1], &limits)).count();
     ctx.store.dirty += (argv.len() as u64 - 2) / 2;
+    if volatile {
+        ctx.store.note_field_expiry(argv[1]);
+    }
     Ok(created)
 }
 
@@ -109,6 +115,7 @@ fn hdel(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         ctx.out.int(0);
         return Ok(());
     };
+    let volatile = h.volatile_fields() > 0;
     let mut deleted = 0;
     for f in &argv[2..] {
         if h.remove(f) {
@@ -119,6 +126,9 @@ fn hdel(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         }
     }
     ctx.store.dirty += deleted;
+    if volatile && deleted > 0 {
+        ctx.store.note_field_expiry(key);
+    }
     ctx.store.delete_if_empty(key);
     ctx.out.int(deleted as i64);
     Ok(())
@@ -205,7 +215,8 @@ fn hincrby(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         None => 0,
     };
     let new = current.checked_add(incr).ok_or(CmdError::Overflow)?;
-    h.set(field, &args::int_bytes(new), &limits);
+    // An increment keeps the field's time to live.
+    h.set_keep_ttl(field, &args::int_bytes(new), &limits);
     ctx.store.dirty += 1;
     ctx.out.int(new);
     Ok(())
@@ -229,10 +240,24 @@ fn hincrbyfloat(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         Err(num::FloatError::NotFloat) => return Err(CmdError::err("hash value is not a float")),
         Err(num::FloatError::NanOrInf) => return Err(CmdError::NanOrInfinity),
     };
-    h.set(field, &new, &limits);
+    h.set_keep_ttl(field, &new, &limits);
+    let volatile = h.field_expire(field).is_some();
     ctx.store.dirty += 1;
     ctx.out.bulk(&new);
-    ctx.propagate_as(|| vec![b"HSET".to_vec(), argv[1].to_vec(), field.to_vec(), new.clone()]);
+    // A field with a time to live keeps it (`HSETEX ... KEEPTTL`, as Redis 8 logs it); else
+    // plain `HSET`, which every Redis version replays.
+    ctx.propagate_as(|| match volatile {
+        true => vec![
+            b"HSETEX".to_vec(),
+            argv[1].to_vec(),
+            b"KEEPTTL".to_vec(),
+            b"FIELDS".to_vec(),
+            b"1".to_vec(),
+            field.to_vec(),
+            new.clone(),
+        ],
+        false => vec![b"HSET".to_vec(), argv[1].to_vec(), field.to_vec(), new.clone()],
+    });
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 pub mod bitmaps;
 pub mod connection;
+pub mod hash_expire;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
@@ -23,6 +24,7 @@ pub fn all_bindings() -> impl Iterator<Item = &'static Binding> {
         .chain(keys::BINDINGS)
         .chain(lists::BINDINGS)
         .chain(hashes::BINDINGS)
+        .chain(hash_expire::BINDINGS)
         .chain(sets::BINDINGS)
         .chain(zsets::BINDINGS)
         .chain(sort::BINDINGS)

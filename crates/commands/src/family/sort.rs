@@ -61,10 +61,13 @@ fn by_pattern(ctx: &mut Ctx, pattern: &[u8], elem: &[u8]) -> Option<Vec<u8>> {
         None => (after, None),
     };
     let key = [&pattern[..star], elem, post].concat();
+    let now = ctx.now_ms();
     let e = ctx.store.lookup_read(&key)?;
     match (field, &e.value) {
         (None, Value::Str(s)) => Some(s.to_vec()),
-        (Some(f), Value::Hash(h)) => h.get(f).map(|v| v.to_vec()),
+        // A field whose time has run out is missing (left for the expiry cycle to remove:
+        // SORT_RO may not write).
+        (Some(f), Value::Hash(h)) if h.field_expire(f).is_none_or(|t| t > now) => h.get(f).map(|v| v.to_vec()),
         _ => None,
     }
 }

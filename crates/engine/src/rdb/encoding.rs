@@ -54,6 +54,16 @@ pub const RDB_TYPE_STREAM_LISTPACKS_2: u8 = 19;
 pub const RDB_TYPE_SET_LISTPACK: u8 = 20;
 /// Value type: stream with per-consumer active time (Redis 7.2).
 pub const RDB_TYPE_STREAM_LISTPACKS_3: u8 = 21;
+/// A hash with field expiries, as Redis 7.4's release candidates wrote it (loaded only).
+pub const RDB_TYPE_HASH_METADATA_PRE_GA: u8 = 22;
+/// A listpack hash with field expiries, as Redis 7.4's release candidates wrote it (loaded only).
+pub const RDB_TYPE_HASH_LISTPACK_EX_PRE_GA: u8 = 23;
+/// A hash table hash with field expiries (Redis 7.4): the earliest expiry, then per field its
+/// expiry relative to that, the field and the value.
+pub const RDB_TYPE_HASH_METADATA: u8 = 24;
+/// A listpack hash with field expiries (Redis 7.4): the earliest expiry, then a listpack of
+/// field, value, expiry triplets.
+pub const RDB_TYPE_HASH_LISTPACK_EX: u8 = 25;
 
 /// File opcode: a function library (Redis 7.0).
 pub const RDB_OPCODE_FUNCTION2: u8 = 245;
@@ -102,7 +112,7 @@ pub const RDB_ENC_LZF: u8 = 3;
 /// Reports whether `t` is a value type byte Redis recognises (`rdbIsObjectType`), whether or
 /// not this build can load it yet.
 pub fn is_object_type(t: u8) -> bool {
-    t <= RDB_TYPE_MODULE_2 || (RDB_TYPE_HASH_ZIPMAP..=RDB_TYPE_STREAM_LISTPACKS_3).contains(&t)
+    t <= RDB_TYPE_MODULE_2 || (RDB_TYPE_HASH_ZIPMAP..=RDB_TYPE_HASH_LISTPACK_EX).contains(&t)
 }
 
 /// Names the data type a value type byte stands for (`"string"`, `"list"`, ... as `TYPE`
@@ -113,7 +123,14 @@ pub fn type_name(t: u8) -> Option<&'static str> {
         RDB_TYPE_LIST | RDB_TYPE_LIST_ZIPLIST | RDB_TYPE_LIST_QUICKLIST | RDB_TYPE_LIST_QUICKLIST_2 => "list",
         RDB_TYPE_SET | RDB_TYPE_SET_INTSET | RDB_TYPE_SET_LISTPACK => "set",
         RDB_TYPE_ZSET | RDB_TYPE_ZSET_2 | RDB_TYPE_ZSET_ZIPLIST | RDB_TYPE_ZSET_LISTPACK => "zset",
-        RDB_TYPE_HASH | RDB_TYPE_HASH_ZIPMAP | RDB_TYPE_HASH_ZIPLIST | RDB_TYPE_HASH_LISTPACK => "hash",
+        RDB_TYPE_HASH
+        | RDB_TYPE_HASH_ZIPMAP
+        | RDB_TYPE_HASH_ZIPLIST
+        | RDB_TYPE_HASH_LISTPACK
+        | RDB_TYPE_HASH_METADATA_PRE_GA
+        | RDB_TYPE_HASH_LISTPACK_EX_PRE_GA
+        | RDB_TYPE_HASH_METADATA
+        | RDB_TYPE_HASH_LISTPACK_EX => "hash",
         RDB_TYPE_STREAM_LISTPACKS | RDB_TYPE_STREAM_LISTPACKS_2 | RDB_TYPE_STREAM_LISTPACKS_3 => "stream",
         RDB_TYPE_MODULE_PRE_GA | RDB_TYPE_MODULE_2 => "module",
         _ => return None,

@@ -42,6 +42,14 @@ pub enum RdbValue {
     List(Vec<Listpack>),
     /// A hash as field/value pairs (no field twice).
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
+    /// A hash whose fields may have expiries (Unix milliseconds): field, value, expiry (no
+    /// field twice). `listpack` says it was a listpack (`listpackex` again when small).
+    VolatileHash {
+        /// Field, value and expiry of each field.
+        fields: Vec<(Vec<u8>, Vec<u8>, Option<i64>)>,
+        /// Written as a listpack.
+        listpack: bool,
+    },
     /// A set's members (none twice).
     Set(Vec<Vec<u8>>),
     /// A sorted set's members and scores (no member twice, no NaN).
@@ -59,6 +67,23 @@ impl RdbValue {
                 h.reserve_for(pairs.len(), limits);
                 for (f, v) in &pairs {
                     h.set(f, v, limits);
+                }
+                Value::Hash(h)
+            }
+            RdbValue::VolatileHash { fields, listpack } => {
+                // Fields already past their time are loaded too: the caller's expiry removes
+                // them (and logs it), so every node that loads the same data holds the same.
+                let mut h = Hash::new();
+                h.reserve_for(fields.len(), limits);
+                if !listpack {
+                    h.convert_to_table();
+                }
+                h.make_volatile();
+                for (f, v, when) in &fields {
+                    h.set(f, v, limits);
+                    if let Some(t) = when {
+                        h.set_field_expire(f, *t);
+                    }
                 }
                 Value::Hash(h)
             }
@@ -87,13 +112,20 @@ impl RdbValue {
 const CONTAINER_PLAIN: u64 = 1;
 const CONTAINER_PACKED: u64 = 2;
 
-/// The RDB type byte Redis 7.0 writes for a value in this encoding.
+/// The RDB type byte Redis 7.0 writes for a value in this encoding (7.4's types for hashes
+/// with field expiries, which older versions cannot load anyway).
 pub fn object_type(v: &Value) -> u8 {
     match v {
         Value::Str(_) => encoding::RDB_TYPE_STRING,
         Value::List(_) => encoding::RDB_TYPE_LIST_QUICKLIST_2,
-        Value::Hash(Hash::Pack(_)) => encoding::RDB_TYPE_HASH_LISTPACK,
-        Value::Hash(Hash::Table(_)) => encoding::RDB_TYPE_HASH,
+        Value::Hash(h) if h.volatile_fields() > 0 => match h.encoding() {
+            "listpackex" => encoding::RDB_TYPE_HASH_LISTPACK_EX,
+            _ => encoding::RDB_TYPE_HASH_METADATA,
+        },
+        // A hash that had field expiries and has none left is written as a plain one, which
+        // every version loads.
+        Value::Hash(h) if h.encoding() == "hashtable" => encoding::RDB_TYPE_HASH,
+        Value::Hash(_) => encoding::RDB_TYPE_HASH_LISTPACK,
         Value::Set(Set::Ints(_)) => encoding::RDB_TYPE_SET_INTSET,
         // Redis 7.2 writes listpack sets as type 20, which 7.0 cannot load: the plain form.
         Value::Set(_) => encoding::RDB_TYPE_SET,
@@ -116,7 +148,7 @@ pub fn write_object(out: &mut Vec<u8>, v: &Value, compress: bool) {
                 encoding::write_string(out, node.as_bytes(), compress);
             }
         }
-        Value::Hash(Hash::Pack(lp)) => encoding::write_string(out, lp.as_bytes(), compress),
+        Value::Hash(h) => write_hash(out, h, object_type(v), compress),
         Value::Set(Set::Ints(s)) => encoding::write_string(out, s.as_bytes(), compress),
         Value::Set(s) => {
             encoding::write_len(out, s.len() as u64);
@@ -132,13 +164,63 @@ pub fn write_object(out: &mut Vec<u8>, v: &Value, compress: bool) {
                 true
             });
         }
-        Value::Hash(h @ Hash::Table(_)) => {
+    }
+}
+
+/// Writes a hash as RDB type `t` (see [`object_type`]).
+fn write_hash(out: &mut Vec<u8>, h: &Hash, t: u8, compress: bool) {
+    let string = |out: &mut Vec<u8>, e: LpValue<'_>| e.with_bytes(|b| encoding::write_string(out, b, compress));
+    match t {
+        encoding::RDB_TYPE_HASH_LISTPACK => match h {
+            Hash::Pack(lp) => encoding::write_string(out, lp.as_bytes(), compress),
+            _ => {
+                let mut lp = Listpack::new();
+                h.for_each(|f, v| {
+                    f.with_bytes(|b| lp.push_back(b));
+                    v.with_bytes(|b| lp.push_back(b));
+                });
+                encoding::write_string(out, lp.as_bytes(), compress);
+            }
+        },
+        encoding::RDB_TYPE_HASH => {
             encoding::write_len(out, h.len() as u64);
             h.for_each(|f, v| {
                 string(out, f);
                 string(out, v);
             });
         }
+        encoding::RDB_TYPE_HASH_LISTPACK_EX => {
+            // Triplets in expiry order, fields without one last (0), as Redis keeps them:
+            // it reads a `listpackex`'s earliest expiry off its front.
+            let min = h.min_field_expire().unwrap_or(0);
+            encoding::write_u64_le(out, min as u64);
+            let mut lp = Listpack::new();
+            h.for_each_field_expire(|f, at| {
+                lp.push_back(f);
+                lp.push_back(&h.get(f).expect("a volatile field exists").to_vec());
+                lp.push_back(at.to_string().as_bytes());
+            });
+            h.for_each(|f, v| {
+                if f.with_bytes(|b| h.field_expire(b)).is_none() {
+                    f.with_bytes(|b| lp.push_back(b));
+                    v.with_bytes(|b| lp.push_back(b));
+                    lp.push_back(b"0");
+                }
+            });
+            encoding::write_string(out, lp.as_bytes(), compress);
+        }
+        encoding::RDB_TYPE_HASH_METADATA => {
+            let min = h.min_field_expire().expect("written only with field expiries");
+            encoding::write_u64_le(out, min as u64);
+            encoding::write_len(out, h.len() as u64);
+            h.for_each(|f, v| {
+                let ttl = f.with_bytes(|b| h.field_expire(b)).map_or(0, |at| (at - min + 1) as u64);
+                encoding::write_len(out, ttl);
+                string(out, f);
+                string(out, v);
+            });
+        }
+        _ => unreachable!("not a hash type: {t}"),
     }
 }
 
@@ -169,6 +251,13 @@ pub fn decode_value(type_byte: u8, r: &mut Reader<'_>) -> Result<RdbValue, RdbEr
         encoding::RDB_TYPE_LIST_QUICKLIST_2 => read_quicklist2(r),
         encoding::RDB_TYPE_HASH_LISTPACK => read_hash_listpack(r),
         encoding::RDB_TYPE_HASH => read_hash(r),
+        encoding::RDB_TYPE_HASH_METADATA => read_hash_metadata(r, true),
+        encoding::RDB_TYPE_HASH_METADATA_PRE_GA => read_hash_metadata(r, false),
+        encoding::RDB_TYPE_HASH_LISTPACK_EX => {
+            r.read_u64_le()?; // the earliest expiry, found again from the triplets
+            read_hash_listpack_ex(r)
+        }
+        encoding::RDB_TYPE_HASH_LISTPACK_EX_PRE_GA => read_hash_listpack_ex(r),
         encoding::RDB_TYPE_LIST => legacy::read_list(r),
         encoding::RDB_TYPE_LIST_ZIPLIST => legacy::read_list_ziplist(r),
         encoding::RDB_TYPE_LIST_QUICKLIST => legacy::read_quicklist(r),
@@ -273,6 +362,73 @@ fn read_hash(r: &mut Reader<'_>) -> Result<RdbValue, RdbError> {
         pairs.push((f, v));
     }
     unique_fields(pairs, offset)
+}
+
+/// The latest field expiry Redis stores (`EB_EXPIRE_TIME_MAX`, 2^48 - 1 ms).
+const MAX_FIELD_EXPIRY: u64 = (1 << 48) - 1;
+
+/// Checks a volatile hash's fields: not empty, no field twice.
+fn unique_volatile_fields(
+    fields: Vec<(Vec<u8>, Vec<u8>, Option<i64>)>,
+    listpack: bool,
+    offset: usize,
+) -> Result<RdbValue, RdbError> {
+    let mut seen = std::collections::HashSet::with_capacity(fields.len());
+    if !fields.iter().all(|(f, _, _)| seen.insert(f.as_slice())) {
+        return Err(RdbError::BadValue { offset, what: "hash with a duplicate field" });
+    }
+    if fields.is_empty() {
+        return Err(RdbError::BadValue { offset, what: "empty hash" });
+    }
+    Ok(RdbValue::VolatileHash { fields, listpack })
+}
+
+/// `RDB_TYPE_HASH_METADATA` (`relative`: each expiry counted from the earliest, which comes
+/// first; 0 = none) and its pre-GA form (absolute expiries, no header).
+fn read_hash_metadata(r: &mut Reader<'_>, relative: bool) -> Result<RdbValue, RdbError> {
+    let offset = r.position();
+    let min = if relative { r.read_u64_le()? } else { 0 };
+    let n = read_count(r)?;
+    let mut fields = Vec::with_capacity(n);
+    for _ in 0..n {
+        let at = r.position();
+        let ttl = r.read_len_plain()?;
+        let when = match ttl {
+            0 => None,
+            t if relative => Some(t.checked_add(min).map(|w| w - 1)),
+            t => Some(Some(t)),
+        };
+        let when = match when {
+            None => None,
+            Some(Some(w)) if w <= MAX_FIELD_EXPIRY => Some(w as i64),
+            Some(_) => return Err(RdbError::BadValue { offset: at, what: "field expiry" }),
+        };
+        let f = r.read_string()?;
+        let v = r.read_string()?;
+        fields.push((f, v, when));
+    }
+    unique_volatile_fields(fields, false, offset)
+}
+
+/// `RDB_TYPE_HASH_LISTPACK_EX` after its header, and the pre-GA form: field, value, expiry
+/// (0 = none) triplets in one listpack.
+fn read_hash_listpack_ex(r: &mut Reader<'_>) -> Result<RdbValue, RdbError> {
+    let offset = r.position();
+    let lp = read_listpack(r)?;
+    if lp.len() % 3 != 0 {
+        return Err(RdbError::BadValue { offset, what: "hash listpack with a count not of triplets" });
+    }
+    let mut fields = Vec::with_capacity(lp.len() / 3);
+    let mut it = lp.iter();
+    while let (Some(f), Some(v), Some(t)) = (it.next(), it.next(), it.next()) {
+        let when = match t.as_int() {
+            Some(0) => None,
+            Some(w) if (1..=MAX_FIELD_EXPIRY as i64).contains(&w) => Some(w),
+            _ => return Err(RdbError::BadValue { offset, what: "field expiry" }),
+        };
+        fields.push((f.to_vec(), v.to_vec(), when));
+    }
+    unique_volatile_fields(fields, true, offset)
 }
 
 /// Checks that no member appears twice and the set is not empty.
@@ -694,5 +850,108 @@ mod tests {
                 prop_assert!(s.len() <= 300 * 88);
             }
         }
+    }
+
+    /// A volatile hash's fields with their times, sorted, for comparisons.
+    fn volatile_fields(v: &RdbValue) -> Vec<(Vec<u8>, Vec<u8>, Option<i64>)> {
+        let RdbValue::VolatileHash { fields, .. } = v else { panic!("not a volatile hash: {v:?}") };
+        let mut f = fields.clone();
+        f.sort();
+        f
+    }
+
+    #[test]
+    fn hashes_with_field_times_follow_redis_7_4_layouts() {
+        let limits = Limits::default();
+        // Type 24 built by hand: earliest time (8 bytes LE), count, then per field its time
+        // counted from the earliest plus one (0 = none), field, value.
+        let mut b = vec![encoding::RDB_TYPE_HASH_METADATA];
+        b.extend_from_slice(&1000u64.to_le_bytes());
+        b.push(3);
+        for (ttl, f, v) in [(1u8, "a", "1"), (0, "b", "2"), (6, "c", "3")] {
+            b.push(ttl);
+            b.push(f.len() as u8);
+            b.extend_from_slice(f.as_bytes());
+            b.push(v.len() as u8);
+            b.extend_from_slice(v.as_bytes());
+        }
+        let want = vec![
+            (b"a".to_vec(), b"1".to_vec(), Some(1000)),
+            (b"b".to_vec(), b"2".to_vec(), None),
+            (b"c".to_vec(), b"3".to_vec(), Some(1005)),
+        ];
+        let mut r = Reader::new(&b[1..]);
+        let v = decode_value(b[0], &mut r).unwrap();
+        assert!(r.is_at_end());
+        assert_eq!(volatile_fields(&v), want);
+        let value = v.into_value(&limits);
+        assert_eq!(value.encoding(), "hashtable");
+        // Written back as type 24, and read back the same.
+        assert_eq!(object_type(&value), encoding::RDB_TYPE_HASH_METADATA);
+        let mut out = Vec::new();
+        write_object(&mut out, &value, false);
+        assert_eq!(&out[..8], &1000u64.to_le_bytes());
+        let again = decode_value(encoding::RDB_TYPE_HASH_METADATA, &mut Reader::new(&out)).unwrap();
+        assert_eq!(volatile_fields(&again), want);
+
+        // Type 25 built by hand: earliest time, then a listpack of triplets (0 = none).
+        let lp = Listpack::from_elems(["b", "2", "0", "a", "1", "1000", "c", "3", "1005"].map(str::as_bytes));
+        let mut b = 1000u64.to_le_bytes().to_vec();
+        encoding::write_string(&mut b, lp.as_bytes(), false);
+        let v = decode_value(encoding::RDB_TYPE_HASH_LISTPACK_EX, &mut Reader::new(&b)).unwrap();
+        assert_eq!(volatile_fields(&v), want);
+        let value = v.into_value(&limits);
+        assert_eq!(value.encoding(), "listpackex");
+        assert_eq!(object_type(&value), encoding::RDB_TYPE_HASH_LISTPACK_EX);
+        // Written in expiry order with fields without a time last, as Redis keeps them.
+        let mut out = Vec::new();
+        write_object(&mut out, &value, false);
+        assert_eq!(&out[..8], &1000u64.to_le_bytes());
+        let mut r = Reader::new(&out[8..]);
+        let written = Listpack::from_vec(r.read_string().unwrap()).unwrap();
+        let elems: Vec<Vec<u8>> = written.iter().map(|e| e.to_vec()).collect();
+        let want_elems: Vec<Vec<u8>> =
+            ["a", "1", "1000", "c", "3", "1005", "b", "2", "0"].iter().map(|s| s.as_bytes().to_vec()).collect();
+        assert_eq!(elems, want_elems);
+
+        // The pre-GA forms: absolute times, no header.
+        let mut pre = Vec::new();
+        encoding::write_len(&mut pre, 1);
+        encoding::write_len(&mut pre, 5000);
+        encoding::write_string(&mut pre, b"a", false);
+        encoding::write_string(&mut pre, b"1", false);
+        let v = decode_value(encoding::RDB_TYPE_HASH_METADATA_PRE_GA, &mut Reader::new(&pre)).unwrap();
+        assert_eq!(volatile_fields(&v), vec![(b"a".to_vec(), b"1".to_vec(), Some(5000))]);
+        let mut pre = Vec::new();
+        encoding::write_string(&mut pre, lp.as_bytes(), false);
+        let v = decode_value(encoding::RDB_TYPE_HASH_LISTPACK_EX_PRE_GA, &mut Reader::new(&pre)).unwrap();
+        assert_eq!(volatile_fields(&v), want);
+
+        // Damage: a time past 2^48 - 1, a count not of triplets, a field twice.
+        let mut bad = u64::MAX.to_le_bytes().to_vec();
+        bad.extend_from_slice(&[1, 2, 1, b'a', 1, b'1']);
+        assert!(decode_value(encoding::RDB_TYPE_HASH_METADATA, &mut Reader::new(&bad)).is_err());
+        for elems in [vec!["a", "1"], vec!["a", "1", "0", "a", "2", "0"], vec!["a", "1", "281474976710656"]] {
+            let lp = Listpack::from_elems(elems.iter().map(|s| s.as_bytes()));
+            let mut b = 0u64.to_le_bytes().to_vec();
+            encoding::write_string(&mut b, lp.as_bytes(), false);
+            assert!(decode_value(encoding::RDB_TYPE_HASH_LISTPACK_EX, &mut Reader::new(&b)).is_err(), "{elems:?}");
+        }
+    }
+
+    #[test]
+    fn hashes_whose_fields_no_longer_expire_are_written_plain() {
+        let limits = Limits::default();
+        let mut h = Hash::new();
+        h.set(b"a", b"1", &limits);
+        h.set_field_expire(b"a", 10);
+        h.persist_field(b"a");
+        assert_eq!(h.encoding(), "listpackex");
+        let v = Value::Hash(h);
+        assert_eq!(object_type(&v), encoding::RDB_TYPE_HASH_LISTPACK);
+        let mut out = Vec::new();
+        write_object(&mut out, &v, false);
+        let back = decode_value(encoding::RDB_TYPE_HASH_LISTPACK, &mut Reader::new(&out)).unwrap();
+        assert_eq!(back, RdbValue::Hash(vec![(b"a".to_vec(), b"1".to_vec())]));
     }
 }
