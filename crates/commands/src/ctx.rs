@@ -315,8 +315,9 @@ impl<'a> Store<'a> {
             return true;
         }
         // Nothing was due: make sure the expiry index does not name the key too early, or the
-        // leader would collect it again and again (the same on every node: index only).
-        let (d, h) = self.db_for(self.db, key);
+        // leader would collect it again and again (the same on every node: index only, which
+        // no snapshot holds, so none is served first).
+        let (d, h) = self.db_deferred(self.db, key);
         if d.hash_fields.get(h, key).is_some() {
             d.note_field_expiry(h, key);
         }
@@ -409,10 +410,27 @@ impl<'a> Store<'a> {
         Ok(self.get_hash_for_write(key)?.expect("just stored"))
     }
 
+    /// True if the hash under `key` may have fields whose time has run out: its database's
+    /// index of volatile hashes says so (it never names a time later than a hash's earliest
+    /// field expiry). Most databases have no volatile hash at all, and then this costs no
+    /// lookup: hash commands pay nothing for field expiry they do not use.
+    #[inline]
+    fn fields_maybe_due(&mut self, db: usize, key: &[u8]) -> bool {
+        if self.locks.shards_read().all(|s| s.dbs[db].hash_fields.is_empty()) {
+            return false;
+        }
+        let now = self.now_ms;
+        let (d, h) = self.db_deferred(db, key);
+        d.hash_fields.get(h, key).is_some_and(|t| t <= now)
+    }
+
     /// True if the hash under `key` (not itself expired) has fields whose time has run out
     /// and this execution may not remove them; removes them (see
     /// [`Store::expire_fields_in`]) when it may.
     fn hides_expired_fields(&mut self, db: usize, key: &[u8]) -> bool {
+        if !self.fields_maybe_due(db, key) {
+            return false;
+        }
         let now = self.now_ms;
         match self.peek_in(db, key) {
             Some(Value::Hash(h)) if h.has_expired_fields(now) => {}
@@ -430,6 +448,9 @@ impl<'a> Store<'a> {
     /// number removed. Writes always do this, whatever `may_expire` says: a write on a copy
     /// would be lost, and a write's own effect is logged in order after the `HDEL`.
     pub fn expire_fields_in(&mut self, db: usize, key: &[u8]) -> usize {
+        if !self.fields_maybe_due(db, key) {
+            return 0;
+        }
         let now = self.now_ms;
         match self.peek_in(db, key) {
             Some(Value::Hash(h)) if h.has_expired_fields(now) => {}
@@ -450,7 +471,8 @@ impl<'a> Store<'a> {
     /// Records the earliest field expiry of the hash under `key` after a command changed
     /// its fields' times to live, for the expiry cycle.
     pub fn note_field_expiry(&mut self, key: &[u8]) {
-        let (d, h) = self.db_to_change(self.db, key);
+        // The index only: no snapshot holds it.
+        let (d, h) = self.db_deferred(self.db, key);
         d.note_field_expiry(h, key);
     }
     typed_access!(get_set, get_set_for_write, set_or_create, Set, Set, "set");

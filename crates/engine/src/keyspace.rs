@@ -184,11 +184,6 @@ impl HashFieldExpiries {
         self.by_key.is_empty()
     }
 
-    /// Number of hashes with volatile fields.
-    pub fn len(&self) -> usize {
-        self.by_key.len()
-    }
-
     /// Records `key`'s earliest field expiry (`None`: it has none, or is gone).
     pub fn set(&mut self, hash: u64, key: &[u8], due: Option<i64>) {
         let old = match due {

@@ -262,24 +262,22 @@ fn hpexpiretime(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 /// live) or 1 (removed). Logged as it is when it changed something.
 fn hpersist(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let key = argv[1];
-    let h = ctx.store.get_hash_for_write(key)?;
+    let mut h = ctx.store.get_hash_for_write(key)?;
     let fields = fields_arg(argv, 2, NUMFIELDS_POSITIVE)?;
     let mut replies = Vec::with_capacity(fields.len());
     let mut changed = 0;
     for f in fields {
-        replies.push(match h.as_ref() {
-            Some(h) if !h.contains(f) => NO_FIELD,
-            None => NO_FIELD,
-            Some(_) => -1,
-        });
-    }
-    if let Some(h) = h {
-        for (f, r) in fields.iter().zip(replies.iter_mut()) {
-            if *r == -1 && h.persist_field(f) {
-                *r = 1;
-                changed += 1;
+        replies.push(match h.as_deref_mut() {
+            Some(h) if h.contains(f) => {
+                if h.persist_field(f) {
+                    changed += 1;
+                    1
+                } else {
+                    -1
+                }
             }
-        }
+            _ => NO_FIELD,
+        });
     }
     if changed > 0 {
         ctx.store.dirty += changed;
