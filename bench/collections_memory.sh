@@ -15,27 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SETS=${SETS:-hashes sets intsets zset list}
 
-command -v redis-server >/dev/null || { echo "redis-server missing: apt-get install -y redis-server redis-tools" >&2; exit 1; }
-cargo build --release -q -p tandem-server
-TANDEM=target/release/tandem-server
-
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-TP=$(free_port); RP=$(free_port)
-WORK=$(mktemp -d); mkdir -p "$WORK/t" "$WORK/r"
-TPID=; RPID=
-cleanup() { kill $TPID $RPID 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-start() {
-  rm -rf "$WORK"/t/* "$WORK"/r/*
-  "$TANDEM" --port "$TP" --dir "$WORK/t" >"$WORK/tandem.log" 2>&1 & TPID=$!
-  redis-server --port "$RP" --save '' --appendonly no --dir "$WORK/r" >"$WORK/redis.log" 2>&1 & RPID=$!
-  for p in "$TP" "$RP"; do
-    for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
-  done
-}
-stop() { kill "$TPID" "$RPID" 2>/dev/null || true; wait "$TPID" "$RPID" 2>/dev/null || true; }
-mem() { redis-cli -p "$1" info memory | tr -d '\r' | awk -F: -v f="$2" '$1==f{print $2}'; }
+# shellcheck source=bench/pair.sh
+. bench/pair.sh
 
 # Writes the RESP commands of one dataset to stdout.
 generate() {

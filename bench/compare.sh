@@ -14,27 +14,8 @@ CLIENTS=${CLIENTS:-50}
 TESTS=${TESTS:-set,get,incr,mset}
 KEYS=${KEYS:-1000000}
 
-command -v redis-server >/dev/null || { echo "redis-server missing: apt-get install -y redis-server redis-tools" >&2; exit 1; }
-cargo build --release -q -p tandem-server
-TANDEM=target/release/tandem-server
-
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-TP=$(free_port); RP=$(free_port)
-WORK=$(mktemp -d); mkdir -p "$WORK/t" "$WORK/r"
-cleanup() { kill "$TPID" "$RPID" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-start() {
-  rm -rf "$WORK"/t/* "$WORK"/r/*
-  # shellcheck disable=SC2086 # BOTH_ARGS and TANDEM_ARGS are word lists
-  "$TANDEM" --port "$TP" --dir "$WORK/t" ${BOTH_ARGS:-} ${TANDEM_ARGS:-} >"$WORK/tandem.log" 2>&1 & TPID=$!
-  # shellcheck disable=SC2086
-  redis-server --port "$RP" --save '' --appendonly no --dir "$WORK/r" ${BOTH_ARGS:-} >"$WORK/redis.log" 2>&1 & RPID=$!
-  for p in "$TP" "$RP"; do
-    for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
-  done
-}
-stop() { kill "$TPID" "$RPID" 2>/dev/null || true; wait "$TPID" "$RPID" 2>/dev/null || true; }
+# shellcheck source=bench/pair.sh
+. bench/pair.sh
 
 start
 echo "machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
@@ -77,7 +58,6 @@ for i in range(n):
     k = b"key:%012d" % i
     out.write(b"*3\r\n$3\r\nSET\r\n$16\r\n" + k + b"\r\n$32\r\n" + val + b"\r\n")
 PY
-mem() { redis-cli -p "$1" info memory | tr -d '\r' | awk -F: -v f="$2" '$1==f{print $2}'; }
 for p in "$TP" "$RP"; do
   redis-cli -p "$p" --pipe <"$WORK/load.resp" >/dev/null
 done
