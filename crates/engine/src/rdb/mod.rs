@@ -324,15 +324,31 @@ fn read_quicklist2(r: &mut Reader<'_>) -> Result<RdbValue, RdbError> {
     Ok(RdbValue::List(nodes))
 }
 
+/// Refuses a collection whose elements (fields, members) name one twice (`duplicate` says
+/// what) or that has none (`empty`), as Redis refuses to load either.
+fn check_distinct<'a>(
+    names: impl ExactSizeIterator<Item = &'a [u8]>,
+    offset: usize,
+    duplicate: &'static str,
+    empty: &'static str,
+) -> Result<(), RdbError> {
+    let mut seen = std::collections::HashSet::with_capacity(names.len());
+    let mut n = 0;
+    for name in names {
+        if !seen.insert(name) {
+            return Err(RdbError::BadValue { offset, what: duplicate });
+        }
+        n += 1;
+    }
+    if n == 0 {
+        return Err(RdbError::BadValue { offset, what: empty });
+    }
+    Ok(())
+}
+
 /// Checks that no field of `pairs` appears twice.
 fn unique_fields(pairs: Vec<(Vec<u8>, Vec<u8>)>, offset: usize) -> Result<RdbValue, RdbError> {
-    let mut seen = std::collections::HashSet::with_capacity(pairs.len());
-    if !pairs.iter().all(|(f, _)| seen.insert(f.as_slice())) {
-        return Err(RdbError::BadValue { offset, what: "hash with a duplicate field" });
-    }
-    if pairs.is_empty() {
-        return Err(RdbError::BadValue { offset, what: "empty hash" });
-    }
+    check_distinct(pairs.iter().map(|(f, _)| f.as_slice()), offset, "hash with a duplicate field", "empty hash")?;
     Ok(RdbValue::Hash(pairs))
 }
 
@@ -373,13 +389,7 @@ fn unique_volatile_fields(
     listpack: bool,
     offset: usize,
 ) -> Result<RdbValue, RdbError> {
-    let mut seen = std::collections::HashSet::with_capacity(fields.len());
-    if !fields.iter().all(|(f, _, _)| seen.insert(f.as_slice())) {
-        return Err(RdbError::BadValue { offset, what: "hash with a duplicate field" });
-    }
-    if fields.is_empty() {
-        return Err(RdbError::BadValue { offset, what: "empty hash" });
-    }
+    check_distinct(fields.iter().map(|(f, _, _)| f.as_slice()), offset, "hash with a duplicate field", "empty hash")?;
     Ok(RdbValue::VolatileHash { fields, listpack })
 }
 
@@ -433,13 +443,7 @@ fn read_hash_listpack_ex(r: &mut Reader<'_>) -> Result<RdbValue, RdbError> {
 
 /// Checks that no member appears twice and the set is not empty.
 fn unique_members(members: Vec<Vec<u8>>, offset: usize) -> Result<RdbValue, RdbError> {
-    let mut seen = std::collections::HashSet::with_capacity(members.len());
-    if !members.iter().all(|m| seen.insert(m.as_slice())) {
-        return Err(RdbError::BadValue { offset, what: "set with a duplicate member" });
-    }
-    if members.is_empty() {
-        return Err(RdbError::BadValue { offset, what: "empty set" });
-    }
+    check_distinct(members.iter().map(Vec::as_slice), offset, "set with a duplicate member", "empty set")?;
     Ok(RdbValue::Set(members))
 }
 
@@ -471,15 +475,14 @@ fn read_set_listpack(r: &mut Reader<'_>) -> Result<RdbValue, RdbError> {
 
 /// Checks a sorted set's pairs: not empty, no member twice, no NaN score.
 fn unique_scored(pairs: Vec<(Vec<u8>, f64)>, offset: usize) -> Result<RdbValue, RdbError> {
-    let mut seen = std::collections::HashSet::with_capacity(pairs.len());
-    if !pairs.iter().all(|(m, _)| seen.insert(m.as_slice())) {
-        return Err(RdbError::BadValue { offset, what: "sorted set with a duplicate member" });
-    }
+    check_distinct(
+        pairs.iter().map(|(m, _)| m.as_slice()),
+        offset,
+        "sorted set with a duplicate member",
+        "empty sorted set",
+    )?;
     if pairs.iter().any(|(_, s)| s.is_nan()) {
         return Err(RdbError::BadValue { offset, what: "sorted set with a NaN score" });
-    }
-    if pairs.is_empty() {
-        return Err(RdbError::BadValue { offset, what: "empty sorted set" });
     }
     Ok(RdbValue::ZSet(pairs))
 }
