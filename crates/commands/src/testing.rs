@@ -83,6 +83,8 @@ pub struct Harness {
     pub seed: u64,
     /// Effects of every command run so far.
     pub effects: Effects,
+    /// Whether commands may remove what has expired (false: a cluster node's local read).
+    pub may_expire: bool,
 }
 
 impl Harness {
@@ -95,6 +97,7 @@ impl Harness {
             now_ms,
             seed: 1,
             effects: Effects::recording(),
+            may_expire: true,
         }
     }
 
@@ -119,7 +122,7 @@ impl Harness {
             &mut out,
             &mut self.effects,
             &mut local,
-            ExecOptions::default(),
+            ExecOptions { may_expire: self.may_expire, ..ExecOptions::default() },
         );
         local.flush(&self.host.stats);
         if out.buf.is_empty() {
