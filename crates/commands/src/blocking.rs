@@ -140,6 +140,10 @@ pub struct Waiter {
     pub poke_only: bool,
     state: Mutex<State>,
     poked: AtomicBool,
+    /// Its command has run and found nothing to take, so it counts as blocked (`INFO
+    /// blocked_clients`). A cluster node registers a waiter before the command's first run
+    /// through the log, so as to miss no entry, and sets this once that run comes back empty.
+    found_nothing: AtomicBool,
     /// Signalled on every change of state and on pokes.
     pub notify: Notify,
 }
@@ -171,6 +175,7 @@ impl Waiter {
             poke_only,
             state: Mutex::new(State::Waiting),
             poked: AtomicBool::new(false),
+            found_nothing: AtomicBool::new(!poke_only),
             notify: Notify::new(),
         }
     }
@@ -189,6 +194,16 @@ impl Waiter {
     fn served(&self, reply: Vec<u8>, log_pos: u64) {
         *self.state.lock() = State::Served(reply, log_pos);
         self.notify.notify_one();
+    }
+
+    /// Records that the command ran and found nothing (see `found_nothing`).
+    pub fn found_nothing(&self) {
+        self.found_nothing.store(true, Ordering::Release);
+    }
+
+    /// True once its command has found nothing: the client is blocked.
+    fn is_blocked(&self) -> bool {
+        self.found_nothing.load(Ordering::Acquire)
     }
 
     /// Wakes the connection to run its command again.
@@ -275,12 +290,12 @@ impl Waiters {
 
     /// Number of blocked clients (`blocked_clients`).
     pub fn blocked_clients(&self) -> usize {
-        self.map.lock().len()
+        self.map.lock().values().filter(|w| w.is_blocked()).count()
     }
 
     /// Number of blocked clients whose wait has a deadline (`clients_in_timeout_table`).
     pub fn with_timeout(&self) -> usize {
-        self.map.lock().values().filter(|w| w.deadline_ms != 0).count()
+        self.map.lock().values().filter(|w| w.is_blocked() && w.deadline_ms != 0).count()
     }
 
     /// Number of keys clients are blocked on (`total_blocking_keys`).

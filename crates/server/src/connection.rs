@@ -586,7 +586,7 @@ impl Blocked<'_> {
                     *written = (*written).max(index);
                     match replies.into_iter().next() {
                         Some(r) if r != empty.buf => break Some(r),
-                        _ => {}
+                        _ => w.found_nothing(),
                     }
                 }
                 Err(e) => {
