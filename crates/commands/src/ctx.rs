@@ -195,6 +195,9 @@ pub struct Store<'a> {
     /// A hash shown without its expired fields when they may not be removed (see
     /// [`Store::get_hash`]).
     pub hidden_hash: Option<Hash>,
+    /// Watched keys (database, key) this command went to change: if it changed anything,
+    /// their watchers' transactions fail ([`Store::signal_watchers`]).
+    pub touched: Vec<(usize, Vec<u8>)>,
 }
 
 impl<'a> Store<'a> {
@@ -237,7 +240,28 @@ impl<'a> Store<'a> {
         let h = self.ks.hash(key);
         let shard = self.locks.shard_deferred(self.ks.shard_of(h));
         shard.before_write(db, h, key);
+        if !shard.watched.is_empty()
+            && shard.watched.has(db, key)
+            && !self.touched.iter().any(|(d, k)| *d == db && k == key)
+        {
+            self.touched.push((db, key.to_vec()));
+        }
         (shard, h)
+    }
+
+    /// After a command: if it changed the dataset, the transactions watching the keys it
+    /// went to change fail (Redis's `signalModifiedKey`); a command that changed nothing
+    /// (`SADD` of a member already there) leaves them be.
+    pub fn signal_watchers(&mut self, changed: bool) {
+        if self.touched.is_empty() {
+            return;
+        }
+        for (db, key) in std::mem::take(&mut self.touched) {
+            if changed {
+                let s = self.ks.shard_of(self.ks.hash(&key));
+                self.locks.shard_deferred(s).watched.touch(db, &key, engine::watched::Change::Modified);
+            }
+        }
     }
 
     /// Removes `key` of database `db` if its time has run out; true if it is (logically) gone.
@@ -249,8 +273,12 @@ impl<'a> Store<'a> {
             return false;
         }
         if may_expire {
-            let (d, h) = self.db_to_change(db, key);
-            d.remove(h, key);
+            let shard = self.locks.shard_deferred(self.ks.shard_of(h));
+            shard.before_write(db, h, key);
+            shard.dbs[db].remove(h, key);
+            if !shard.watched.is_empty() {
+                shard.watched.touch(db, key, engine::watched::Change::ExpiredRemoved);
+            }
             self.stats.expired_keys += 1;
             self.effects.push(db, now, vec![b"DEL".to_vec(), key.to_vec()]);
         }
@@ -536,10 +564,17 @@ impl<'a> Store<'a> {
         if self.expire_if_needed(db, key) {
             return false;
         }
-        let (d, h) = self.db_to_change(db, key);
-        let removed = d.remove(h, key).is_some();
+        // Only a key that was there counts as touched (`DEL a b` with b absent leaves b's
+        // watchers be, as in Redis).
+        let h = self.ks.hash(key);
+        let shard = self.locks.shard_deferred(self.ks.shard_of(h));
+        shard.before_write(db, h, key);
+        let removed = shard.dbs[db].remove(h, key).is_some();
         if removed {
             self.dirty += 1;
+            if !shard.watched.is_empty() {
+                shard.watched.touch(db, key, engine::watched::Change::Modified);
+            }
         }
         removed
     }

@@ -87,6 +87,10 @@ pub enum CmdError {
     Timeout(engine::num::TimeoutError),
     /// `UNBLOCKED client unblocked via CLIENT UNBLOCK`
     Unblocked,
+    /// `EXECABORT Transaction discarded because of previous errors.`
+    ExecAbort,
+    /// `ERR Command not allowed inside a transaction` (commands flagged `no-multi`).
+    NotAllowedInMulti,
     /// `MISCONF ...`: writes refused after a failed background save.
     Misconf,
     /// `MISCONF Errors writing to the AOF file: <strerror>`: writes refused after a failed AOF
@@ -134,6 +138,8 @@ impl fmt::Display for CmdError {
                 engine::num::TimeoutError::OutOfRange => "ERR timeout is out of range",
             }),
             CmdError::Unblocked => f.write_str("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+            CmdError::ExecAbort => f.write_str("EXECABORT Transaction discarded because of previous errors."),
+            CmdError::NotAllowedInMulti => f.write_str("ERR Command not allowed inside a transaction"),
             CmdError::Misconf => f.write_str(
                 "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. \
                  Commands that may modify the data set are disabled, because this instance is configured to report \

@@ -22,6 +22,8 @@ pub enum Status {
     Failed,
     /// It was refused before running.
     Rejected,
+    /// It was queued in a transaction (`MULTI`), to run at `EXEC`.
+    Queued,
 }
 
 /// What the caller learns about an execution.
@@ -54,6 +56,7 @@ impl Default for ExecOptions {
 }
 
 fn reject(
+    session: &mut Session,
     out: &mut ReplyWriter,
     stats: &Stats,
     local: &mut LocalStats,
@@ -62,6 +65,10 @@ fn reject(
 ) -> Outcome {
     if let Some(c) = command {
         local.rejected(c);
+    }
+    // A command refused while a transaction is being queued dooms it (`EXECABORT`).
+    if let Some(m) = session.multi.as_mut() {
+        m.aborted = true;
     }
     let text = e.to_bytes();
     stats.record_error(&text);
@@ -120,18 +127,32 @@ pub fn execute(
     local.total_commands += 1;
     let cmd = match resolve(argv) {
         Ok(c) => c,
-        Err((e, c)) => return reject(out, host.stats(), local, e, c),
+        Err((e, c)) => return reject(session, out, host.stats(), local, e, c),
     };
     if session.last_cmd != cmd.spec.name {
         session.last_cmd.clone_from(&cmd.spec.name);
     }
     if !session.authenticated && !cmd.spec.flags.has(crate::spec::Flags::NO_AUTH) && !opts.replay {
-        return reject(out, host.stats(), local, CmdError::NoAuth, Some(cmd));
+        return reject(session, out, host.stats(), local, CmdError::NoAuth, Some(cmd));
     }
     let gates = host.stats().gates.load(std::sync::atomic::Ordering::Relaxed);
     if gates != 0 && !opts.replay {
         if let Some(e) = gate_error(gates, cmd, host) {
-            return reject(out, host.stats(), local, e, Some(cmd));
+            return reject(session, out, host.stats(), local, e, Some(cmd));
+        }
+    }
+    if session.multi.is_some() && !crate::family::transactions::runs_in_multi(cmd) {
+        // (`MULTI` and `WATCH`, flagged too, run and refuse themselves without dooming it.)
+        if cmd.spec.flags.has(crate::spec::Flags::NO_MULTI) {
+            return reject(session, out, host.stats(), local, CmdError::NotAllowedInMulti, Some(cmd));
+        }
+        {
+            let m = session.multi.as_mut().expect("checked");
+            m.queued.push(argv.iter().map(|a| a.to_vec()).collect());
+            out.simple(b"QUEUED");
+            // Counted when EXEC runs it, as in Redis.
+            local.total_commands -= 1;
+            return Outcome { command: Some(cmd), status: Status::Queued, dirty: false, blocked: None };
         }
     }
     let handler = cmd.handler.expect("resolve returns implemented commands");
@@ -174,6 +195,7 @@ pub fn execute(
             dirty: 0,
             ready: Vec::new(),
             hidden_hash: None,
+            touched: Vec::new(),
         },
         out,
         session,
@@ -217,6 +239,9 @@ pub fn execute(
         ctx = Ctx { store, out, session, host, rng, rewrite: None, may_block: false, blocked: None };
         served = crate::blocking::serve_ready(&mut ctx);
     }
+    // Still under the locks: a client that watched a key and sees this command's reply can
+    // no longer run its transaction.
+    ctx.store.signal_watchers(dirty > 0);
     if logging {
         // Still under the shard locks, for the same reason. Effects of keys this command found
         // expired count even when the command itself changed nothing.
@@ -256,4 +281,55 @@ fn gate_error(gates: u8, cmd: &Command, host: &dyn Host) -> Option<CmdError> {
         return Some(CmdError::Loading);
     }
     None
+}
+
+/// Runs one command of a transaction inside `EXEC`, in `EXEC`'s context: under the locks
+/// `EXEC` took, at its time and with its randomness, never blocking. Its reply (or error) goes
+/// to `ctx.out`, its effect (if it changed anything) to the effects in order; returns the
+/// command.
+pub(crate) fn run_queued(ctx: &mut Ctx, argv: &[&[u8]]) -> Option<&'static Command> {
+    let host = ctx.host;
+    ctx.store.stats.total_commands += 1;
+    let cmd = match resolve(argv) {
+        Ok(c) => c,
+        Err((e, _)) => {
+            // Checked when queued; only a table change could get here.
+            let text = e.to_bytes();
+            host.stats().record_error(&text);
+            ctx.out.error(&text);
+            return None;
+        }
+    };
+    if ctx.session.last_cmd != cmd.spec.name {
+        ctx.session.last_cmd.clone_from(&cmd.spec.name);
+    }
+    let handler = cmd.handler.expect("resolve returns implemented commands");
+    // `SELECT` inside the transaction moves the commands after it.
+    ctx.store.db = ctx.session.db;
+    let db = ctx.store.db;
+    let dirty_before = ctx.store.dirty;
+    let rewrite = ctx.rewrite.take();
+    let result = handler(ctx, argv);
+    ctx.store.stats.call(cmd, 0);
+    let changed = ctx.store.dirty > dirty_before;
+    ctx.store.signal_watchers(changed);
+    if let Err(e) = result {
+        let text = e.to_bytes();
+        host.stats().record_error(&text);
+        ctx.out.error(&text);
+        ctx.store.stats.failed(cmd);
+    }
+    if changed && ctx.store.effects.enabled {
+        let now = ctx.store.now_ms;
+        match ctx.rewrite.take() {
+            Some(cmds) => {
+                for c in cmds {
+                    ctx.store.effects.push(db, now, c);
+                }
+            }
+            None => ctx.store.effects.push(db, now, argv.iter().map(|a| a.to_vec()).collect()),
+        }
+    }
+    ctx.rewrite = rewrite;
+    Some(cmd)
 }

@@ -87,6 +87,10 @@ pub trait Host: Send + Sync {
     fn read_consistency(&self) -> crate::session::ReadConsistency {
         crate::session::ReadConsistency::Linearizable
     }
+    /// True if this server is a cluster node (its writes go through the log).
+    fn in_cluster(&self) -> bool {
+        false
+    }
     /// `TANDEM MEMBERS`: the cluster's members as this node knows them (None: no cluster).
     fn cluster_members(&self) -> Option<Vec<ClusterMember>> {
         None

@@ -2,6 +2,32 @@
 //! name, authentication, reply mode). Plain data: the server owns the socket.
 
 use protocol::Resp;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// A transaction being queued (between `MULTI` and `EXEC`).
+#[derive(Clone, Debug, Default)]
+pub struct Multi {
+    /// The commands queued, in order.
+    pub queued: Vec<Vec<Vec<u8>>>,
+    /// Set when a command was refused while queueing: `EXEC` replies `EXECABORT`.
+    pub aborted: bool,
+}
+
+/// A key this client `WATCH`es.
+#[derive(Clone, Debug)]
+pub struct WatchedKey {
+    /// Its database.
+    pub db: usize,
+    /// The key.
+    pub key: Vec<u8>,
+    /// The key was stored but its time had run out when watched (see
+    /// `engine::watched::WatchedKeys::touch`).
+    pub expired: bool,
+    /// In a cluster: the key's version when watched (`commands::family::transactions`),
+    /// which every node compares when it applies the `EXEC`.
+    pub version: Option<Vec<u8>>,
+}
 
 /// `CLIENT REPLY` mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +104,13 @@ pub struct Session {
     /// `TANDEM CONSISTENCY`: this connection's read level (None = the `read-consistency`
     /// setting).
     pub read_consistency: Option<ReadConsistency>,
+    /// The transaction being queued, if `MULTI` was called.
+    pub multi: Option<Box<Multi>>,
+    /// The keys `WATCH`ed, in order.
+    pub watched: Vec<WatchedKey>,
+    /// Set when a watched key changed (shared with the shards' watch tables): `EXEC` fails.
+    /// Made by the first `WATCH`, dropped by `UNWATCH`, `EXEC` and `DISCARD`.
+    pub watch_dirty: Option<Arc<AtomicBool>>,
 }
 
 impl Session {
@@ -98,6 +131,9 @@ impl Session {
             last_cmd: "NULL".to_string(),
             wait_ms: None,
             read_consistency: None,
+            multi: None,
+            watched: Vec::new(),
+            watch_dirty: None,
         }
     }
 }

@@ -102,20 +102,38 @@ fn effects_replayed_rebuild_the_same_keyspace() {
         let mut rng = Rng::new(seed);
         let mut live = Harness::new(1_700_000_000_000);
         for _ in 0..400 {
-            let cmd = random_command(&mut rng);
-            let args: Vec<&str> = cmd.iter().map(|s| s.as_str()).collect();
-            let reply = live.run(&args);
-            if let Frame::Error(e) = &reply {
-                let text = String::from_utf8_lossy(e);
-                assert!(!text.contains("unknown command"), "workload command {cmd:?} is not implemented: {text}");
+            // Now and then a few commands as one transaction (its effects are logged between
+            // MULTI and EXEC, SELECTs inside included).
+            let txn = rng.below(10) == 0;
+            if txn {
+                assert_eq!(live.run(&["MULTI"]), Frame::Simple(b"OK".to_vec()));
+            }
+            for _ in 0..if txn { 1 + rng.below(4) } else { 1 } {
+                let cmd = random_command(&mut rng);
+                let args: Vec<&str> = cmd.iter().map(|s| s.as_str()).collect();
+                let reply = live.run(&args);
+                if let Frame::Error(e) = &reply {
+                    let text = String::from_utf8_lossy(e);
+                    assert!(!text.contains("unknown command"), "workload command {cmd:?} is not implemented: {text}");
+                }
+            }
+            if txn {
+                assert!(matches!(live.run(&["EXEC"]), Frame::Array(_)));
             }
             // Time moves on by up to 700 ms so that keys with short lives expire mid-run.
             live.now_ms += rng.below(700) as i64;
         }
         let mut replica = Harness::new(0);
+        // The database the replayed commands run in (inside a transaction, once EXEC runs).
+        let mut db = 0;
         for e in live.effects.list.clone() {
             replica.now_ms = e.now_ms;
-            replica.session.db = e.db;
+            if db != e.db {
+                // As the AOF does, so that it is queued inside a transaction too.
+                db = e.db;
+                let reply = replica.run(&["SELECT", &db.to_string()]);
+                assert!(matches!(reply, Frame::Simple(_)), "SELECT {db}: {reply:?}");
+            }
             let argv: Vec<&[u8]> = e.argv.iter().map(|a| a.as_slice()).collect();
             let reply = replica.run_bytes(&argv);
             assert!(!matches!(reply, Frame::Error(_)), "effect {:?} failed on replay: {reply:?}", e.argv);

@@ -232,6 +232,8 @@ pub struct Shard {
     held: Arc<AtomicUsize>,
     /// Clients blocked on keys of this shard (`BLPOP` and friends), by database and key.
     pub blocked: crate::blocked::BlockedKeys,
+    /// Keys of this shard clients `WATCH`, by database and key.
+    pub watched: crate::watched::WatchedKeys,
     /// How far the snapshot's walk over this shard has come, when it goes in steps.
     walk: Option<Box<Walk>>,
     /// This shard's index in the keyspace.
@@ -277,6 +279,23 @@ impl Shard {
     pub fn before_write(&mut self, db: usize, hash: u64, key: &[u8]) {
         if self.pending.is_some() {
             self.save_at_cut(db, hash, key);
+        }
+    }
+
+    /// Before database `db` is emptied or swapped with database `other`: the transactions
+    /// watching a key of `db` that exists here (or in `other`) fail, as in Redis (a watched
+    /// key that exists in neither is not changed by it).
+    pub fn touch_watched_in(&mut self, db: usize, other: Option<usize>) {
+        if self.watched.is_empty() {
+            return;
+        }
+        for key in self.watched.keys_of(db) {
+            let h = self.dbs[db].main.hasher().hash(&key);
+            let exists =
+                self.dbs[db].entry(h, &key).is_some() || other.is_some_and(|o| self.dbs[o].entry(h, &key).is_some());
+            if exists {
+                self.watched.touch(db, &key, crate::watched::Change::Modified);
+            }
         }
     }
 
@@ -464,6 +483,7 @@ impl Keyspace {
                     saved_bytes: 0,
                     held: held.clone(),
                     blocked: Default::default(),
+                    watched: Default::default(),
                     walk: None,
                     index,
                 })

@@ -27,6 +27,7 @@ pub mod set;
 pub mod small;
 pub mod sync;
 pub mod value;
+pub mod watched;
 pub mod zset;
 
 pub use env::{Env, Rng};

@@ -33,6 +33,8 @@ pub struct Snapshot {
     pub omem: usize,
     /// Flags (`N` normal).
     pub flags: String,
+    /// Commands queued in a transaction (-1 outside `MULTI`).
+    pub multi: i64,
 }
 
 /// One connected client.
@@ -75,6 +77,11 @@ impl Client {
             snap.lib_ver = String::from_utf8_lossy(&s.lib_ver).into_owned();
         }
         snap.qbuf = qbuf;
+        snap.multi = s.multi.as_ref().map_or(-1, |m| m.queued.len() as i64);
+        let flags = if s.multi.is_some() { "x" } else { "N" };
+        if snap.flags != flags && snap.flags != "b" {
+            snap.flags = flags.into();
+        }
     }
 
     /// Sets the flags `CLIENT LIST` shows (`b` while blocked, `N` otherwise).
@@ -97,8 +104,8 @@ impl Client {
         let age = (now_ms - self.created_ms).max(0) / 1000;
         let idle = (now_ms - self.last_ms.load(Ordering::Relaxed) as i64).max(0) / 1000;
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
-            self.id, self.addr, self.laddr, self.fd, s.name, age, idle, s.flags, s.db, s.qbuf, s.omem, s.cmd, s.resp, s.lib_name, s.lib_ver
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id, self.addr, self.laddr, self.fd, s.name, age, idle, s.flags, s.db, s.multi, s.qbuf, s.omem, s.cmd, s.resp, s.lib_name, s.lib_ver
         )
     }
 }

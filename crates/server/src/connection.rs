@@ -52,14 +52,20 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr,
         kill_notify: tokio::sync::Notify::new(),
     });
     shared.clients.add(client.clone());
-    let _ = run(&shared, &client, &mut stream).await;
+    let authenticated = shared.config.requirepass.read().is_none();
+    let mut session = Session::new(client.id, authenticated);
+    let _ = run(&shared, &client, &mut stream, &mut session).await;
+    commands::family::transactions::unwatch_all(&shared.ks, &mut session);
     let _ = stream.shutdown().await;
     shared.clients.remove(id);
 }
 
-async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream) -> std::io::Result<()> {
-    let authenticated = shared.config.requirepass.read().is_none();
-    let mut session = Session::new(client.id, authenticated);
+async fn run(
+    shared: &Arc<Shared>,
+    client: &Arc<Client>,
+    stream: &mut TcpStream,
+    session: &mut Session,
+) -> std::io::Result<()> {
     let mut parser = RequestParser::new();
     let mut out = ReplyWriter::new(Resp::V2);
     let mut rbuf: Vec<u8> = Vec::with_capacity(16 * 1024);
@@ -153,7 +159,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
             let seed = rng.next_u64();
             let cluster = shared.cluster();
             let route = match cluster {
-                Some(c) => route(c, &session, &argv, now, seed),
+                Some(c) => route(c, session, &argv, now, seed),
                 None => Route::Here,
             };
             if !matches!(route, Route::Log(..)) && !batch.is_empty() {
@@ -169,12 +175,16 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                     // A write in a cluster: through the log, replying with what applying it
                     // gave. A pipeline's consecutive writes go as one entry.
                     let keep = !matches!(session.reply_mode, ReplyMode::Off | ReplyMode::Skip);
-                    batch.push(&session, cmd, keep);
+                    batch.push(session, cmd, keep);
                     if batch.is_full() {
                         batch.flush(shared, &mut out).await;
                     }
                 }
                 Route::Block(cluster, cmd) => block = Some(BlockOn::Cluster(cluster, cmd)),
+                Route::Exec(cluster) => {
+                    exec_in_cluster(shared, cluster, session, now, seed, &mut out, &mut batch.written).await;
+                    timing = commands::exec::resolve(&argv).ok().map(|c| (c, t0));
+                }
                 Route::Read(cluster) => {
                     let level = session.read_consistency.unwrap_or_else(|| shared.config.read_consistency());
                     match read_fence(cluster, level, &mut read_index, batch.written).await {
@@ -183,7 +193,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                             // on what has expired.
                             let now = cluster.clock_ms();
                             let (ran, _) =
-                                run_here(shared, &mut session, &argv, now, seed, &mut out, &mut effects, &mut local);
+                                run_here(shared, session, &argv, now, seed, &mut out, &mut effects, &mut local);
                             if let Some(cmd) = ran {
                                 timing = Some((cmd, t0));
                             }
@@ -192,8 +202,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                     }
                 }
                 Route::Here => {
-                    let (ran, waiter) =
-                        run_here(shared, &mut session, &argv, now, seed, &mut out, &mut effects, &mut local);
+                    let (ran, waiter) = run_here(shared, session, &argv, now, seed, &mut out, &mut effects, &mut local);
                     if let Some(cmd) = ran {
                         timing = Some((cmd, t0));
                     }
@@ -218,15 +227,13 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
                 settle(&mut local, &mut timing, Instant::now());
                 local.flush(stats);
                 write_out(shared, stream, &mut out, &mut effects, &mut batch).await?;
-                client.publish(&session, unix_ms(), rbuf.len() - start);
+                client.publish(session, unix_ms(), rbuf.len() - start);
                 client.set_flags("b");
                 let mut wait = Blocked { shared, client, stream: &mut *stream, rbuf: &mut rbuf };
                 let reply = match on {
-                    BlockOn::Here(w, argv) => {
-                        wait.wait(w, &argv, &mut session, &mut effects, &mut local, &mut rng).await
-                    }
+                    BlockOn::Here(w, argv) => wait.wait(w, &argv, session, &mut effects, &mut local, &mut rng).await,
                     BlockOn::Cluster(cluster, cmd) => {
-                        wait.in_cluster(cluster, cmd, &session, &mut batch.written, &mut rng).await
+                        wait.in_cluster(cluster, cmd, session, &mut batch.written, &mut rng).await
                     }
                 };
                 client.set_flags("N");
@@ -265,7 +272,7 @@ async fn run(shared: &Arc<Shared>, client: &Arc<Client>, stream: &mut TcpStream)
         }
         settle(&mut local, &mut timing, Instant::now());
         local.flush(stats);
-        client.publish(&session, unix_ms(), rbuf.len() - start);
+        client.publish(session, unix_ms(), rbuf.len() - start);
         write_out(shared, stream, &mut out, &mut effects, &mut batch).await?;
         if close {
             return Ok(());
@@ -282,6 +289,9 @@ enum Route<'a> {
     Block(&'a Arc<cluster::Cluster>, cluster::Command),
     /// A read: here, once this node is as up to date as the read's consistency asks.
     Read(&'a Arc<cluster::Cluster>),
+    /// `EXEC` of a transaction: its commands through the log as one entry (see
+    /// [`exec_in_cluster`]).
+    Exec(&'a Arc<cluster::Cluster>),
     /// Anything else (and everything outside a cluster): here, now.
     Here,
 }
@@ -300,6 +310,18 @@ fn route<'a>(
     let Ok(cmd) = commands::exec::resolve(argv) else { return Route::Here };
     if !session.authenticated {
         return Route::Here;
+    }
+    if let Some(multi) = &session.multi {
+        // Queued here; the transaction goes through the log whole at EXEC (one that is
+        // doomed already fails here).
+        if cmd.spec.name == "exec" && !multi.aborted {
+            return Route::Exec(cluster);
+        }
+        return Route::Here;
+    }
+    if cmd.spec.name == "watch" {
+        // A read: the keys' versions are taken once the node is up to date.
+        return Route::Read(cluster);
     }
     if cmd.spec.flags.has(Flags::BLOCKING) && cmd.spec.flags.has(Flags::WRITE) {
         return Route::Block(
@@ -380,6 +402,50 @@ impl WriteBatch {
     }
 }
 
+/// `EXEC` in a cluster: the queued commands go through the log as one entry — `TANDEM
+/// WATCHED` with the watched keys' versions if any, `MULTI`, the commands, `EXEC` — which every
+/// node applies in one piece (`commands::family::transactions`); the client gets the `EXEC`
+/// reply. A `SELECT` inside it takes effect on this connection too, as in Redis.
+async fn exec_in_cluster(
+    shared: &Arc<Shared>,
+    cluster: &Arc<cluster::Cluster>,
+    session: &mut Session,
+    now_ms: i64,
+    seed: u64,
+    out: &mut ReplyWriter,
+    written: &mut u64,
+) {
+    use commands::family::transactions::{unwatch_all, watched_check};
+    let multi = session.multi.take().expect("routed as EXEC inside MULTI");
+    let command = |argv: Vec<Vec<u8>>| cluster::Command { argv, now_ms, seed };
+    let mut commands: Vec<cluster::Command> = watched_check(session).into_iter().map(command).collect();
+    commands.push(command(vec![b"MULTI".to_vec()]));
+    let selects: Vec<Vec<u8>> = multi
+        .queued
+        .iter()
+        .filter(|q| q.len() == 2 && q[0].eq_ignore_ascii_case(b"select"))
+        .map(|q| q[1].clone())
+        .collect();
+    commands.extend(multi.queued.into_iter().map(command));
+    commands.push(command(vec![b"EXEC".to_vec()]));
+    unwatch_all(&shared.ks, session);
+    let req = cluster::Request { db: session.db as u32, resp: if session.resp == Resp::V3 { 3 } else { 2 }, commands };
+    match cluster.write(req).await {
+        Ok((mut replies, index)) => {
+            *written = (*written).max(index);
+            out.buf.extend_from_slice(&replies.pop().unwrap_or_default());
+            for db in selects {
+                if let Some(db) =
+                    engine::num::parse_i64(&db).filter(|d| *d >= 0 && (*d as usize) < shared.ks.databases())
+                {
+                    session.db = db as usize;
+                }
+            }
+        }
+        Err(e) => out.error(e.reply_text().as_bytes()),
+    }
+}
+
 /// Waits until this node may serve a read at `level`: linearizable = applied up to a read
 /// index confirmed by the leader after the read arrived (one per batch, `batch_index`), and
 /// up to this connection's own writes; session = up to its own writes; stale = at once.
@@ -422,7 +488,8 @@ fn run_here(
     // removing them.
     let opts = ExecOptions { may_expire: shared.cluster().is_none(), ..ExecOptions::default() };
     let outcome = execute(&shared.ks, &**shared, session, &mut env, argv, out, effects, local, opts);
-    (outcome.command.filter(|_| outcome.status != Status::Rejected), outcome.blocked)
+    // Queued commands are counted when EXEC runs them.
+    (outcome.command.filter(|_| matches!(outcome.status, Status::Ok | Status::Failed)), outcome.blocked)
 }
 
 /// What a blocked client waits on.

@@ -12,6 +12,7 @@ use crate::connection::unix_ms;
 use crate::Shared;
 use commands::Stats;
 use engine::expire::{expire_hash_fields, sample_and_expire, sample_expired, Reaped, KEYS_PER_LOOP};
+use engine::watched::Change;
 use engine::Rng;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -109,11 +110,16 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
         }
         // Read under the shard lock, like a command's `Host::logging`.
         let logging = shared.aof.is_on();
+        let shard = &mut *shard;
+        let watched = &mut shard.watched;
         for (d, db) in shard.dbs.iter_mut().enumerate() {
             match mode {
                 Mode::Remove if !db.expires.is_empty() => loop {
                     let now = unix_ms();
                     let s = sample_and_expire(db, now, rng, KEYS_PER_LOOP, |key| {
+                        if !watched.is_empty() {
+                            watched.touch(d, key, Change::ExpiredRemoved);
+                        }
                         // Logged as DEL under the shard lock, in order with commands on the key.
                         if logging {
                             shared.aof.append_one(d, &[b"DEL", key]);
@@ -155,6 +161,9 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
                     let mut fields = 0;
                     let visited = expire_hash_fields(db, now, KEYS_PER_LOOP, |key, reaped| match reaped {
                         Reaped::Key => {
+                            if !watched.is_empty() {
+                                watched.touch(d, key, Change::ExpiredRemoved);
+                            }
                             Stats::add(&shared.stats.expired_keys, 1);
                             if logging {
                                 shared.aof.append_one(d, &[b"DEL", key]);
@@ -162,6 +171,9 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
                         }
                         Reaped::Fields(gone) => {
                             fields += gone.len();
+                            if !watched.is_empty() {
+                                watched.touch(d, key, Change::Modified);
+                            }
                             if logging {
                                 let mut argv: Vec<&[u8]> = vec![b"HDEL", key];
                                 argv.extend(gone.iter().map(|f| &**f));

@@ -135,6 +135,10 @@ impl Host for Shared {
         self.config.read_consistency()
     }
 
+    fn in_cluster(&self) -> bool {
+        self.cluster().is_some()
+    }
+
     fn cluster_members(&self) -> Option<Vec<commands::host::ClusterMember>> {
         let members = self.cluster()?.members();
         Some(

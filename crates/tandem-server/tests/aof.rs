@@ -58,6 +58,14 @@ fn churn(c: &mut RawClient, round: usize) {
     c.send(&["MOVE", "k3:2", "4"]);
     c.send(&["COPY", "k3:3", "copied", "DB", "5", "REPLACE"]);
     c.send(&["SELECT", "0"]);
+    // A transaction crossing databases, logged as MULTI ... EXEC.
+    c.send(&["MULTI"]);
+    c.send(&["INCR", "tx-counter"]);
+    c.send(&["SELECT", "2"]);
+    c.send(&["SET", &format!("tx{round}"), "in-db-2", "EX", "600"]);
+    c.send(&["SELECT", "0"]);
+    c.send(&["LPUSH", "tx-list", &format!("r{round}")]);
+    assert!(matches!(c.send(&["EXEC"]), Frame::Array(r) if r.len() == 5));
     c.send(&["DEL", "k0:19"]);
     c.send(&["SET", "short-lived", "x", "PX", "1"]);
     // Gone before anyone dumps the keyspace.
@@ -479,6 +487,37 @@ fn expired_keys_are_logged_as_del() {
     let active = find(&del("active")).expect("active expiry logged as DEL");
     let marker = find(&testkit::encode_command(&["SET", "marker", "1"])).unwrap();
     assert!(lazy < marker && active < marker);
+    drop(t);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn transactions_are_logged_whole() {
+    let dir = data_dir("aof-multi");
+    let t = tandem_in(&dir, &["--appendonly", "yes"]);
+    let mut c = t.client();
+    for cmd in [&["MULTI"][..], &["SET", "a", "1"], &["INCR", "n"], &["EXEC"]] {
+        c.send(cmd);
+    }
+    // One write: no wrapping, as Redis propagates it. No write: nothing logged.
+    for cmd in [&["MULTI"][..], &["SET", "b", "2"], &["GET", "a"], &["EXEC"]] {
+        c.send(cmd);
+    }
+    for cmd in [&["MULTI"][..], &["GET", "a"], &["EXEC"]] {
+        c.send(cmd);
+    }
+    c.send(&["SET", "marker", "1"]);
+    let text = std::fs::read(current_incr(&dir)).unwrap();
+    let want: Vec<u8> = [
+        testkit::encode_command(&["MULTI"]),
+        testkit::encode_command(&["SET", "a", "1"]),
+        testkit::encode_command(&["INCR", "n"]),
+        testkit::encode_command(&["EXEC"]),
+        testkit::encode_command(&["SET", "b", "2"]),
+        testkit::encode_command(&["SET", "marker", "1"]),
+    ]
+    .concat();
+    assert!(text.ends_with(&want), "{}", String::from_utf8_lossy(&text));
     drop(t);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1212,3 +1212,89 @@ fn blocked_pops_wake_on_pushes_through_any_node_and_take_each_element_once() {
         assert_eq!(all.len(), TOKENS, "a job was taken twice");
     });
 }
+
+/// WATCH, read, MULTI/SET n+1/EXEC on `c`; true if the transaction ran.
+fn cas_increment(c: &mut RawClient, key: &str) -> bool {
+    assert_eq!(c.send(&["WATCH", key]), simple("OK"));
+    let n: i64 = match c.send(&["GET", key]) {
+        Frame::Bulk(b) => String::from_utf8_lossy(&b).parse().unwrap(),
+        Frame::Null => 0,
+        other => panic!("GET answered {other:?}"),
+    };
+    assert_eq!(c.send(&["MULTI"]), simple("OK"));
+    assert_eq!(c.send(&["SET", key, &(n + 1).to_string()]), simple("QUEUED"));
+    match c.send(&["EXEC"]) {
+        Frame::Array(r) => r == vec![simple("OK")],
+        Frame::NullArray => false,
+        other => panic!("EXEC answered {other:?}"),
+    }
+}
+
+#[test]
+fn transactions_apply_whole_on_every_node_and_watch_sees_writes_through_any_node() {
+    in_netns("transactions_apply_whole_on_every_node_and_watch_sees_writes_through_any_node", || {
+        let nodes = start_cluster(3, 3);
+        agreed_leader(&nodes);
+        let mut a = nodes[0].client();
+        let mut b = nodes[1].client();
+        // One entry, applied in one piece everywhere; SELECT inside stays in force after.
+        assert_eq!(a.send(&["MULTI"]), simple("OK"));
+        for cmd in [&["SET", "x", "1"][..], &["INCR", "n"], &["SELECT", "3"], &["SET", "y", "2"], &["LPUSH", "y", "z"]]
+        {
+            assert_eq!(a.send(cmd), simple("QUEUED"));
+        }
+        let wrongtype = error("WRONGTYPE Operation against a key holding the wrong kind of value");
+        assert_eq!(
+            a.send(&["EXEC"]),
+            Frame::Array(vec![simple("OK"), Frame::Integer(1), simple("OK"), simple("OK"), wrongtype])
+        );
+        assert_eq!(a.send(&["GET", "y"]), bulk("2"));
+        for n in &nodes {
+            let mut c = n.client();
+            assert_eq!(c.send(&["GET", "x"]), bulk("1"), "node {}", n.port);
+            assert_eq!(c.send(&["SELECT", "3"]), simple("OK"));
+            assert_eq!(c.send(&["GET", "y"]), bulk("2"), "node {}", n.port);
+        }
+        // A queueing error dooms it here, before the log.
+        assert_eq!(a.send(&["MULTI"]), simple("OK"));
+        assert!(matches!(a.send(&["NOSUCHCOMMAND"]), Frame::Error(_)));
+        assert_eq!(a.send(&["EXEC"]), error("EXECABORT Transaction discarded because of previous errors."));
+        // A write through another node between WATCH and EXEC fails the transaction on every
+        // node; with no write in between it runs.
+        let mut w = nodes[0].client();
+        assert_eq!(w.send(&["WATCH", "k"]), simple("OK"));
+        assert_eq!(b.send(&["SET", "k", "theirs"]), simple("OK"));
+        assert_eq!(w.send(&["MULTI"]), simple("OK"));
+        assert_eq!(w.send(&["SET", "k", "mine"]), simple("QUEUED"));
+        assert_eq!(w.send(&["EXEC"]), Frame::NullArray);
+        for n in &nodes {
+            assert_eq!(n.client().send(&["GET", "k"]), bulk("theirs"), "node {}", n.port);
+        }
+        assert_eq!(w.send(&["WATCH", "k"]), simple("OK"));
+        assert_eq!(w.send(&["MULTI"]), simple("OK"));
+        assert_eq!(w.send(&["SET", "k", "mine"]), simple("QUEUED"));
+        assert_eq!(w.send(&["EXEC"]), Frame::Array(vec![simple("OK")]));
+        assert_eq!(b.send(&["GET", "k"]), bulk("mine"));
+        // Read-modify-write through every node at once loses no update.
+        let per_client = 25;
+        std::thread::scope(|s| {
+            for n in &nodes {
+                s.spawn(move || {
+                    let mut c = n.client();
+                    for _ in 0..per_client {
+                        while !cas_increment(&mut c, "counter") {}
+                    }
+                });
+            }
+        });
+        let digests: Vec<Frame> = nodes
+            .iter()
+            .map(|n| {
+                let mut c = n.client();
+                assert_eq!(c.send(&["GET", "counter"]), bulk((3 * per_client).to_string()), "node {}", n.port);
+                c.send(&["DEBUG", "DIGEST"])
+            })
+            .collect();
+        assert!(digests.iter().all(|d| *d == digests[0]), "{digests:?}");
+    });
+}

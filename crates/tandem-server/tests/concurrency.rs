@@ -69,3 +69,123 @@ fn multi_key_writes_are_seen_whole() {
         stop.store(true, Ordering::Relaxed);
     });
 }
+
+/// One round of optimistic locking: WATCH, read, MULTI/EXEC the new value; true if it ran.
+fn cas_increment(c: &mut testkit::RawClient, key: &str) -> bool {
+    c.send(&["WATCH", key]);
+    let n: i64 = match c.send(&["GET", key]) {
+        Frame::Bulk(b) => String::from_utf8_lossy(&b).parse().expect("a number"),
+        Frame::Null => 0,
+        other => panic!("GET answered {other:?}"),
+    };
+    assert_eq!(c.send(&["MULTI"]), Frame::Simple(b"OK".to_vec()));
+    assert_eq!(c.send(&["SET", key, &(n + 1).to_string()]), Frame::Simple(b"QUEUED".to_vec()));
+    match c.send(&["EXEC"]) {
+        Frame::Array(r) => {
+            assert_eq!(r, vec![Frame::Simple(b"OK".to_vec())]);
+            true
+        }
+        Frame::NullArray => false,
+        other => panic!("EXEC answered {other:?}"),
+    }
+}
+
+#[test]
+fn watched_read_modify_write_loses_no_update() {
+    // Each client reads the counter and writes counter+1 in a transaction guarded by WATCH,
+    // retrying when EXEC fails; meanwhile other clients INCR it directly. Every successful
+    // EXEC and every INCR must count exactly once: a WATCH that misses a change loses one.
+    let server = tandem(&["--worker-threads", "4"]);
+    let server = &server;
+    let per_client = 300;
+    let (cas_clients, incr_clients) = (6, 2);
+    let retries = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..cas_clients {
+            let retries = &retries;
+            s.spawn(move || {
+                let mut c = server.client();
+                for _ in 0..per_client {
+                    while !cas_increment(&mut c, "counter") {
+                        retries.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+        for _ in 0..incr_clients {
+            s.spawn(move || {
+                let mut c = server.client();
+                for _ in 0..per_client {
+                    c.send(&["INCR", "counter"]);
+                }
+            });
+        }
+    });
+    let mut c = server.client();
+    let want = (cas_clients + incr_clients) * per_client;
+    assert_eq!(c.send(&["GET", "counter"]), bulk(want.to_string()));
+    // The contention must have been real for the test to mean anything.
+    assert!(retries.load(Ordering::Relaxed) > 0, "no EXEC ever failed: the clients never raced");
+}
+
+#[test]
+fn transactions_are_seen_whole_and_never_interleave() {
+    // Writers move one unit between keys spread over shards inside MULTI/EXEC (the total stays
+    // 0 after every transaction); readers sum the keys with MGET and inside their own
+    // transactions: never a half-applied transaction.
+    let server = tandem(&["--worker-threads", "4"]);
+    let server = &server;
+    let keys: Vec<String> = (0..5).map(|i| format!("acct-{i}")).collect();
+    let stop = AtomicBool::new(false);
+    let parse = |f: &Frame| match f {
+        Frame::Bulk(b) => String::from_utf8_lossy(b).parse::<i64>().expect("a number"),
+        Frame::Null => 0,
+        other => panic!("not a number: {other:?}"),
+    };
+    std::thread::scope(|s| {
+        for w in 0..3usize {
+            let (keys, stop) = (&keys, &stop);
+            s.spawn(move || {
+                let mut c = server.client();
+                let mut i = w;
+                while !stop.load(Ordering::Relaxed) {
+                    let (from, to) = (&keys[i % keys.len()], &keys[(i + 1 + w) % keys.len()]);
+                    c.send(&["MULTI"]);
+                    c.send(&["DECRBY", from, "7"]);
+                    c.send(&["INCRBY", to, "7"]);
+                    let Frame::Array(r) = c.send(&["EXEC"]) else { panic!("EXEC failed") };
+                    assert_eq!(r.len(), 2);
+                    i += 1;
+                }
+            });
+        }
+        // Stops the writers even when an assertion below fails.
+        let _stop = StopOnDrop(&stop);
+        let mut reader = server.client();
+        let mut args: Vec<&str> = vec!["MGET"];
+        args.extend(keys.iter().map(|k| k.as_str()));
+        for round in 0..2_000 {
+            let sum: i64 = if round % 2 == 0 {
+                let Frame::Array(vals) = reader.send(&args) else { panic!("MGET returns an array") };
+                vals.iter().map(parse).sum()
+            } else {
+                reader.send(&["MULTI"]);
+                for k in &keys {
+                    reader.send(&["GET", k]);
+                }
+                let Frame::Array(vals) = reader.send(&["EXEC"]) else { panic!("EXEC failed") };
+                vals.iter().map(parse).sum()
+            };
+            assert_eq!(sum, 0, "a reader saw half of a transaction");
+        }
+    });
+}
+
+/// Sets the flag when dropped (also while unwinding from a failed assertion).
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}

@@ -18,6 +18,8 @@
 //! !DEBUG SLEEP 0       run on both, reply read but not compared
 //! -CLIENT REPLY OFF    run on both, no reply read (the command must not answer; a stray
 //!                      reply shows up as a mismatch on the next compared line)
+//! >SET foo bar         on the case's second connection (opened on first use, same
+//!                      protocol; for WATCH, pub/sub...), before any mode prefix: `>!GET foo`
 //! @resp3               directive: the current case runs only under RESP3 (or @resp2)
 //! ---                  separates cases
 //! ```
@@ -103,6 +105,17 @@ struct Conns {
 impl Conns {
     /// Fresh connections in protocol `resp`, after `FLUSHALL`.
     fn open(tandem: &ServerProcess, redis: &ServerProcess, resp: u8) -> Result<Conns, String> {
+        let mut conns = Conns::connect(tandem, redis, resp)?;
+        let (t, r) = conns.exchange(&[b"FLUSHALL".to_vec()]);
+        let ok = Got::Reply(Frame::Simple(b"OK".to_vec()));
+        if t != ok || r != ok {
+            return Err(format!("FLUSHALL answered tandem: {}, redis: {}", t.render(), r.render()));
+        }
+        Ok(conns)
+    }
+
+    /// Fresh connections in protocol `resp`.
+    fn connect(tandem: &ServerProcess, redis: &ServerProcess, resp: u8) -> Result<Conns, String> {
         let mut conns = Conns { t: tandem.client(), r: redis.client() };
         if resp == 3 {
             let (t, r) = conns.exchange(&[b"HELLO".to_vec(), b"3".to_vec()]);
@@ -111,11 +124,6 @@ impl Conns {
                     return Err(format!("HELLO 3 on {name} answered {}", got.render()));
                 }
             }
-        }
-        let (t, r) = conns.exchange(&[b"FLUSHALL".to_vec()]);
-        let ok = Got::Reply(Frame::Simple(b"OK".to_vec()));
-        if t != ok || r != ok {
-            return Err(format!("FLUSHALL answered tandem: {}, redis: {}", t.render(), r.render()));
         }
         Ok(conns)
     }
@@ -148,15 +156,26 @@ fn run_file(
         if case.only_resp.is_some_and(|only| only != resp) {
             continue;
         }
-        let mut conns = match Conns::open(tandem, redis, resp) {
+        let first = match Conns::open(tandem, redis, resp) {
             Ok(c) => c,
             Err(e) => {
                 failures.push(format!("{name}:{} [RESP{resp}] case set-up failed: {e}", case.line_no));
                 continue;
             }
         };
+        let mut all = vec![first];
         for line in &case.lines {
             commands += 1;
+            if line.conn >= all.len() {
+                match Conns::connect(tandem, redis, resp) {
+                    Ok(c) => all.push(c),
+                    Err(e) => {
+                        failures.push(format!("{name}:{} [RESP{resp}] second connection failed: {e}", line.line_no));
+                        break;
+                    }
+                }
+            }
+            let conns = &mut all[line.conn];
             if line.mode == Mode::NoReply {
                 conns.write(&line.args);
                 continue;
@@ -164,8 +183,9 @@ fn run_file(
             let (t, r) = conns.exchange(&line.args);
             if !matches(line.mode, &t, &r) {
                 failures.push(format!(
-                    "{name}:{} [RESP{resp}] {}{}   (case from line {})\n    tandem: {}\n    redis:  {}",
+                    "{name}:{} [RESP{resp}] {}{}{}   (case from line {})\n    tandem: {}\n    redis:  {}",
                     line.line_no,
+                    if line.conn > 0 { ">" } else { "" },
                     line.mode.prefix(),
                     line.text,
                     case.line_no,

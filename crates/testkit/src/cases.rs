@@ -9,6 +9,8 @@
 //! **COMMAND INFO X     like `*`, at every nesting level (for replies built from hash tables)
 //! !DEBUG SLEEP 0       sent to both, reply read and ignored
 //! -CLIENT REPLY OFF    sent to both, no reply is read (the command must not answer)
+//! >SET foo bar         on the case's second connection (opened on first use, same
+//!                      protocol), before any mode prefix: `>!GET foo`
 //! @resp3               directive: this case runs only under RESP3 (or @resp2)
 //! ---                  ends a case
 //! ```
@@ -57,6 +59,8 @@ pub struct CaseLine {
     pub line_no: usize,
     /// The comparison mode.
     pub mode: Mode,
+    /// Which of the case's connections runs it (0, or 1 for a `>` line).
+    pub conn: usize,
     /// The command as written (without the mode prefix).
     pub text: String,
     /// The arguments.
@@ -100,6 +104,11 @@ pub fn parse_cases(text: &str) -> Result<Vec<Case>, String> {
             };
             continue;
         }
+        let (conn, line) = match line.strip_prefix('>') {
+            Some(rest) if !rest.trim_start().is_empty() => (1, rest.trim_start()),
+            Some(_) => return Err(format!("line {line_no}: no command after '>'")),
+            None => (0, line),
+        };
         let (mode, rest) = match line.as_bytes()[0] {
             b'*' if line.starts_with("**") => (Mode::DeepUnordered, &line[2..]),
             b'~' => (Mode::Tolerant, &line[1..]),
@@ -117,7 +126,7 @@ pub fn parse_cases(text: &str) -> Result<Vec<Case>, String> {
         if cur.lines.is_empty() {
             cur.line_no = line_no;
         }
-        cur.lines.push(CaseLine { line_no, mode, text: rest.to_string(), args });
+        cur.lines.push(CaseLine { line_no, mode, conn, text: rest.to_string(), args });
     }
     if !cur.lines.is_empty() {
         cases.push(cur);

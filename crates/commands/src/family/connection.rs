@@ -62,6 +62,7 @@ fn quit(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
 fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     let authenticated = ctx.host.requirepass().is_none();
     let id = ctx.session.id;
+    crate::family::transactions::unwatch_all(ctx.store.ks, ctx.session);
     *ctx.session = Session::new(id, authenticated);
     ctx.out.resp = Resp::V2;
     ctx.out.simple(b"RESET");

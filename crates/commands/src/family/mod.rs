@@ -12,6 +12,7 @@ pub mod sets;
 pub mod sort;
 pub mod strings;
 pub mod tandem;
+pub mod transactions;
 pub mod zsets;
 
 use crate::table::Binding;
@@ -31,4 +32,5 @@ pub fn all_bindings() -> impl Iterator<Item = &'static Binding> {
         .chain(connection::BINDINGS)
         .chain(server::BINDINGS)
         .chain(tandem::BINDINGS)
+        .chain(transactions::BINDINGS)
 }

@@ -281,6 +281,7 @@ fn flush(ctx: &mut Ctx, dbs: std::ops::Range<usize>, asynchronous: bool) {
     let mut removed = 0;
     for s in ctx.store.locks.shards() {
         for db in dbs.clone() {
+            s.touch_watched_in(db, None);
             removed += s.dbs[db].len();
             if asynchronous {
                 let fresh = engine::Db::new_like(&s.dbs[db]);
@@ -371,6 +372,8 @@ fn swapdb(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     if a != b {
         let mut waited = Vec::new();
         for s in ctx.store.locks.shards() {
+            s.touch_watched_in(a as usize, Some(b as usize));
+            s.touch_watched_in(b as usize, Some(a as usize));
             s.dbs.swap(a as usize, b as usize);
             // Blocked clients stay with their database number (as in Redis): a list or
             // sorted set that arrives under a key they wait on serves them.
@@ -400,7 +403,8 @@ fn wait(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     if timeout < 0 {
         return Err(CmdError::err("timeout is negative"));
     }
-    if replicas > 0 {
+    // Inside a transaction WAIT answers at once, as in Redis.
+    if replicas > 0 && ctx.may_block {
         ctx.session.wait_ms = Some(timeout);
     }
     ctx.out.int(0);

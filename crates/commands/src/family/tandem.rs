@@ -138,6 +138,8 @@ fn help(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
             "    Hand the leadership to that voter (default: the most caught-up one).",
             "REAP <key> [<key> ...]",
             "    Remove the given keys if their time to live has run out (the cluster's expiry).",
+            "WATCHED <db> <key> <version> [<db> <key> <version> ...]",
+            "    Fail this connection's next EXEC if a key's version differs (a cluster's WATCH).",
         ],
     );
     Ok(())

@@ -1,0 +1,327 @@
+//! Transactions: `MULTI`, `EXEC`, `DISCARD`, `WATCH`, `UNWATCH` (Redis's `multi.c`).
+//!
+//! `MULTI` makes the session queue commands (`exec::execute` does the queueing, so a command
+//! refused there dooms the transaction: `EXECABORT`). `EXEC` locks the shards of every key its
+//! commands and the watched keys name, at once and in ascending order, and runs the commands
+//! one after another under that one hold, at one time, never blocking: no other client's
+//! command touching those keys can run in between, on any thread.
+//!
+//! `WATCH` enters the client in the watch tables of its keys' shards (`engine::watched`); a
+//! change of a watched key marks the client's transaction dirty and its `EXEC` replies with a
+//! null array. In a cluster every write is applied through the log on every node, so the
+//! decision must be the same on every node: there `WATCH` also records the key's version (a
+//! digest of value and time to live), the `EXEC` goes through the log as
+//! `TANDEM WATCHED db key version ...`, `MULTI`, the commands, `EXEC`, and every node compares
+//! the versions when it applies it.
+
+use crate::ctx::{Ctx, Locks};
+use crate::errors::{CmdError, CmdResult};
+use crate::exec::{resolve, run_queued};
+use crate::keys::key_positions;
+use crate::session::{Session, WatchedKey};
+use crate::table::{bind, Binding, Command, LockMode};
+use engine::watched::WatchedKeys;
+use engine::{Db, Keyspace};
+use smallvec::SmallVec;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The family's bindings.
+pub static BINDINGS: &[Binding] = &[
+    bind("multi", multi, LockMode::None),
+    bind("exec", exec, LockMode::None),
+    bind("discard", discard, LockMode::None),
+    bind("watch", watch, LockMode::Keys),
+    bind("unwatch", unwatch, LockMode::None),
+    bind("tandem|watched", watched, LockMode::Keys),
+];
+
+/// True for the commands that run at once inside `MULTI` instead of being queued.
+pub fn runs_in_multi(cmd: &Command) -> bool {
+    matches!(cmd.spec.name.as_str(), "exec" | "discard" | "multi" | "watch" | "quit" | "reset")
+}
+
+/// Commands that lock no shard (`LockMode::None`) and take no shard lock of their own either:
+/// they run inside a transaction's hold. Any other such command (`INFO`, `SCAN`, `BGSAVE`,
+/// ...) locks shards itself, so `EXEC` releases its hold around it rather than deadlock.
+const LOCK_FREE: &[&str] = &[
+    "ping",
+    "echo",
+    "select",
+    "time",
+    "lastsave",
+    "role",
+    "wait",
+    "auth",
+    "hello",
+    "client|id",
+    "client|setname",
+    "client|getname",
+    "client|list",
+    "client|info",
+    "client|kill",
+    "client|pause",
+    "client|unpause",
+    "client|unblock",
+    "client|reply",
+    "client|no-evict",
+    "client|no-touch",
+    "client|setinfo",
+    "client|help",
+    "config|get",
+    "config|resetstat",
+    "config|help",
+    "command",
+    "command|count",
+    "command|info",
+    "command|docs",
+    "command|list",
+    "command|getkeys",
+    "command|getkeysandflags",
+    "command|help",
+    "tandem|consistency",
+    "tandem|help",
+];
+
+/// How a queued command needs the keyspace.
+enum Needs {
+    /// The shards of these key hashes (none for commands without keys).
+    Keys(SmallVec<[u64; 4]>),
+    /// Every shard.
+    All,
+    /// No hold at all: it locks shards itself.
+    OwnLocks,
+}
+
+fn needs(ks: &Keyspace, argv: &[&[u8]]) -> Needs {
+    let Ok(cmd) = resolve(argv) else { return Needs::Keys(SmallVec::new()) };
+    match cmd.lock {
+        LockMode::All => Needs::All,
+        LockMode::None if LOCK_FREE.contains(&cmd.spec.name.as_str()) => Needs::Keys(SmallVec::new()),
+        LockMode::None => Needs::OwnLocks,
+        LockMode::Keys => match key_positions(&cmd.spec, argv) {
+            Ok(pos) => Needs::Keys(pos.iter().map(|(i, _)| ks.hash(argv[*i])).collect()),
+            Err(_) => Needs::All,
+        },
+    }
+}
+
+/// The locks for a run of queued commands (none of which takes its own) plus `extra` hashes.
+fn lock_run<'a>(ks: &'a Keyspace, run: &[Needs], extra: impl Iterator<Item = u64>) -> Locks<'a> {
+    if run.iter().any(|n| matches!(n, Needs::All)) {
+        return Locks::all(ks);
+    }
+    let hashes = run.iter().flat_map(|n| match n {
+        Needs::Keys(h) => h.as_slice(),
+        _ => &[],
+    });
+    Locks::for_hashes(ks, hashes.copied().chain(extra))
+}
+
+/// `MULTI`
+fn multi(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    if ctx.session.multi.is_some() {
+        return Err(CmdError::err("MULTI calls can not be nested"));
+    }
+    ctx.session.multi = Some(Box::default());
+    ctx.out.ok();
+    Ok(())
+}
+
+/// `DISCARD`
+fn discard(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    if ctx.session.multi.take().is_none() {
+        return Err(CmdError::err("DISCARD without MULTI"));
+    }
+    unwatch_all(ctx.store.ks, ctx.session);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// `EXEC`
+fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    let Some(multi) = ctx.session.multi.take() else {
+        return Err(CmdError::err("EXEC without MULTI"));
+    };
+    if multi.aborted {
+        unwatch_all(ctx.store.ks, ctx.session);
+        return Err(CmdError::ExecAbort);
+    }
+    let ks = ctx.store.ks;
+    let argvs: Vec<SmallVec<[&[u8]; 8]>> =
+        multi.queued.iter().map(|c| c.iter().map(|a| a.as_slice()).collect()).collect();
+    let plan: Vec<Needs> = argvs.iter().map(|a| needs(ks, a)).collect();
+    // The first run of commands is locked together with the watched keys, which are checked
+    // under that hold and so cannot change before the commands run.
+    let mut end = plan.iter().position(|n| matches!(n, Needs::OwnLocks)).unwrap_or(plan.len());
+    let watched: SmallVec<[u64; 4]> = ctx.session.watched.iter().map(|w| ks.hash(&w.key)).collect();
+    ctx.store.locks = lock_run(ks, &plan[..end], watched.iter().copied());
+    let changed = watch_failed(ctx);
+    unwatch_locked(&mut ctx.store.locks, ks, ctx.session);
+    if changed {
+        ctx.store.locks = Locks::none();
+        ctx.out.null_array();
+        return Ok(());
+    }
+    ctx.out.array(argvs.len());
+    let first_effect = ctx.store.effects.list.len();
+    let may_block = std::mem::replace(&mut ctx.may_block, false);
+    let mut start = 0;
+    let mut released = false;
+    loop {
+        for argv in &argvs[start..end] {
+            run_queued(ctx, argv);
+        }
+        if end == argvs.len() {
+            break;
+        }
+        // A command that takes its own locks runs without the hold; the rest go on under a
+        // new one.
+        ctx.store.locks = Locks::none();
+        released = true;
+        run_queued(ctx, &argvs[end]);
+        start = end + 1;
+        end = plan[start..].iter().position(|n| matches!(n, Needs::OwnLocks)).map_or(plan.len(), |p| start + p);
+        ctx.store.locks = lock_run(ks, &plan[start..end], std::iter::empty());
+    }
+    ctx.may_block = may_block;
+    if released && !ctx.store.ready.is_empty() {
+        // Clients blocked on keys the transaction filled are served under their keys' locks.
+        ctx.store.locks = Locks::none();
+        let hashes: Vec<u64> = ctx.store.ready.iter().map(|(_, k)| ks.hash(k)).collect();
+        ctx.store.locks = Locks::for_hashes(ks, hashes.into_iter());
+    }
+    // Logged as one transaction when it wrote more than once, as Redis propagates it; the
+    // transaction's own entry is nothing beyond its commands'.
+    let effects = &mut *ctx.store.effects;
+    if effects.enabled && effects.list.len() > first_effect + 1 {
+        let now = ctx.store.now_ms;
+        let first_db = effects.list[first_effect].db;
+        let last_db = effects.list.last().expect("non-empty").db;
+        effects
+            .list
+            .insert(first_effect, crate::effects::Effect { db: first_db, now_ms: now, argv: vec![b"MULTI".to_vec()] });
+        effects.push(last_db, now, vec![b"EXEC".to_vec()]);
+    }
+    ctx.rewrite = Some(Vec::new());
+    Ok(())
+}
+
+/// True if the transaction must not run: a watched key changed since `WATCH` (the flag), or
+/// one that was alive then has expired since.
+fn watch_failed(ctx: &mut Ctx) -> bool {
+    if ctx.session.watch_dirty.as_ref().is_some_and(|d| d.load(Ordering::Relaxed)) {
+        return true;
+    }
+    let now = ctx.store.now_ms;
+    let ks = ctx.store.ks;
+    ctx.session.watched.iter().any(|w| {
+        let h = ks.hash(&w.key);
+        let d = &ctx.store.locks.shard_ref(ks.shard_of(h)).dbs[w.db];
+        !w.expired && d.entry(h, &w.key).is_some() && d.is_expired(h, &w.key, now)
+    })
+}
+
+/// `WATCH key [key ...]`
+fn watch(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    if ctx.session.multi.is_some() {
+        return Err(CmdError::err("WATCH inside MULTI is not allowed"));
+    }
+    let ks = ctx.store.ks;
+    let db = ctx.store.db;
+    let now = ctx.store.now_ms;
+    let id = ctx.session.id;
+    let in_cluster = ctx.host.in_cluster();
+    let dirty = ctx.session.watch_dirty.get_or_insert_with(|| Arc::new(AtomicBool::new(false))).clone();
+    for key in &argv[1..] {
+        if ctx.session.watched.iter().any(|w| w.db == db && w.key == *key) {
+            continue;
+        }
+        let h = ks.hash(key);
+        let shard = ctx.store.locks.shard_deferred(ks.shard_of(h));
+        let d = &shard.dbs[db];
+        let expired = d.entry(h, key).is_some() && d.is_expired(h, key, now);
+        let version = in_cluster.then(|| version(d, h, key, now));
+        shard.watched.add(db, key, id, &dirty, expired);
+        ctx.session.watched.push(WatchedKey { db, key: key.to_vec(), expired, version });
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+/// `UNWATCH`
+fn unwatch(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    unwatch_all(ctx.store.ks, ctx.session);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// A key's version for a cluster's `WATCH`: the digest of its value and its expiry, or `-`
+/// when it does not exist (or has expired). Every node computes the same for the same data.
+fn version(d: &Db, h: u64, key: &[u8], now: i64) -> Vec<u8> {
+    if d.entry(h, key).is_none() || d.is_expired(h, key, now) {
+        return b"-".to_vec();
+    }
+    let mut v = engine::digest::to_hex(&engine::digest::value_digest(d, h, key)).into_bytes();
+    if let Some(when) = d.expire_of(h, key) {
+        v.extend_from_slice(format!(":{when}").as_bytes());
+    }
+    v
+}
+
+/// `TANDEM WATCHED db key version [db key version ...]`: the first command of a cluster's
+/// transaction that watched keys. Marks the session's transaction dirty if any key's version
+/// differs from the one its client saw at `WATCH` time (see the module comment).
+fn watched(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    if argv.len() < 5 || !(argv.len() - 2).is_multiple_of(3) {
+        return Err(CmdError::Syntax);
+    }
+    let ks = ctx.store.ks;
+    let now = ctx.store.now_ms;
+    let mut changed = false;
+    for t in argv[2..].chunks(3) {
+        let db = engine::num::parse_i64(t[0]).filter(|d| *d >= 0 && (*d as usize) < ks.databases());
+        let Some(db) = db else { return Err(CmdError::DbIndexOutOfRange) };
+        let h = ks.hash(t[1]);
+        let d = &ctx.store.locks.shard_ref(ks.shard_of(h)).dbs[db as usize];
+        changed |= version(d, h, t[1], now) != t[2];
+    }
+    if changed {
+        ctx.session.watch_dirty.get_or_insert_with(|| Arc::new(AtomicBool::new(false))).store(true, Ordering::Relaxed);
+    }
+    ctx.out.int(changed as i64);
+    Ok(())
+}
+
+/// The `TANDEM WATCHED` command that checks `session`'s watched keys in a cluster's
+/// transaction, if it watches any.
+pub fn watched_check(session: &Session) -> Option<Vec<Vec<u8>>> {
+    if session.watched.is_empty() {
+        return None;
+    }
+    let mut argv = vec![b"TANDEM".to_vec(), b"WATCHED".to_vec()];
+    for w in &session.watched {
+        argv.push(w.db.to_string().into_bytes());
+        argv.push(w.key.clone());
+        argv.push(w.version.clone().unwrap_or_else(|| b"-".to_vec()));
+    }
+    Some(argv)
+}
+
+/// Forgets every key `session` watches, locking each key's shard in turn (a caller holding
+/// no shard lock: `UNWATCH`, `DISCARD`, `RESET`, a closing connection).
+pub fn unwatch_all(ks: &Keyspace, session: &mut Session) {
+    for w in session.watched.drain(..) {
+        ks.lock_deferred(ks.shard_of(ks.hash(&w.key))).watched.remove(w.db, &w.key, session.id);
+    }
+    session.watch_dirty = None;
+}
+
+/// [`unwatch_all`] for a caller that holds the shards of the watched keys.
+fn unwatch_locked(locks: &mut Locks, ks: &Keyspace, session: &mut Session) {
+    for w in session.watched.drain(..) {
+        let table: &mut WatchedKeys = &mut locks.shard_deferred(ks.shard_of(ks.hash(&w.key))).watched;
+        table.remove(w.db, &w.key, session.id);
+    }
+    session.watch_dirty = None;
+}
