@@ -148,7 +148,7 @@ pub fn execute(
         }
         {
             let m = session.multi.as_mut().expect("checked");
-            m.queued.push(argv.iter().map(|a| a.to_vec()).collect());
+            m.push(argv);
             out.simple(b"QUEUED");
             // Counted when EXEC runs it, as in Redis.
             local.total_commands -= 1;
@@ -285,21 +285,10 @@ fn gate_error(gates: u8, cmd: &Command, host: &dyn Host) -> Option<CmdError> {
 
 /// Runs one command of a transaction inside `EXEC`, in `EXEC`'s context: under the locks
 /// `EXEC` took, at its time and with its randomness, never blocking. Its reply (or error) goes
-/// to `ctx.out`, its effect (if it changed anything) to the effects in order; returns the
-/// command.
-pub(crate) fn run_queued(ctx: &mut Ctx, argv: &[&[u8]]) -> Option<&'static Command> {
+/// to `ctx.out`, its effect (if it changed anything) to the effects in order.
+pub(crate) fn run_queued(ctx: &mut Ctx, argv: &[&[u8]], cmd: &'static Command) {
     let host = ctx.host;
     ctx.store.stats.total_commands += 1;
-    let cmd = match resolve(argv) {
-        Ok(c) => c,
-        Err((e, _)) => {
-            // Checked when queued; only a table change could get here.
-            let text = e.to_bytes();
-            host.stats().record_error(&text);
-            ctx.out.error(&text);
-            return None;
-        }
-    };
     if ctx.session.last_cmd != cmd.spec.name {
         ctx.session.last_cmd.clone_from(&cmd.spec.name);
     }
@@ -331,5 +320,4 @@ pub(crate) fn run_queued(ctx: &mut Ctx, argv: &[&[u8]]) -> Option<&'static Comma
         }
     }
     ctx.rewrite = rewrite;
-    Some(cmd)
 }

@@ -5,13 +5,54 @@ use protocol::Resp;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-/// A transaction being queued (between `MULTI` and `EXEC`).
+/// A transaction being queued (between `MULTI` and `EXEC`). The arguments of every queued
+/// command sit in one buffer, so queueing allocates nothing per argument.
 #[derive(Clone, Debug, Default)]
 pub struct Multi {
-    /// The commands queued, in order.
-    pub queued: Vec<Vec<Vec<u8>>>,
+    /// Every argument's bytes, one after another.
+    bytes: Vec<u8>,
+    /// Every argument's end offset in `bytes`.
+    ends: Vec<usize>,
+    /// Per queued command, the index in `ends` of its last argument + 1.
+    commands: Vec<usize>,
     /// Set when a command was refused while queueing: `EXEC` replies `EXECABORT`.
     pub aborted: bool,
+}
+
+impl Multi {
+    /// Queues a command.
+    pub fn push(&mut self, argv: &[&[u8]]) {
+        for a in argv {
+            self.bytes.extend_from_slice(a);
+            self.ends.push(self.bytes.len());
+        }
+        self.commands.push(self.ends.len());
+    }
+
+    /// Number of commands queued.
+    pub fn len(&self) -> usize {
+        self.commands.len()
+    }
+
+    /// True if nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+
+    /// The queued commands' arguments, in order.
+    pub fn commands(&self) -> impl Iterator<Item = Vec<&[u8]>> + '_ {
+        let mut first = 0;
+        self.commands.iter().map(move |&end| {
+            let argv = (first..end)
+                .map(|i| {
+                    let start = if i == 0 { 0 } else { self.ends[i - 1] };
+                    &self.bytes[start..self.ends[i]]
+                })
+                .collect();
+            first = end;
+            argv
+        })
+    }
 }
 
 /// A key this client `WATCH`es.

@@ -77,7 +77,7 @@ impl Client {
             snap.lib_ver = String::from_utf8_lossy(&s.lib_ver).into_owned();
         }
         snap.qbuf = qbuf;
-        snap.multi = s.multi.as_ref().map_or(-1, |m| m.queued.len() as i64);
+        snap.multi = s.multi.as_ref().map_or(-1, |m| m.len() as i64);
         let flags = if s.multi.is_some() { "x" } else { "N" };
         if snap.flags != flags && snap.flags != "b" {
             snap.flags = flags.into();

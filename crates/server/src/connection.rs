@@ -420,13 +420,13 @@ async fn exec_in_cluster(
     let command = |argv: Vec<Vec<u8>>| cluster::Command { argv, now_ms, seed };
     let mut commands: Vec<cluster::Command> = watched_check(session).into_iter().map(command).collect();
     commands.push(command(vec![b"MULTI".to_vec()]));
-    let selects: Vec<Vec<u8>> = multi
-        .queued
-        .iter()
-        .filter(|q| q.len() == 2 && q[0].eq_ignore_ascii_case(b"select"))
-        .map(|q| q[1].clone())
-        .collect();
-    commands.extend(multi.queued.into_iter().map(command));
+    let mut selects = Vec::new();
+    for argv in multi.commands() {
+        if argv.len() == 2 && argv[0].eq_ignore_ascii_case(b"select") {
+            selects.push(argv[1].to_vec());
+        }
+        commands.push(command(argv.iter().map(|a| a.to_vec()).collect()));
+    }
     commands.push(command(vec![b"EXEC".to_vec()]));
     unwatch_all(&shared.ks, session);
     let req = cluster::Request { db: session.db as u32, resp: if session.resp == Resp::V3 { 3 } else { 2 }, commands };

@@ -93,8 +93,7 @@ enum Needs {
     OwnLocks,
 }
 
-fn needs(ks: &Keyspace, argv: &[&[u8]]) -> Needs {
-    let Ok(cmd) = resolve(argv) else { return Needs::Keys(SmallVec::new()) };
+fn needs(ks: &Keyspace, cmd: &Command, argv: &[&[u8]]) -> Needs {
     match cmd.lock {
         LockMode::All => Needs::All,
         LockMode::None if LOCK_FREE.contains(&cmd.spec.name.as_str()) => Needs::Keys(SmallVec::new()),
@@ -148,9 +147,10 @@ fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
         return Err(CmdError::ExecAbort);
     }
     let ks = ctx.store.ks;
-    let argvs: Vec<SmallVec<[&[u8]; 8]>> =
-        multi.queued.iter().map(|c| c.iter().map(|a| a.as_slice()).collect()).collect();
-    let plan: Vec<Needs> = argvs.iter().map(|a| needs(ks, a)).collect();
+    // Every queued command passed `resolve` when queued.
+    let argvs: Vec<(Vec<&[u8]>, &'static Command)> =
+        multi.commands().filter_map(|argv| resolve(&argv).ok().map(|cmd| (argv, cmd))).collect();
+    let plan: Vec<Needs> = argvs.iter().map(|(argv, cmd)| needs(ks, cmd, argv)).collect();
     // The first run of commands is locked together with the watched keys, which are checked
     // under that hold and so cannot change before the commands run.
     let mut end = plan.iter().position(|n| matches!(n, Needs::OwnLocks)).unwrap_or(plan.len());
@@ -169,8 +169,8 @@ fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     let mut start = 0;
     let mut released = false;
     loop {
-        for argv in &argvs[start..end] {
-            run_queued(ctx, argv);
+        for (argv, cmd) in &argvs[start..end] {
+            run_queued(ctx, argv, cmd);
         }
         if end == argvs.len() {
             break;
@@ -179,7 +179,7 @@ fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
         // new one.
         ctx.store.locks = Locks::none();
         released = true;
-        run_queued(ctx, &argvs[end]);
+        run_queued(ctx, &argvs[end].0, argvs[end].1);
         start = end + 1;
         end = plan[start..].iter().position(|n| matches!(n, Needs::OwnLocks)).map_or(plan.len(), |p| start + p);
         ctx.store.locks = lock_run(ks, &plan[start..end], std::iter::empty());
