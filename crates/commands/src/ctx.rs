@@ -655,6 +655,9 @@ pub struct Ctx<'a> {
     pub may_block: bool,
     /// Set by a command that blocked its client (see [`Ctx::block`]).
     pub blocked: Option<std::sync::Arc<crate::blocking::Waiter>>,
+    /// Commands of a transaction that take shard locks themselves, with the offset in `out`
+    /// where each one's reply goes: `execute` runs them once `EXEC`'s hold is released.
+    pub deferred: Vec<(usize, Vec<Vec<u8>>)>,
 }
 
 impl Ctx<'_> {

@@ -146,9 +146,16 @@ pub fn execute(
         if cmd.spec.flags.has(crate::spec::Flags::NO_MULTI) {
             return reject(session, out, host.stats(), local, CmdError::NotAllowedInMulti, Some(cmd));
         }
+        if host.in_cluster() && !crate::family::transactions::queueable_in_cluster(cmd) {
+            let e = CmdError::err(format!(
+                "{} is not allowed in a transaction in a cluster",
+                cmd.spec.name.to_ascii_uppercase().replace('|', " ")
+            ));
+            return reject(session, out, host.stats(), local, e, Some(cmd));
+        }
         {
             let m = session.multi.as_mut().expect("checked");
-            m.push(argv);
+            m.push(cmd, argv);
             out.simple(b"QUEUED");
             // Counted when EXEC runs it, as in Redis.
             local.total_commands -= 1;
@@ -162,6 +169,7 @@ pub fn execute(
     }
     let locks = match cmd.lock {
         LockMode::None => Locks::none(),
+        LockMode::Transaction => crate::family::transactions::hold(ks, session),
         LockMode::All => Locks::all(ks),
         LockMode::Keys if cmd.single_key.is_some_and(|p| p < argv.len()) => {
             let pos = cmd.single_key.expect("checked");
@@ -204,6 +212,7 @@ pub fn execute(
         rewrite: None,
         may_block: !opts.replay,
         blocked: None,
+        deferred: Vec::new(),
     };
     let result = handler(&mut ctx, argv);
     let status = match result {
@@ -216,19 +225,13 @@ pub fn execute(
         }
     };
     let dirty = ctx.store.dirty;
-    if dirty > 0 && ctx.store.effects.enabled {
+    if dirty > 0 {
         // Effects are recorded while the command still holds its shards, so that two commands
         // on the same key are logged in the order they ran (AOF and Raft depend on it).
         let db = ctx.store.db;
-        match ctx.rewrite.take() {
-            Some(cmds) => {
-                for c in cmds {
-                    ctx.store.effects.push(db, env_now, c);
-                }
-            }
-            None => ctx.store.effects.push(db, env_now, argv.iter().map(|a| a.to_vec()).collect()),
-        }
+        record_effect(&mut ctx, db, env_now, argv);
     }
+    let deferred = std::mem::take(&mut ctx.deferred);
     let blocked = ctx.blocked.take();
     let mut served = Vec::new();
     if !ctx.store.ready.is_empty() {
@@ -236,7 +239,17 @@ pub fn execute(
         // pops logged after it.
         let Ctx { store, host, rng, .. } = ctx;
         let (out, session) = spare.insert((ReplyWriter::new(protocol::Resp::V2), Session::new(0, true)));
-        ctx = Ctx { store, out, session, host, rng, rewrite: None, may_block: false, blocked: None };
+        ctx = Ctx {
+            store,
+            out,
+            session,
+            host,
+            rng,
+            rewrite: None,
+            may_block: false,
+            blocked: None,
+            deferred: Vec::new(),
+        };
         served = crate::blocking::serve_ready(&mut ctx);
     }
     // Still under the locks: a client that watched a key and sees this command's reply can
@@ -262,7 +275,57 @@ pub fn execute(
     if status == Status::Failed {
         local.failed(cmd);
     }
+    if !deferred.is_empty() {
+        run_deferred(ks, host, session, env, out, effects, local, opts, deferred);
+    }
     Outcome { command: Some(cmd), status, dirty: dirty > 0, blocked }
+}
+
+/// Records the effect of a command that changed the dataset: the rewritten form its handler
+/// gave (`Ctx::propagate_as`), or the request as is.
+fn record_effect(ctx: &mut Ctx, db: usize, now_ms: i64, argv: &[&[u8]]) {
+    if !ctx.store.effects.enabled {
+        return;
+    }
+    match ctx.rewrite.take() {
+        Some(cmds) => {
+            for c in cmds {
+                ctx.store.effects.push(db, now_ms, c);
+            }
+        }
+        None => ctx.store.effects.push(db, now_ms, argv.iter().map(|a| a.to_vec()).collect()),
+    }
+}
+
+/// Runs the commands of a transaction that take shard locks themselves (`INFO`, `SCAN`,
+/// `CONFIG SET` ...: see `family::transactions`), after `EXEC` released its hold, each
+/// through [`execute`], and puts their replies in their places in `EXEC`'s reply.
+#[allow(clippy::too_many_arguments)]
+fn run_deferred(
+    ks: &Keyspace,
+    host: &dyn Host,
+    session: &mut Session,
+    env: &mut Env,
+    out: &mut ReplyWriter,
+    effects: &mut Effects,
+    local: &mut LocalStats,
+    opts: ExecOptions,
+    deferred: Vec<(usize, Vec<Vec<u8>>)>,
+) {
+    let mut replies = Vec::with_capacity(deferred.len());
+    for (at, argv) in deferred {
+        let argv: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+        let mut reply = ReplyWriter::new(out.resp);
+        let outcome = execute(ks, host, session, env, &argv, &mut reply, effects, local, opts);
+        if let Some(cmd) = outcome.command {
+            local.call(cmd, 0);
+        }
+        replies.push((at, reply.buf));
+    }
+    // From the last, so that the earlier places stay where they are.
+    for (at, reply) in replies.into_iter().rev() {
+        out.buf.splice(at..at, reply);
+    }
 }
 
 /// The refusal a closed gate gives this command, in Redis's order (MISCONF before LOADING).
@@ -293,8 +356,9 @@ pub(crate) fn run_queued(ctx: &mut Ctx, argv: &[&[u8]], cmd: &'static Command) {
         ctx.session.last_cmd.clone_from(&cmd.spec.name);
     }
     let handler = cmd.handler.expect("resolve returns implemented commands");
-    // `SELECT` inside the transaction moves the commands after it.
+    // `SELECT` and `CLIENT NO-TOUCH` inside the transaction apply to the commands after them.
     ctx.store.db = ctx.session.db;
+    ctx.store.no_touch = ctx.session.no_touch;
     let db = ctx.store.db;
     let dirty_before = ctx.store.dirty;
     let rewrite = ctx.rewrite.take();
@@ -308,16 +372,9 @@ pub(crate) fn run_queued(ctx: &mut Ctx, argv: &[&[u8]], cmd: &'static Command) {
         ctx.out.error(&text);
         ctx.store.stats.failed(cmd);
     }
-    if changed && ctx.store.effects.enabled {
+    if changed {
         let now = ctx.store.now_ms;
-        match ctx.rewrite.take() {
-            Some(cmds) => {
-                for c in cmds {
-                    ctx.store.effects.push(db, now, c);
-                }
-            }
-            None => ctx.store.effects.push(db, now, argv.iter().map(|a| a.to_vec()).collect()),
-        }
+        record_effect(ctx, db, now, argv);
     }
     ctx.rewrite = rewrite;
 }

@@ -1,32 +1,40 @@
 //! Per-connection state that commands read and change (selected database, protocol version,
 //! name, authentication, reply mode). Plain data: the server owns the socket.
 
+use crate::table::Command;
 use protocol::Resp;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 /// A transaction being queued (between `MULTI` and `EXEC`). The arguments of every queued
-/// command sit in one buffer, so queueing allocates nothing per argument.
-#[derive(Clone, Debug, Default)]
+/// command sit in one buffer, so queueing allocates nothing per argument; each command is kept
+/// with its table entry, resolved when it was queued.
+#[derive(Clone, Default)]
 pub struct Multi {
     /// Every argument's bytes, one after another.
     bytes: Vec<u8>,
     /// Every argument's end offset in `bytes`.
     ends: Vec<usize>,
-    /// Per queued command, the index in `ends` of its last argument + 1.
-    commands: Vec<usize>,
+    /// Per queued command: its table entry and the index in `ends` of its last argument + 1.
+    commands: Vec<(&'static Command, usize)>,
     /// Set when a command was refused while queueing: `EXEC` replies `EXECABORT`.
     pub aborted: bool,
 }
 
+impl std::fmt::Debug for Multi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Multi").field("queued", &self.len()).field("aborted", &self.aborted).finish()
+    }
+}
+
 impl Multi {
     /// Queues a command.
-    pub fn push(&mut self, argv: &[&[u8]]) {
+    pub fn push(&mut self, cmd: &'static Command, argv: &[&[u8]]) {
         for a in argv {
             self.bytes.extend_from_slice(a);
             self.ends.push(self.bytes.len());
         }
-        self.commands.push(self.ends.len());
+        self.commands.push((cmd, self.ends.len()));
     }
 
     /// Number of commands queued.
@@ -39,10 +47,10 @@ impl Multi {
         self.commands.is_empty()
     }
 
-    /// The queued commands' arguments, in order.
-    pub fn commands(&self) -> impl Iterator<Item = Vec<&[u8]>> + '_ {
+    /// The queued commands with their arguments, in order.
+    pub fn commands(&self) -> impl Iterator<Item = (&'static Command, Vec<&[u8]>)> + '_ {
         let mut first = 0;
-        self.commands.iter().map(move |&end| {
+        self.commands.iter().map(move |&(cmd, end)| {
             let argv = (first..end)
                 .map(|i| {
                     let start = if i == 0 { 0 } else { self.ends[i - 1] };
@@ -50,7 +58,7 @@ impl Multi {
                 })
                 .collect();
             first = end;
-            argv
+            (cmd, argv)
         })
     }
 }

@@ -28,6 +28,9 @@ pub enum LockMode {
     All,
     /// None: the command touches no keys, or locks shards itself one at a time (`SCAN`).
     None,
+    /// `EXEC`: the shards of every key the queued commands and the watched keys name
+    /// (`family::transactions::hold`).
+    Transaction,
 }
 
 /// A family's binding of one command name to its handler.

@@ -421,7 +421,7 @@ async fn exec_in_cluster(
     let mut commands: Vec<cluster::Command> = watched_check(session).into_iter().map(command).collect();
     commands.push(command(vec![b"MULTI".to_vec()]));
     let mut selects = Vec::new();
-    for argv in multi.commands() {
+    for (_, argv) in multi.commands() {
         if argv.len() == 2 && argv[0].eq_ignore_ascii_case(b"select") {
             selects.push(argv[1].to_vec());
         }
@@ -433,8 +433,11 @@ async fn exec_in_cluster(
     match cluster.write(req).await {
         Ok((mut replies, index)) => {
             *written = (*written).max(index);
-            out.buf.extend_from_slice(&replies.pop().unwrap_or_default());
-            for db in selects {
+            let reply = replies.pop().unwrap_or_default();
+            // Only a transaction that ran (an array, not a null one) moved the connection.
+            let ran = reply.starts_with(b"*") && !reply.starts_with(b"*-1");
+            out.buf.extend_from_slice(&reply);
+            for db in selects.into_iter().filter(|_| ran) {
                 if let Some(db) =
                     engine::num::parse_i64(&db).filter(|d| *d >= 0 && (*d as usize) < shared.ks.databases())
                 {

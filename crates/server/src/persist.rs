@@ -317,6 +317,10 @@ impl Shared {
         }
         self.save_locked(shards).map_err(|e| format!("ERR Error trying to save the DB: {e}"))?;
         for s in shards.iter_mut() {
+            // As in Redis, emptying the dataset fails the transactions watching what it held.
+            for db in 0..s.dbs.len() {
+                s.touch_watched_in(db, None);
+            }
             s.clear_all();
         }
         let data = std::fs::read(self.rdb_path()).map_err(|e| format!("ERR Error trying to load the RDB dump: {e}"))?;

@@ -1255,10 +1255,20 @@ fn transactions_apply_whole_on_every_node_and_watch_sees_writes_through_any_node
             assert_eq!(c.send(&["SELECT", "3"]), simple("OK"));
             assert_eq!(c.send(&["GET", "y"]), bulk("2"), "node {}", n.port);
         }
-        // A queueing error dooms it here, before the log.
+        // A queueing error dooms it here, before the log; so does a command that acts on the
+        // node rather than the data, which would otherwise run on every node.
+        let execabort = error("EXECABORT Transaction discarded because of previous errors.");
         assert_eq!(a.send(&["MULTI"]), simple("OK"));
         assert!(matches!(a.send(&["NOSUCHCOMMAND"]), Frame::Error(_)));
-        assert_eq!(a.send(&["EXEC"]), error("EXECABORT Transaction discarded because of previous errors."));
+        assert_eq!(a.send(&["EXEC"]), execabort);
+        assert_eq!(a.send(&["MULTI"]), simple("OK"));
+        assert_eq!(a.send(&["SET", "x", "2"]), simple("QUEUED"));
+        assert_eq!(
+            a.send(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]),
+            error("ERR CONFIG SET is not allowed in a transaction in a cluster")
+        );
+        assert_eq!(a.send(&["EXEC"]), execabort);
+        assert_eq!(a.send(&["GET", "x"]), Frame::Null, "db 3 still");
         // A write through another node between WATCH and EXEC fails the transaction on every
         // node; with no write in between it runs.
         let mut w = nodes[0].client();
@@ -1270,6 +1280,13 @@ fn transactions_apply_whole_on_every_node_and_watch_sees_writes_through_any_node
         for n in &nodes {
             assert_eq!(n.client().send(&["GET", "k"]), bulk("theirs"), "node {}", n.port);
         }
+        // A SELECT inside a transaction that did not run leaves the connection where it was.
+        assert_eq!(w.send(&["WATCH", "k"]), simple("OK"));
+        assert_eq!(b.send(&["SET", "k", "again"]), simple("OK"));
+        assert_eq!(w.send(&["MULTI"]), simple("OK"));
+        assert_eq!(w.send(&["SELECT", "5"]), simple("QUEUED"));
+        assert_eq!(w.send(&["EXEC"]), Frame::NullArray);
+        assert_eq!(w.send(&["GET", "k"]), bulk("again"), "still in db 0");
         assert_eq!(w.send(&["WATCH", "k"]), simple("OK"));
         assert_eq!(w.send(&["MULTI"]), simple("OK"));
         assert_eq!(w.send(&["SET", "k", "mine"]), simple("QUEUED"));

@@ -4,7 +4,10 @@
 //! refused there dooms the transaction: `EXECABORT`). `EXEC` locks the shards of every key its
 //! commands and the watched keys name, at once and in ascending order, and runs the commands
 //! one after another under that one hold, at one time, never blocking: no other client's
-//! command touching those keys can run in between, on any thread.
+//! command touching those keys can run in between, on any thread. The few commands that take
+//! shard locks themselves (`INFO`, `SCAN`, `CONFIG SET`...) run after the others, once the
+//! hold is released, their replies in their places; they are the one departure from Redis's
+//! order. In a cluster only writes, reads and a few answering commands may be queued.
 //!
 //! `WATCH` enters the client in the watch tables of its keys' shards (`engine::watched`); a
 //! change of a watched key marks the client's transaction dirty and its `EXEC` replies with a
@@ -16,20 +19,19 @@
 
 use crate::ctx::{Ctx, Locks};
 use crate::errors::{CmdError, CmdResult};
-use crate::exec::{resolve, run_queued};
+use crate::exec::run_queued;
 use crate::keys::key_positions;
 use crate::session::{Session, WatchedKey};
 use crate::table::{bind, Binding, Command, LockMode};
 use engine::watched::WatchedKeys;
 use engine::{Db, Keyspace};
-use smallvec::SmallVec;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// The family's bindings.
 pub static BINDINGS: &[Binding] = &[
     bind("multi", multi, LockMode::None),
-    bind("exec", exec, LockMode::None),
+    bind("exec", exec, LockMode::Transaction),
     bind("discard", discard, LockMode::None),
     bind("watch", watch, LockMode::Keys),
     bind("unwatch", unwatch, LockMode::None),
@@ -43,7 +45,7 @@ pub fn runs_in_multi(cmd: &Command) -> bool {
 
 /// Commands that lock no shard (`LockMode::None`) and take no shard lock of their own either:
 /// they run inside a transaction's hold. Any other such command (`INFO`, `SCAN`, `BGSAVE`,
-/// ...) locks shards itself, so `EXEC` releases its hold around it rather than deadlock.
+/// ...) locks shards itself, so `EXEC` runs it once its hold is released, after the others.
 const LOCK_FREE: &[&str] = &[
     "ping",
     "echo",
@@ -81,40 +83,42 @@ const LOCK_FREE: &[&str] = &[
     "command|help",
     "tandem|consistency",
     "tandem|help",
+    // Inside EXEC the watched keys are already forgotten: nothing to lock.
+    "unwatch",
 ];
 
-/// How a queued command needs the keyspace.
-enum Needs {
-    /// The shards of these key hashes (none for commands without keys).
-    Keys(SmallVec<[u64; 4]>),
-    /// Every shard.
-    All,
-    /// No hold at all: it locks shards itself.
-    OwnLocks,
+/// True if a queued command takes shard locks of its own: `EXEC` runs it after releasing its
+/// hold (a shard mutex is not re-entrant), its reply kept in its place.
+fn takes_own_locks(cmd: &Command) -> bool {
+    cmd.lock == LockMode::None && !LOCK_FREE.contains(&cmd.spec.name.as_str())
 }
 
-fn needs(ks: &Keyspace, cmd: &Command, argv: &[&[u8]]) -> Needs {
-    match cmd.lock {
-        LockMode::All => Needs::All,
-        LockMode::None if LOCK_FREE.contains(&cmd.spec.name.as_str()) => Needs::Keys(SmallVec::new()),
-        LockMode::None => Needs::OwnLocks,
-        LockMode::Keys => match key_positions(&cmd.spec, argv) {
-            Ok(pos) => Needs::Keys(pos.iter().map(|(i, _)| ks.hash(argv[*i])).collect()),
-            Err(_) => Needs::All,
-        },
+/// The locks `EXEC` runs under (`LockMode::Transaction`): the shards of every key the queued
+/// commands name (all of them if one needs all, or names keys its key spec cannot find) and
+/// of the watched keys, taken at once. None when there is no transaction to run.
+pub fn hold<'a>(ks: &'a Keyspace, session: &Session) -> Locks<'a> {
+    let Some(multi) = session.multi.as_ref().filter(|m| !m.aborted) else { return Locks::none() };
+    let mut hashes: Vec<u64> = session.watched.iter().map(|w| ks.hash(&w.key)).collect();
+    for (cmd, argv) in multi.commands() {
+        match cmd.lock {
+            LockMode::All => return Locks::all(ks),
+            LockMode::Keys => match key_positions(&cmd.spec, &argv) {
+                Ok(pos) => hashes.extend(pos.iter().map(|(i, _)| ks.hash(argv[*i]))),
+                Err(_) => return Locks::all(ks),
+            },
+            LockMode::None | LockMode::Transaction => {}
+        }
     }
+    Locks::for_hashes(ks, hashes.into_iter())
 }
 
-/// The locks for a run of queued commands (none of which takes its own) plus `extra` hashes.
-fn lock_run<'a>(ks: &'a Keyspace, run: &[Needs], extra: impl Iterator<Item = u64>) -> Locks<'a> {
-    if run.iter().any(|n| matches!(n, Needs::All)) {
-        return Locks::all(ks);
-    }
-    let hashes = run.iter().flat_map(|n| match n {
-        Needs::Keys(h) => h.as_slice(),
-        _ => &[],
-    });
-    Locks::for_hashes(ks, hashes.copied().chain(extra))
+/// In a cluster a transaction goes through the log and runs on every node, so it may hold
+/// only commands that belong there: writes, reads, and a few that only answer.
+pub fn queueable_in_cluster(cmd: &Command) -> bool {
+    use crate::spec::Flags;
+    cmd.spec.flags.has(Flags::WRITE)
+        || cmd.spec.flags.has(Flags::READONLY)
+        || matches!(cmd.spec.name.as_str(), "ping" | "echo" | "select" | "time")
 }
 
 /// `MULTI`
@@ -137,7 +141,7 @@ fn discard(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     Ok(())
 }
 
-/// `EXEC`
+/// `EXEC`, under the hold `execute` took for it ([`hold`]).
 fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     let Some(multi) = ctx.session.multi.take() else {
         return Err(CmdError::err("EXEC without MULTI"));
@@ -146,51 +150,25 @@ fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
         unwatch_all(ctx.store.ks, ctx.session);
         return Err(CmdError::ExecAbort);
     }
-    let ks = ctx.store.ks;
-    // Every queued command passed `resolve` when queued.
-    let argvs: Vec<(Vec<&[u8]>, &'static Command)> =
-        multi.commands().filter_map(|argv| resolve(&argv).ok().map(|cmd| (argv, cmd))).collect();
-    let plan: Vec<Needs> = argvs.iter().map(|(argv, cmd)| needs(ks, cmd, argv)).collect();
-    // The first run of commands is locked together with the watched keys, which are checked
-    // under that hold and so cannot change before the commands run.
-    let mut end = plan.iter().position(|n| matches!(n, Needs::OwnLocks)).unwrap_or(plan.len());
-    let watched: SmallVec<[u64; 4]> = ctx.session.watched.iter().map(|w| ks.hash(&w.key)).collect();
-    ctx.store.locks = lock_run(ks, &plan[..end], watched.iter().copied());
+    // The watched keys are checked under the hold, so they cannot change before the commands
+    // run.
     let changed = watch_failed(ctx);
-    unwatch_locked(&mut ctx.store.locks, ks, ctx.session);
+    unwatch_locked(&mut ctx.store.locks, ctx.store.ks, ctx.session);
     if changed {
-        ctx.store.locks = Locks::none();
         ctx.out.null_array();
         return Ok(());
     }
-    ctx.out.array(argvs.len());
+    ctx.out.array(multi.len());
     let first_effect = ctx.store.effects.list.len();
     let may_block = std::mem::replace(&mut ctx.may_block, false);
-    let mut start = 0;
-    let mut released = false;
-    loop {
-        for (argv, cmd) in &argvs[start..end] {
-            run_queued(ctx, argv, cmd);
+    for (cmd, argv) in multi.commands() {
+        if takes_own_locks(cmd) {
+            ctx.deferred.push((ctx.out.len(), argv.iter().map(|a| a.to_vec()).collect()));
+        } else {
+            run_queued(ctx, &argv, cmd);
         }
-        if end == argvs.len() {
-            break;
-        }
-        // A command that takes its own locks runs without the hold; the rest go on under a
-        // new one.
-        ctx.store.locks = Locks::none();
-        released = true;
-        run_queued(ctx, &argvs[end].0, argvs[end].1);
-        start = end + 1;
-        end = plan[start..].iter().position(|n| matches!(n, Needs::OwnLocks)).map_or(plan.len(), |p| start + p);
-        ctx.store.locks = lock_run(ks, &plan[start..end], std::iter::empty());
     }
     ctx.may_block = may_block;
-    if released && !ctx.store.ready.is_empty() {
-        // Clients blocked on keys the transaction filled are served under their keys' locks.
-        ctx.store.locks = Locks::none();
-        let hashes: Vec<u64> = ctx.store.ready.iter().map(|(_, k)| ks.hash(k)).collect();
-        ctx.store.locks = Locks::for_hashes(ks, hashes.into_iter());
-    }
     // Logged as one transaction when it wrote more than once, as Redis propagates it; the
     // transaction's own entry is nothing beyond its commands'.
     let effects = &mut *ctx.store.effects;
