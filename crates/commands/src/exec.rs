@@ -141,6 +141,16 @@ pub fn execute(
             return reject(session, out, host.stats(), local, e, Some(cmd));
         }
     }
+    if session.resp == protocol::Resp::V2
+        && session.subscribed()
+        && !crate::family::pubsub::allowed_when_subscribed(&cmd.spec.name)
+    {
+        let e = CmdError::err(format!(
+            "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            cmd.spec.name
+        ));
+        return reject(session, out, host.stats(), local, e, Some(cmd));
+    }
     if session.multi.is_some() && !crate::family::transactions::runs_in_multi(cmd) {
         // (`MULTI` and `WATCH`, flagged too, run and refuse themselves without dooming it.)
         if cmd.spec.flags.has(crate::spec::Flags::NO_MULTI) {

@@ -50,6 +50,8 @@ pub trait Host: Send + Sync {
     fn stats(&self) -> &Stats;
     /// The clients blocked by `BLPOP` and friends.
     fn waiters(&self) -> &crate::blocking::Waiters;
+    /// The pub/sub subscribers.
+    fn pubsub(&self) -> &crate::pubsub::PubSub;
     /// The configured password (`requirepass`), if any.
     fn requirepass(&self) -> Option<Vec<u8>>;
     /// `proto-max-bulk-len`: the longest string a command may build.

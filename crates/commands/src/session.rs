@@ -1,6 +1,7 @@
 //! Per-connection state that commands read and change (selected database, protocol version,
 //! name, authentication, reply mode). Plain data: the server owns the socket.
 
+use crate::pubsub::{Mailbox, Subscriptions};
 use crate::table::Command;
 use protocol::Resp;
 use std::sync::atomic::AtomicBool;
@@ -160,6 +161,11 @@ pub struct Session {
     /// Set when a watched key changed (shared with the shards' watch tables): `EXEC` fails.
     /// Made by the first `WATCH`, dropped by `UNWATCH`, `EXEC` and `DISCARD`.
     pub watch_dirty: Option<Arc<AtomicBool>>,
+    /// Where messages for this client wait (a connection's session has one; replay sessions
+    /// do not, and cannot subscribe).
+    pub mailbox: Option<Arc<Mailbox>>,
+    /// Channels, patterns and shard channels subscribed to (None: never subscribed).
+    pub subs: Option<Box<Subscriptions>>,
 }
 
 impl Session {
@@ -183,6 +189,14 @@ impl Session {
             multi: None,
             watched: Vec::new(),
             watch_dirty: None,
+            mailbox: None,
+            subs: None,
         }
+    }
+
+    /// Subscribed to anything: a RESP2 connection then only takes the pub/sub commands.
+    #[inline]
+    pub fn subscribed(&self) -> bool {
+        self.subs.as_ref().is_some_and(|s| s.total() > 0)
     }
 }

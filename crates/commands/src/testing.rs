@@ -16,6 +16,8 @@ pub struct TestHost {
     pub stats: Stats,
     /// Blocked clients.
     pub waiters: crate::blocking::Waiters,
+    /// Subscribers.
+    pub pubsub: crate::pubsub::PubSub,
     /// `requirepass`.
     pub password: Option<Vec<u8>>,
 }
@@ -26,6 +28,9 @@ impl Host for TestHost {
     }
     fn waiters(&self) -> &crate::blocking::Waiters {
         &self.waiters
+    }
+    fn pubsub(&self) -> &crate::pubsub::PubSub {
+        &self.pubsub
     }
     fn requirepass(&self) -> Option<Vec<u8>> {
         self.password.clone()

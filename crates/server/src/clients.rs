@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub flags: String,
     /// Commands queued in a transaction (-1 outside `MULTI`).
     pub multi: i64,
+    /// Channels, patterns and shard channels subscribed to.
+    pub subs: (usize, usize, usize),
 }
 
 /// One connected client.
@@ -78,7 +80,13 @@ impl Client {
         }
         snap.qbuf = qbuf;
         snap.multi = s.multi.as_ref().map_or(-1, |m| m.len() as i64);
-        let flags = if s.multi.is_some() { "x" } else { "N" };
+        snap.subs = s.subs.as_ref().map_or((0, 0, 0), |s| (s.channels.len(), s.patterns.len(), s.shard.len()));
+        let flags = match (s.multi.is_some(), s.subscribed()) {
+            (true, true) => "Px",
+            (true, false) => "x",
+            (false, true) => "P",
+            (false, false) => "N",
+        };
         if snap.flags != flags && snap.flags != "b" {
             snap.flags = flags.into();
         }
@@ -104,8 +112,8 @@ impl Client {
         let age = (now_ms - self.created_ms).max(0) / 1000;
         let idle = (now_ms - self.last_ms.load(Ordering::Relaxed) as i64).max(0) / 1000;
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
-            self.id, self.addr, self.laddr, self.fd, s.name, age, idle, s.flags, s.db, s.multi, s.qbuf, s.omem, s.cmd, s.resp, s.lib_name, s.lib_ver
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id, self.addr, self.laddr, self.fd, s.name, age, idle, s.flags, s.db, s.subs.0, s.subs.1, s.subs.2, s.multi, s.qbuf, s.omem, s.cmd, s.resp, s.lib_name, s.lib_ver
         )
     }
 }
@@ -178,8 +186,11 @@ impl Clients {
             if f.laddr.as_ref().is_some_and(|a| *a != c.laddr.to_string()) {
                 continue;
             }
-            if f.client_type.as_ref().is_some_and(|t| t != "normal") {
-                continue;
+            if let Some(t) = &f.client_type {
+                let pubsub = c.snapshot.lock().subs != (0, 0, 0);
+                if (t == "pubsub") != pubsub || !matches!(t.as_str(), "normal" | "pubsub") {
+                    continue;
+                }
             }
             if f.user.as_ref().is_some_and(|u| u != "default") {
                 continue;

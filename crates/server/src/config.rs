@@ -5,6 +5,7 @@
 //! Values are kept as the canonical text `CONFIG GET` prints (memory in bytes, booleans as
 //! yes/no). The few values read on hot paths are mirrored into typed fields on every change.
 
+use commands::pubsub::{ClassLimit, ClientClass, OutputLimits};
 use commands::session::ReadConsistency;
 use engine::glob::glob_match;
 use engine::limits::{Limits, SharedLimits};
@@ -32,6 +33,9 @@ pub enum Kind {
     Save,
     /// A file name without directories (`dbfilename`).
     FileName,
+    /// `client-output-buffer-limit`: `<class> <hard> <soft> <seconds>` groups; a change
+    /// replaces only the classes it names.
+    OutputLimits,
 }
 
 /// One setting.
@@ -129,6 +133,12 @@ pub const DEFS: &[Def] = &[
     def("set-max-listpack-value", Kind::Int(0, i64::MAX), "64", true),
     def("zset-max-listpack-entries", Kind::Int(0, i64::MAX), "128", true),
     def("zset-max-listpack-value", Kind::Int(0, i64::MAX), "64", true),
+    def(
+        "client-output-buffer-limit",
+        Kind::OutputLimits,
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        true,
+    ),
 ];
 
 /// Old names Redis still accepts for settings (alias, name); `CONFIG GET` lists both.
@@ -174,6 +184,13 @@ fn normalise(d: &Def, raw: &str) -> Result<String, String> {
             }
             Ok(raw.to_string())
         }
+        Kind::OutputLimits => output_limits(raw).map(|groups| {
+            groups
+                .iter()
+                .map(|(c, l)| format!("{c} {} {} {}", l.hard, l.soft, l.soft_seconds))
+                .collect::<Vec<_>>()
+                .join(" ")
+        }),
         Kind::Save => {
             let parts: Vec<&str> = raw.split_whitespace().collect();
             if !parts.len().is_multiple_of(2) || parts.iter().any(|p| p.parse::<u64>().is_err()) {
@@ -182,6 +199,47 @@ fn normalise(d: &Def, raw: &str) -> Result<String, String> {
             Ok(parts.join(" "))
         }
     }
+}
+
+/// Parses `client-output-buffer-limit` groups (Redis's texts for the errors); class names
+/// come out as `CONFIG GET` prints them (`replica` is `slave` there).
+fn output_limits(raw: &str) -> Result<Vec<(&'static str, ClassLimit)>, String> {
+    let words: Vec<&str> = raw.split_whitespace().collect();
+    if words.is_empty() || !words.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    let mut groups = Vec::new();
+    for g in words.chunks_exact(4) {
+        let class = match g[0].to_ascii_lowercase().as_str() {
+            "normal" => "normal",
+            "slave" | "replica" => "slave",
+            "pubsub" => "pubsub",
+            _ => return Err("Invalid client class specified in buffer limit configuration.".into()),
+        };
+        let bad = || "Error in hard, soft or soft_seconds setting in buffer limit configuration.".to_string();
+        let hard = parse_memory(g[1]).ok_or_else(bad)?;
+        let soft = parse_memory(g[2]).ok_or_else(bad)?;
+        let soft_seconds: u64 = g[3].parse().map_err(|_| bad())?;
+        groups.push((class, ClassLimit { hard, soft, soft_seconds }));
+    }
+    Ok(groups)
+}
+
+/// The current value with the classes `update` names replaced (both canonical).
+fn merge_output_limits(current: &str, update: &str) -> String {
+    let mut all = output_limits(current).unwrap_or_default();
+    for (class, l) in output_limits(update).unwrap_or_default() {
+        match all.iter_mut().find(|(c, _)| *c == class) {
+            Some(slot) => slot.1 = l,
+            None => all.push((class, l)),
+        }
+    }
+    ClientClass::ALL
+        .iter()
+        .filter_map(|(_, name)| all.iter().find(|(c, _)| c == name))
+        .map(|(c, l)| format!("{c} {} {} {}", l.hard, l.soft, l.soft_seconds))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Parses Redis's memory syntax: a number with an optional k/kb/m/mb/g/gb unit.
@@ -224,6 +282,8 @@ pub struct Config {
     pub read_consistency: AtomicU8,
     /// The collection encoding thresholds, mirrored; the keyspace reads the same object.
     pub limits: Arc<SharedLimits>,
+    /// `client-output-buffer-limit`, mirrored; every client's mailbox reads the same object.
+    pub output_limits: Arc<OutputLimits>,
 }
 
 /// An error in the configuration file or flags, naming where it is.
@@ -278,6 +338,7 @@ impl Config {
             hz: AtomicU64::new(10),
             read_consistency: AtomicU8::new(0),
             limits: Arc::new(SharedLimits::default()),
+            output_limits: Arc::new(OutputLimits::default()),
         };
         c.mirror();
         c
@@ -318,6 +379,9 @@ impl Config {
                 }
                 save_seen = true;
             }
+            if matches!(d.kind, Kind::OutputLimits) {
+                v = merge_output_limits(&self.get(d.name), &v);
+            }
             self.values.write().insert(d.name, v);
         }
         self.mirror();
@@ -336,6 +400,10 @@ impl Config {
         let level = ReadConsistency::ALL.iter().position(|(_, n)| *n == v["read-consistency"]).unwrap_or(0);
         self.read_consistency.store(level as u8, Ordering::Relaxed);
         self.hz.store(v["hz"].parse().unwrap_or(10), Ordering::Relaxed);
+        for (class, l) in output_limits(&v["client-output-buffer-limit"]).unwrap_or_default() {
+            let class = ClientClass::ALL.iter().find(|(_, n)| *n == class).map_or(ClientClass::Normal, |(c, _)| *c);
+            self.output_limits.set(class, l);
+        }
         let n = |name: &str| v[name].parse::<i64>().unwrap_or(0);
         let u = |name: &str| n(name).max(0) as usize;
         self.limits.set(Limits {
@@ -407,8 +475,11 @@ impl Config {
                     "ERR CONFIG SET failed (possibly related to argument '{n}') - duplicate parameter"
                 ));
             }
-            let v = normalise(d, &v)
+            let mut v = normalise(d, &v)
                 .map_err(|e| format!("ERR CONFIG SET failed (possibly related to argument '{n}') - {e}"))?;
+            if matches!(d.kind, Kind::OutputLimits) {
+                v = merge_output_limits(&self.get(d.name), &v);
+            }
             staged.push((d.name, v));
         }
         {
@@ -462,5 +533,26 @@ mod tests {
         c.set_many(&[(b"timeout", b"5")]).unwrap();
         assert_eq!(c.get("timeout"), "5");
         assert_eq!(c.get_matching(b"time*"), vec![("timeout".to_string(), "5".to_string())]);
+    }
+
+    #[test]
+    fn output_limits_change_only_the_classes_named() {
+        let c = Config::new();
+        c.set_many(&[(b"client-output-buffer-limit", b"pubsub 1mb 512kb 10 normal 1gb 0 0")]).unwrap();
+        assert_eq!(
+            c.get("client-output-buffer-limit"),
+            "normal 1073741824 0 0 slave 268435456 67108864 60 pubsub 1048576 524288 10"
+        );
+        let l = c.output_limits.get(ClientClass::PubSub);
+        assert_eq!((l.hard, l.soft, l.soft_seconds), (1 << 20, 512 << 10, 10));
+        for (bad, why) in [
+            (&b"pubsub 1mb 0"[..], "Wrong number"),
+            (b"master 1 1 1", "Invalid client class"),
+            (b"pubsub x 1 1", "Error in hard"),
+            (b"pubsub 1 1 -1", "Error in hard"),
+        ] {
+            let e = c.set_many(&[(b"client-output-buffer-limit", bad)]).unwrap_err();
+            assert!(e.contains(why), "{e}");
+        }
     }
 }

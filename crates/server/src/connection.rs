@@ -8,6 +8,7 @@ use crate::clients::{Client, Snapshot};
 use crate::Shared;
 use commands::blocking::{BlockKind, Waiter, Wake};
 use commands::exec::{execute, ExecOptions, Status};
+use commands::pubsub::{Kind, Mailbox};
 use commands::session::{ReadConsistency, ReplyMode};
 use commands::stats::LocalStats;
 use commands::table::Command;
@@ -54,8 +55,24 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr,
     shared.clients.add(client.clone());
     let authenticated = shared.config.requirepass.read().is_none();
     let mut session = Session::new(client.id, authenticated);
+    let overflowed = client.clone();
+    session.mailbox = Some(Arc::new(Mailbox::new(
+        id,
+        shared.output_limits.clone(),
+        Box::new(move |why| {
+            tracing::warn!(
+                "Client id={} addr={} ({why}) closed for overcoming of output buffer limits.",
+                overflowed.id,
+                overflowed.addr
+            );
+            overflowed.kill();
+        }),
+    )));
     let _ = run(&shared, &client, &mut stream, &mut session).await;
     commands::family::transactions::unwatch_all(&shared.ks, &mut session);
+    if let Some(subs) = session.subs.as_deref_mut() {
+        shared.pubsub.unsubscribe_all(subs, session.mailbox.as_ref(), id);
+    }
     let _ = stream.shutdown().await;
     shared.clients.remove(id);
 }
@@ -78,6 +95,8 @@ async fn run(
     // In a cluster: writes gathered for the next log entry, and the index of the last one.
     let mut batch = WriteBatch::default();
     let stats = &shared.stats;
+    let mailbox = session.mailbox.clone().expect("a connection's session has a mailbox");
+    let sink = Sink { client, mailbox: &mailbox };
     loop {
         if rbuf.capacity() - rbuf.len() < 4096 {
             rbuf.reserve(16 * 1024);
@@ -93,9 +112,22 @@ async fn run(
                 stream.read_buf(&mut rbuf).await
             }
         };
-        let n = tokio::select! {
-            r = read => r?,
+        let woke = tokio::select! {
+            r = read => Woke::Read(r?),
             _ = client.kill_notify.notified() => return Ok(()),
+            _ = mailbox.notify.notified() => Woke::Mail,
+        };
+        let n = match woke {
+            Woke::Read(n) => n,
+            Woke::Mail => {
+                // Messages for an idle client: out at once.
+                if mailbox.is_closed() || client.killed.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                mailbox.drain_into(&mut out.buf);
+                write_out(shared, stream, &mut out, &mut effects, &mut batch, &sink).await?;
+                continue;
+            }
         };
         if n == 0 || client.killed.load(Ordering::Relaxed) {
             return Ok(());
@@ -142,7 +174,7 @@ async fn run(
                 let covered = shared.pause.covers(&argv);
                 if covered {
                     settle(&mut local, &mut timing, Instant::now());
-                    write_out(shared, stream, &mut out, &mut effects, &mut batch).await?;
+                    write_out(shared, stream, &mut out, &mut effects, &mut batch, &sink).await?;
                     shared.pause.wait().await;
                 }
             }
@@ -219,6 +251,12 @@ async fn run(
                 }
                 _ => {}
             }
+            // Messages that arrived before this command ended (its own `PUBLISH` to a channel
+            // it subscribes to, a keyspace event it caused) go before its reply, as in Redis.
+            mailbox.splice_into(&mut out.buf, mark);
+            if mailbox.resp() != session.resp {
+                mailbox.set_resp(session.resp);
+            }
             start += consumed;
             // The arguments borrow the input buffer, which a blocked wait reads more into.
             drop(argv);
@@ -226,7 +264,7 @@ async fn run(
                 // Earlier replies go out first; the rest of the input waits, as in Redis.
                 settle(&mut local, &mut timing, Instant::now());
                 local.flush(stats);
-                write_out(shared, stream, &mut out, &mut effects, &mut batch).await?;
+                write_out(shared, stream, &mut out, &mut effects, &mut batch, &sink).await?;
                 client.publish(session, unix_ms(), rbuf.len() - start);
                 client.set_flags("b");
                 let mut wait = Blocked { shared, client, stream: &mut *stream, rbuf: &mut rbuf };
@@ -250,7 +288,7 @@ async fn run(
             if let Some(ms) = session.wait_ms.take() {
                 settle(&mut local, &mut timing, Instant::now());
                 local.flush(stats);
-                write_out(shared, stream, &mut out, &mut effects, &mut batch).await?;
+                write_out(shared, stream, &mut out, &mut effects, &mut batch, &sink).await?;
                 if ms == 0 {
                     // WAIT for replicas that do not exist, forever: until the client goes away.
                     client.kill_notify.notified().await;
@@ -260,7 +298,7 @@ async fn run(
             }
             if out.len() >= OUTPUT_FLUSH_THRESHOLD {
                 settle(&mut local, &mut timing, Instant::now());
-                write_out(shared, stream, &mut out, &mut effects, &mut batch).await?;
+                write_out(shared, stream, &mut out, &mut effects, &mut batch, &sink).await?;
             }
         }
         if start == rbuf.len() {
@@ -273,7 +311,7 @@ async fn run(
         settle(&mut local, &mut timing, Instant::now());
         local.flush(stats);
         client.publish(session, unix_ms(), rbuf.len() - start);
-        write_out(shared, stream, &mut out, &mut effects, &mut batch).await?;
+        write_out(shared, stream, &mut out, &mut effects, &mut batch, &sink).await?;
         if close {
             return Ok(());
         }
@@ -329,7 +367,9 @@ fn route<'a>(
             cluster::Command { argv: argv.iter().map(|a| a.to_vec()).collect(), now_ms, seed },
         );
     }
-    if cmd.spec.flags.has(Flags::WRITE) {
+    // Writes, and messages: a `PUBLISH` applied on every node reaches every node's
+    // subscribers, in the log's order.
+    if cmd.spec.flags.has(Flags::WRITE) || matches!(cmd.spec.name.as_str(), "publish" | "spublish") {
         return Route::Log(cluster::Command { argv: argv.iter().map(|a| a.to_vec()).collect(), now_ms, seed });
     }
     if cmd.spec.flags.has(Flags::READONLY) {
@@ -351,6 +391,9 @@ struct WriteBatch {
     commands: Vec<cluster::Command>,
     /// Per command: whether its reply is sent (`CLIENT REPLY OFF|SKIP` drop it).
     keep: Vec<bool>,
+    /// The channels of the `PUBLISH`es (and whether shard channels) among the commands, by
+    /// position: their replies count this node's subscribers, not the leader's.
+    publishes: Vec<(usize, Kind, Vec<u8>)>,
     /// The log index of the connection's last applied write (its reads wait for it).
     written: u64,
 }
@@ -372,6 +415,13 @@ impl WriteBatch {
             self.db = session.db as u32;
             self.resp = if session.resp == Resp::V3 { 3 } else { 2 };
         }
+        if cmd.argv.len() == 3 {
+            let name = &cmd.argv[0];
+            if name.eq_ignore_ascii_case(b"publish") || name.eq_ignore_ascii_case(b"spublish") {
+                let kind = if name.len() == 8 { Kind::Shard } else { Kind::Channel };
+                self.publishes.push((self.commands.len(), kind, cmd.argv[1].clone()));
+            }
+        }
         self.commands.push(cmd);
         self.keep.push(keep);
     }
@@ -383,11 +433,20 @@ impl WriteBatch {
         let Some(cluster) = shared.cluster() else { return };
         let req = cluster::Request { db: self.db, resp: self.resp, commands: std::mem::take(&mut self.commands) };
         let keep = std::mem::take(&mut self.keep);
+        let mut publishes = std::mem::take(&mut self.publishes).into_iter().peekable();
         match cluster.write(req).await {
             Ok((replies, index)) => {
-                for (reply, keep) in replies.iter().zip(&keep) {
-                    if *keep {
-                        out.buf.extend_from_slice(reply);
+                for (i, (reply, keep)) in replies.iter().zip(&keep).enumerate() {
+                    if !*keep {
+                        continue;
+                    }
+                    match publishes.next_if(|(at, ..)| *at == i) {
+                        // The leader's reply counted the leader's subscribers; Redis Cluster
+                        // counts those of the node the publisher is connected to.
+                        Some((_, kind, channel)) if reply.first() == Some(&b':') => {
+                            out.int(shared.pubsub.receivers(kind, &channel) as i64)
+                        }
+                        _ => out.buf.extend_from_slice(reply),
                     }
                 }
                 self.written = self.written.max(index);
@@ -708,6 +767,7 @@ async fn write_out(
     out: &mut ReplyWriter,
     effects: &mut Effects,
     batch: &mut WriteBatch,
+    sink: &Sink<'_>,
 ) -> std::io::Result<()> {
     if !batch.is_empty() {
         batch.flush(shared, out).await;
@@ -716,11 +776,38 @@ async fn write_out(
         durable(shared, std::mem::take(&mut effects.logged_upto)).await;
     }
     if !out.is_empty() {
-        stream.write_all(&out.buf).await?;
+        let mailbox = sink.mailbox;
+        // Replies count towards `client-output-buffer-limit` while they wait for the socket;
+        // messages arriving meanwhile check the limit against them too.
+        if !mailbox.check_replies(out.len(), unix_ms()) {
+            return Err(std::io::Error::other("output buffer limit reached"));
+        }
+        mailbox.set_unsent(out.len());
+        tokio::select! {
+            r = stream.write_all(&out.buf) => r?,
+            // A client killed (or closed for its output buffer) while the socket is full.
+            _ = sink.client.kill_notify.notified() => return Err(std::io::Error::other("client killed")),
+        }
+        mailbox.set_unsent(0);
         shared.net_output_bytes.fetch_add(out.len() as u64, Ordering::Relaxed);
         out.clear();
     }
     Ok(())
+}
+
+/// What woke an idle connection.
+enum Woke {
+    /// Bytes from the client (0: closed).
+    Read(usize),
+    /// Messages in its mailbox.
+    Mail,
+}
+
+/// Where a connection's output goes besides the socket: its client (killed while writing)
+/// and its mailbox (the output-buffer limit).
+struct Sink<'a> {
+    client: &'a Client,
+    mailbox: &'a Mailbox,
 }
 
 /// Returns once the log is written up to `pos` and, under `appendfsync always`, synced.

@@ -16,6 +16,10 @@ impl Host for Shared {
         &self.waiters
     }
 
+    fn pubsub(&self) -> &commands::pubsub::PubSub {
+        &self.pubsub
+    }
+
     fn requirepass(&self) -> Option<Vec<u8>> {
         self.config.requirepass.read().clone()
     }
@@ -81,8 +85,11 @@ impl Host for Shared {
             if ids.is_some_and(|ids| !ids.contains(&c.id)) {
                 continue;
             }
-            if client_type.is_some_and(|t| t != "normal") {
-                continue;
+            if let Some(t) = client_type {
+                let pubsub = c.snapshot.lock().subs != (0, 0, 0);
+                if (t == "pubsub") != pubsub || !matches!(t, "normal" | "pubsub") {
+                    continue;
+                }
             }
             s.push_str(&c.line(now));
             s.push('\n');

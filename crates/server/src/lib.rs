@@ -41,6 +41,10 @@ pub struct Shared {
     pub stats: Stats,
     /// Clients blocked by `BLPOP` and friends.
     pub waiters: commands::blocking::Waiters,
+    /// Pub/sub subscribers.
+    pub pubsub: commands::pubsub::PubSub,
+    /// `client-output-buffer-limit`, read by every client's mailbox.
+    pub output_limits: Arc<commands::pubsub::OutputLimits>,
     /// Client pause state.
     pub pause: pause::Pause,
     /// Start time, Unix ms.
@@ -81,12 +85,15 @@ impl Shared {
             (0..40).map(|i| format!("{:x}", (seed.rotate_left(i * 7) ^ (i as u64 * 0x9e37)) % 16)).collect();
         let mut ks = Keyspace::new(databases, shards, seed);
         ks.use_limits(config.limits.clone());
+        let output_limits = config.output_limits.clone();
         Arc::new_cyclic(|me| Shared {
             ks,
             config,
             clients: Clients::default(),
             stats: Stats::default(),
             waiters: Default::default(),
+            pubsub: Default::default(),
+            output_limits,
             pause: pause::Pause::default(),
             start_ms: connection::unix_ms(),
             run_id,

@@ -1315,3 +1315,58 @@ fn transactions_apply_whole_on_every_node_and_watch_sees_writes_through_any_node
         assert!(digests.iter().all(|d| *d == digests[0]), "{digests:?}");
     });
 }
+
+/// A message published through any node reaches subscribers on every node, each
+/// publisher's messages in the order it published them; the reply counts the subscribers
+/// of the publisher's node.
+#[test]
+fn messages_published_on_any_node_reach_subscribers_on_every_node_in_order() {
+    in_netns("messages_published_on_any_node_reach_subscribers_on_every_node_in_order", || {
+        let nodes = start_cluster(3, 3);
+        agreed_leader(&nodes);
+        let mut subs: Vec<RawClient> = nodes.iter().map(|n| n.client()).collect();
+        for s in subs.iter_mut() {
+            assert_eq!(
+                s.send(&["SUBSCRIBE", "news"]),
+                Frame::Array(vec![bulk("subscribe"), bulk("news"), Frame::Integer(1)])
+            );
+        }
+        let per_publisher = 200;
+        std::thread::scope(|s| {
+            for (i, n) in nodes.iter().enumerate() {
+                s.spawn(move || {
+                    let mut c = n.client();
+                    // Pipelined: consecutive publishes of one connection share log entries.
+                    for j in 0..per_publisher {
+                        c.write_command(&["PUBLISH", "news", &format!("{i}:{j}")]).unwrap();
+                    }
+                    for _ in 0..per_publisher {
+                        assert_eq!(c.read_frame(), Frame::Integer(1), "one subscriber on node {i}");
+                    }
+                });
+            }
+        });
+        for (k, s) in subs.iter_mut().enumerate() {
+            let mut next = [0usize; 3];
+            for _ in 0..3 * per_publisher {
+                let f = s.read_frame();
+                let Frame::Array(parts) = &f else { panic!("node {k}: {f:?}") };
+                assert_eq!(parts[..2], [bulk("message"), bulk("news")], "node {k}");
+                let Frame::Bulk(m) = &parts[2] else { panic!("{f:?}") };
+                let m = String::from_utf8_lossy(m);
+                let (i, j) = m.split_once(':').unwrap();
+                let (i, j): (usize, usize) = (i.parse().unwrap(), j.parse().unwrap());
+                assert_eq!(j, next[i], "node {k}: publisher {i}'s messages out of order");
+                next[i] += 1;
+            }
+            assert!(s.is_silent(Duration::from_millis(200)), "node {k}: a message delivered twice");
+        }
+        // Shard channels too.
+        assert_eq!(
+            subs[2].send(&["SSUBSCRIBE", "orders"]),
+            Frame::Array(vec![bulk("ssubscribe"), bulk("orders"), Frame::Integer(1)])
+        );
+        assert_eq!(nodes[1].client().send(&["SPUBLISH", "orders", "o1"]), Frame::Integer(0));
+        assert_eq!(subs[2].read_frame(), Frame::Array(vec![bulk("smessage"), bulk("orders"), bulk("o1")]));
+    });
+}

@@ -20,6 +20,9 @@
 //!                      reply shows up as a mismatch on the next compared line)
 //! >SET foo bar         on the case's second connection (opened on first use, same
 //!                      protocol; for WATCH, pub/sub...), before any mode prefix: `>!GET foo`
+//! ^                    nothing sent: one more frame read from the connection and compared
+//!                      exactly (a published message, the second reply of `SUBSCRIBE a b`);
+//!                      `>^` on the second connection
 //! @resp3               directive: the current case runs only under RESP3 (or @resp2)
 //! ---                  separates cases
 //! ```
@@ -180,7 +183,11 @@ fn run_file(
                 conns.write(&line.args);
                 continue;
             }
-            let (t, r) = conns.exchange(&line.args);
+            let (t, r) = if line.mode == Mode::Receive {
+                (read_got(&mut conns.t), read_got(&mut conns.r))
+            } else {
+                conns.exchange(&line.args)
+            };
             if !matches(line.mode, &t, &r) {
                 failures.push(format!(
                     "{name}:{} [RESP{resp}] {}{}{}   (case from line {})\n    tandem: {}\n    redis:  {}",

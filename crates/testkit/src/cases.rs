@@ -11,6 +11,9 @@
 //! -CLIENT REPLY OFF    sent to both, no reply is read (the command must not answer)
 //! >SET foo bar         on the case's second connection (opened on first use, same
 //!                      protocol), before any mode prefix: `>!GET foo`
+//! ^                    nothing sent: one more frame is read (a published message, the
+//!                      second reply of `SUBSCRIBE a b`) and compared exactly; `>^` on the
+//!                      second connection
 //! @resp3               directive: this case runs only under RESP3 (or @resp2)
 //! ---                  ends a case
 //! ```
@@ -35,6 +38,8 @@ pub enum Mode {
     Ignore,
     /// `-`: no reply expected, none read.
     NoReply,
+    /// `^`: nothing sent, one frame read and compared exactly.
+    Receive,
 }
 
 impl Mode {
@@ -48,6 +53,7 @@ impl Mode {
             Mode::DeepUnordered => "**",
             Mode::Ignore => "!",
             Mode::NoReply => "-",
+            Mode::Receive => "^",
         }
     }
 }
@@ -109,6 +115,13 @@ pub fn parse_cases(text: &str) -> Result<Vec<Case>, String> {
             Some(_) => return Err(format!("line {line_no}: no command after '>'")),
             None => (0, line),
         };
+        if line == "^" {
+            if cur.lines.is_empty() {
+                cur.line_no = line_no;
+            }
+            cur.lines.push(CaseLine { line_no, mode: Mode::Receive, conn, text: String::new(), args: Vec::new() });
+            continue;
+        }
         let (mode, rest) = match line.as_bytes()[0] {
             b'*' if line.starts_with("**") => (Mode::DeepUnordered, &line[2..]),
             b'~' => (Mode::Tolerant, &line[1..]),
@@ -138,7 +151,7 @@ pub fn parse_cases(text: &str) -> Result<Vec<Case>, String> {
 /// match.)
 pub fn replies_match(mode: Mode, a: &Frame, b: &Frame) -> bool {
     match mode {
-        Mode::Exact => a == b,
+        Mode::Exact | Mode::Receive => a == b,
         Mode::Tolerant => tolerant_eq(a, b),
         Mode::TypeOnly => kind(a) == kind(b),
         Mode::Unordered => unordered_eq(a, b),

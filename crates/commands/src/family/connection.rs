@@ -38,6 +38,13 @@ fn ping(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     if argv.len() > 2 {
         return Err(CmdError::WrongArity("ping".into()));
     }
+    if ctx.session.resp == Resp::V2 && ctx.session.subscribed() {
+        // A subscribed RESP2 connection reads only arrays: `["pong", message or ""]`.
+        ctx.out.array(2);
+        ctx.out.bulk(b"pong");
+        ctx.out.bulk(argv.get(1).copied().unwrap_or(b""));
+        return Ok(());
+    }
     match argv.get(1) {
         Some(m) => ctx.out.bulk(m),
         None => ctx.out.simple(b"PONG"),
@@ -63,7 +70,12 @@ fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     let authenticated = ctx.host.requirepass().is_none();
     let id = ctx.session.id;
     crate::family::transactions::unwatch_all(ctx.store.ks, ctx.session);
+    let mailbox = ctx.session.mailbox.take();
+    if let Some(subs) = ctx.session.subs.as_deref_mut() {
+        ctx.host.pubsub().unsubscribe_all(subs, mailbox.as_ref(), id);
+    }
     *ctx.session = Session::new(id, authenticated);
+    ctx.session.mailbox = mailbox;
     ctx.out.resp = Resp::V2;
     ctx.out.simple(b"RESET");
     Ok(())

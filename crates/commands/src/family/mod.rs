@@ -7,6 +7,7 @@ pub mod hash_expire;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
+pub mod pubsub;
 pub mod server;
 pub mod sets;
 pub mod sort;
@@ -33,4 +34,5 @@ pub fn all_bindings() -> impl Iterator<Item = &'static Binding> {
         .chain(server::BINDINGS)
         .chain(tandem::BINDINGS)
         .chain(transactions::BINDINGS)
+        .chain(pubsub::BINDINGS)
 }

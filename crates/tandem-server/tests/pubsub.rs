@@ -1,0 +1,99 @@
+//! Pub/sub with real clients where the differential cases cannot go: a subscriber that never
+//! reads (closed at `client-output-buffer-limit`, memory flat), and many messages to
+//! subscribers that do read, on Tandem and on redis-server side by side.
+
+mod common;
+
+use common::{redis, tandem, COMMON_FLAGS, REDIS_ONLY_FLAGS};
+use std::time::{Duration, Instant};
+use testkit::process::ServerProcess;
+use testkit::{bulk, Frame, RawClient};
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").parse().unwrap()
+}
+
+fn subscribe(server: &ServerProcess, channel: &str) -> RawClient {
+    let mut c = server.client();
+    assert_eq!(
+        c.send(&["SUBSCRIBE", channel]),
+        Frame::Array(vec![bulk("subscribe"), bulk(channel), Frame::Integer(1)])
+    );
+    c
+}
+
+/// A subscriber that never reads is closed once its output buffer passes the hard limit:
+/// the publisher's 256 MiB of messages do not pile up in the server, while a subscriber that
+/// reads gets every one of them. The same run against redis-server shows the same.
+#[test]
+fn a_subscriber_that_never_reads_is_closed_at_its_limit_and_memory_stays_flat() {
+    let limit = ["--client-output-buffer-limit", "pubsub 8mb 2mb 60"];
+    let t = tandem(&[COMMON_FLAGS, &limit].concat());
+    let r = redis(&[COMMON_FLAGS, REDIS_ONLY_FLAGS, &limit].concat());
+    for (name, server) in [("tandem", &*t), ("redis", &*r)] {
+        let stalled = subscribe(server, "firehose");
+        let mut reader = subscribe(server, "firehose");
+        let message = vec![b'm'; 64 * 1024];
+        let rounds = 4096;
+        let before = rss_kib(server.pid());
+        let mut peak = before;
+        // The reader's progress: the publisher keeps at most 2 MiB ahead of it, so only the
+        // stalled subscriber can reach the limit.
+        let consumed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let progress = consumed.clone();
+        let reading = std::thread::spawn(move || {
+            for i in 0..rounds {
+                progress.store(i, std::sync::atomic::Ordering::Relaxed);
+                match reader.read_frame() {
+                    Frame::Array(parts) if parts.len() == 3 && parts[2] == Frame::Bulk(vec![b'm'; 64 * 1024]) => {}
+                    other => panic!("message {i}: {}", other.to_display()),
+                }
+            }
+        });
+        let mut publisher = server.client();
+        let mut receivers = Vec::new();
+        for chunk in 0..rounds / 16 {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while consumed.load(std::sync::atomic::Ordering::Relaxed) + 32 < chunk * 16 {
+                assert!(Instant::now() < deadline, "{name}: the reading subscriber stopped");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            for _ in 0..16 {
+                publisher.write_command(&[&b"PUBLISH"[..], b"firehose", &message]).unwrap();
+            }
+            for _ in 0..16 {
+                match publisher.read_frame() {
+                    Frame::Integer(n) => receivers.push(n),
+                    other => panic!("{name}: {}", other.to_display()),
+                }
+            }
+            if chunk % 16 == 0 {
+                peak = peak.max(rss_kib(server.pid()));
+            }
+        }
+        reading.join().unwrap();
+        // Every message reached the reader; the stalled one was dropped on the way.
+        assert_eq!(receivers[0], 2, "{name}");
+        assert_eq!(*receivers.last().unwrap(), 1, "{name}: the stalled subscriber is still there");
+        let grown_mib = peak.saturating_sub(before) / 1024;
+        println!("{name}: RSS grew by at most {grown_mib} MiB while 256 MiB were published");
+        assert!(grown_mib < 64, "{name}: RSS grew by {grown_mib} MiB");
+        let mut c = server.client();
+        assert_eq!(c.send(&["PUBSUB", "NUMSUB", "firehose"]), Frame::Array(vec![bulk("firehose"), Frame::Integer(0)]));
+        // The stalled client finds its connection closed once it reads what was sent.
+        let mut stalled = stalled;
+        stalled.set_timeout(Duration::from_secs(5));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match stalled.try_read_frame() {
+                Ok(_) => assert!(Instant::now() < deadline, "{name}: the stalled subscriber was never closed"),
+                Err(e) if e.is_closed() => break,
+                Err(e) => panic!("{name}: {e}"),
+            }
+        }
+    }
+    let log = t.stdout() + &t.stderr();
+    assert!(log.contains("closed for overcoming of output buffer limits"), "{log}");
+}
