@@ -198,9 +198,27 @@ pub struct Store<'a> {
     /// Watched keys (database, key) this command went to change: if it changed anything,
     /// their watchers' transactions fail ([`Store::signal_watchers`]).
     pub touched: Vec<(usize, Vec<u8>)>,
+    /// `notify-keyspace-events` when the command began (class bits; 0 = off).
+    pub notify_flags: u32,
+    /// Keyspace events this command caused, published when it ends.
+    pub events: Vec<crate::notify::Event>,
 }
 
 impl<'a> Store<'a> {
+    /// Records a keyspace event of `key` in database `db` (if its class is published).
+    #[inline]
+    pub fn notify_in(&mut self, class: u32, name: &'static str, db: usize, key: &[u8]) {
+        if crate::notify::wanted(self.notify_flags, class) {
+            self.events.push(crate::notify::Event { class, name, db, key: key.to_vec() });
+        }
+    }
+
+    /// Records a keyspace event of `key` in the selected database.
+    #[inline]
+    pub fn notify(&mut self, class: u32, name: &'static str, key: &[u8]) {
+        self.notify_in(class, name, self.db, key)
+    }
+
     /// The database share holding `key` in database `db`, and the key's hash, for any change
     /// (a snapshot still owed the shard is given it first).
     #[inline]
@@ -281,6 +299,7 @@ impl<'a> Store<'a> {
             }
             self.stats.expired_keys += 1;
             self.effects.push(db, now, vec![b"DEL".to_vec(), key.to_vec()]);
+            self.notify_in(crate::notify::EXPIRED, "expired", db, key);
         }
         true
     }
@@ -290,8 +309,10 @@ impl<'a> Store<'a> {
     pub fn lookup_read_in(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
         if self.expire_if_needed(db, key) {
             self.stats.keyspace_misses += 1;
+            self.notify_in(crate::notify::KEY_MISS, "keymiss", db, key);
             return None;
         }
+        let flags = self.notify_flags;
         let lru = lru_clock(self.now_ms);
         let touch = !self.no_touch;
         // Reads only refresh the access time, which snapshots do not keep: no capture.
@@ -307,6 +328,14 @@ impl<'a> Store<'a> {
             }
             None => {
                 self.stats.keyspace_misses += 1;
+                if crate::notify::wanted(flags, crate::notify::KEY_MISS) {
+                    self.events.push(crate::notify::Event {
+                        class: crate::notify::KEY_MISS,
+                        name: "keymiss",
+                        db,
+                        key: key.to_vec(),
+                    });
+                }
                 None
             }
         }
@@ -493,6 +522,10 @@ impl<'a> Store<'a> {
         argv.extend(gone.iter().map(|f| f.to_vec()));
         let n = gone.len();
         self.effects.push(db, now, argv);
+        self.notify_in(crate::notify::HASH, "hexpired", db, key);
+        if self.peek_in(db, key).is_none() {
+            self.notify_in(crate::notify::GENERIC, "del", db, key);
+        }
         n
     }
 
@@ -510,6 +543,7 @@ impl<'a> Store<'a> {
     pub fn delete_if_empty(&mut self, key: &[u8]) {
         if self.lookup_write(key).is_some_and(|e| e.value.is_empty_collection()) {
             self.delete(key);
+            self.notify(crate::notify::GENERIC, "del", key);
         }
     }
 
@@ -539,6 +573,9 @@ impl<'a> Store<'a> {
     /// Stores a value in database `db`, clearing any time to live unless `keep_ttl`. Counts
     /// one change. Returns true if the key was new.
     pub fn set_in(&mut self, db: usize, key: &[u8], value: Value, keep_ttl: bool) -> bool {
+        // A key whose time ran out is removed first (`expired`), so the value arrives `new`,
+        // as Redis's `setKey` looks the key up for a write.
+        self.expire_if_needed(db, key);
         let lru = lru_clock(self.now_ms);
         self.dirty += 1;
         let (shard, h) = self.shard_to_change(db, key);
@@ -550,6 +587,9 @@ impl<'a> Store<'a> {
         let new = if keep_ttl { d.set_keep_ttl(h, key, value, lru) } else { d.set(h, key, value, lru) };
         if waited {
             self.ready.push((db, key.to_vec()));
+        }
+        if new {
+            self.notify_in(crate::notify::NEW, "new", db, key);
         }
         new
     }

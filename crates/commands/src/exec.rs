@@ -214,6 +214,8 @@ pub fn execute(
             ready: Vec::new(),
             hidden_hash: None,
             touched: Vec::new(),
+            notify_flags: host.notify_flags(),
+            events: Vec::new(),
         },
         out,
         session,
@@ -265,6 +267,11 @@ pub fn execute(
     // Still under the locks: a client that watched a key and sees this command's reply can
     // no longer run its transaction.
     ctx.store.signal_watchers(dirty > 0);
+    if !ctx.store.events.is_empty() {
+        // Under the locks too: events of one key are published in the order of its commands.
+        let events = std::mem::take(&mut ctx.store.events);
+        crate::notify::publish(host, ctx.store.notify_flags, &events, env_now);
+    }
     if logging {
         // Still under the shard locks, for the same reason. Effects of keys this command found
         // expired count even when the command itself changed nothing.

@@ -89,6 +89,10 @@ pub trait Host: Send + Sync {
     fn read_consistency(&self) -> crate::session::ReadConsistency {
         crate::session::ReadConsistency::Linearizable
     }
+    /// `notify-keyspace-events` as class bits (`crate::notify`); 0 = off.
+    fn notify_flags(&self) -> u32 {
+        0
+    }
     /// True if this server is a cluster node (its writes go through the log).
     fn in_cluster(&self) -> bool {
         false

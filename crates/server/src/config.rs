@@ -11,7 +11,7 @@ use engine::glob::glob_match;
 use engine::limits::{Limits, SharedLimits};
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// The type of a setting, which decides parsing and printing.
@@ -36,6 +36,8 @@ pub enum Kind {
     /// `client-output-buffer-limit`: `<class> <hard> <soft> <seconds>` groups; a change
     /// replaces only the classes it names.
     OutputLimits,
+    /// `notify-keyspace-events`: class letters, shown in Redis's order.
+    NotifyFlags,
 }
 
 /// One setting.
@@ -133,6 +135,7 @@ pub const DEFS: &[Def] = &[
     def("set-max-listpack-value", Kind::Int(0, i64::MAX), "64", true),
     def("zset-max-listpack-entries", Kind::Int(0, i64::MAX), "128", true),
     def("zset-max-listpack-value", Kind::Int(0, i64::MAX), "64", true),
+    def("notify-keyspace-events", Kind::NotifyFlags, "", true),
     def(
         "client-output-buffer-limit",
         Kind::OutputLimits,
@@ -184,6 +187,9 @@ fn normalise(d: &Def, raw: &str) -> Result<String, String> {
             }
             Ok(raw.to_string())
         }
+        Kind::NotifyFlags => commands::notify::parse_flags(raw)
+            .map(commands::notify::render_flags)
+            .ok_or_else(|| commands::notify::BAD_FLAGS.to_string()),
         Kind::OutputLimits => output_limits(raw).map(|groups| {
             groups
                 .iter()
@@ -284,6 +290,8 @@ pub struct Config {
     pub limits: Arc<SharedLimits>,
     /// `client-output-buffer-limit`, mirrored; every client's mailbox reads the same object.
     pub output_limits: Arc<OutputLimits>,
+    /// `notify-keyspace-events` as class bits, mirrored.
+    pub notify_flags: AtomicU32,
 }
 
 /// An error in the configuration file or flags, naming where it is.
@@ -339,6 +347,7 @@ impl Config {
             read_consistency: AtomicU8::new(0),
             limits: Arc::new(SharedLimits::default()),
             output_limits: Arc::new(OutputLimits::default()),
+            notify_flags: AtomicU32::new(0),
         };
         c.mirror();
         c
@@ -381,6 +390,10 @@ impl Config {
             }
             if matches!(d.kind, Kind::OutputLimits) {
                 v = merge_output_limits(&self.get(d.name), &v);
+            }
+            if matches!(d.kind, Kind::NotifyFlags) {
+                // From the value as given: the text shown drops `n` next to `A`.
+                self.notify_flags.store(commands::notify::parse_flags(&value).unwrap_or(0), Ordering::Relaxed);
             }
             self.values.write().insert(d.name, v);
         }
@@ -459,6 +472,7 @@ impl Config {
     /// the complete reply text.
     pub fn set_many(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), String> {
         let mut staged: Vec<(&'static str, String)> = Vec::new();
+        let mut notify = None;
         for (name, value) in pairs {
             let n = String::from_utf8_lossy(name).to_ascii_lowercase();
             let v = String::from_utf8_lossy(value).into_owned();
@@ -480,6 +494,9 @@ impl Config {
             if matches!(d.kind, Kind::OutputLimits) {
                 v = merge_output_limits(&self.get(d.name), &v);
             }
+            if matches!(d.kind, Kind::NotifyFlags) {
+                notify = commands::notify::parse_flags(&String::from_utf8_lossy(value));
+            }
             staged.push((d.name, v));
         }
         {
@@ -487,6 +504,9 @@ impl Config {
             for (k, v) in staged {
                 w.insert(k, v);
             }
+        }
+        if let Some(flags) = notify {
+            self.notify_flags.store(flags, Ordering::Relaxed);
         }
         self.mirror();
         Ok(())

@@ -10,6 +10,7 @@
 
 use crate::connection::unix_ms;
 use crate::Shared;
+use commands::notify::{self, Event};
 use commands::Stats;
 use engine::expire::{expire_hash_fields, sample_and_expire, sample_expired, Reaped, KEYS_PER_LOOP};
 use engine::watched::Change;
@@ -110,6 +111,9 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
         }
         // Read under the shard lock, like a command's `Host::logging`.
         let logging = shared.aof.is_on();
+        // Keyspace events of what this shard's turn removes, published under its lock.
+        let flags = shared.config.notify_flags.load(std::sync::atomic::Ordering::Relaxed);
+        let mut events: Vec<Event> = Vec::new();
         let shard = &mut *shard;
         let watched = &mut shard.watched;
         for (d, db) in shard.dbs.iter_mut().enumerate() {
@@ -124,6 +128,7 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
                         if logging {
                             shared.aof.append_one(d, &[b"DEL", key]);
                         }
+                        push_event(&mut events, flags, notify::EXPIRED, "expired", d, key);
                     });
                     Stats::add(&shared.stats.expired_keys, s.expired as u64);
                     if s.sampled == 0 || s.expired * 4 <= s.sampled || t0.elapsed() > budget {
@@ -168,6 +173,7 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
                             if logging {
                                 shared.aof.append_one(d, &[b"DEL", key]);
                             }
+                            push_event(&mut events, flags, notify::EXPIRED, "expired", d, key);
                         }
                         Reaped::Fields(gone) => {
                             fields += gone.len();
@@ -179,6 +185,7 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
                                 argv.extend(gone.iter().map(|f| &**f));
                                 shared.aof.append_one(d, &argv);
                             }
+                            push_event(&mut events, flags, notify::HASH, "hexpired", d, key);
                         }
                     });
                     Stats::add(&shared.stats.expired_subkeys, fields as u64);
@@ -197,6 +204,19 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
                 }
                 _ => {}
             }
+            if !events.is_empty() {
+                // A hash that lost its last field is gone too: `del` after its `hexpired`.
+                let mut all = Vec::with_capacity(events.len());
+                for e in events.drain(..) {
+                    let emptied = e.name == "hexpired" && db.entry(shared.ks.hash(&e.key), &e.key).is_none();
+                    let (ev_db, key) = (e.db, e.key.clone());
+                    all.push(e);
+                    if emptied && notify::wanted(flags, notify::GENERIC) {
+                        all.push(Event { class: notify::GENERIC, name: "del", db: ev_db, key });
+                    }
+                }
+                notify::publish(shared, flags, &all, unix_ms());
+            }
             db.main.shrink_if_needed();
             db.expires.shrink_if_needed();
             db.main.rehash(100);
@@ -204,4 +224,11 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
         }
     }
     (0, found)
+}
+
+/// Records an event of the expiry cycle if its class is published.
+fn push_event(events: &mut Vec<Event>, flags: u32, class: u32, name: &'static str, db: usize, key: &[u8]) {
+    if notify::wanted(flags, class) {
+        events.push(Event { class, name, db, key: key.to_vec() });
+    }
 }

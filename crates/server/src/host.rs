@@ -20,6 +20,10 @@ impl Host for Shared {
         &self.pubsub
     }
 
+    fn notify_flags(&self) -> u32 {
+        self.config.notify_flags.load(Ordering::Relaxed)
+    }
+
     fn requirepass(&self) -> Option<Vec<u8>> {
         self.config.requirepass.read().clone()
     }

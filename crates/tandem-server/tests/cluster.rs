@@ -1361,6 +1361,18 @@ fn messages_published_on_any_node_reach_subscribers_on_every_node_in_order() {
             }
             assert!(s.is_silent(Duration::from_millis(200)), "node {k}: a message delivered twice");
         }
+        // Keyspace events: every node applies every write, so each publishes its events to
+        // its own subscribers (the setting is per node, as in Redis).
+        for n in &nodes {
+            assert_eq!(n.client().send(&["CONFIG", "SET", "notify-keyspace-events", "E$"]), simple("OK"));
+        }
+        let mut events = nodes[2].client();
+        events.send(&["SUBSCRIBE", "__keyevent@0__:set"]);
+        assert_eq!(nodes[0].client().send(&["SET", "written-on-0", "v"]), simple("OK"));
+        assert_eq!(
+            events.read_frame(),
+            Frame::Array(vec![bulk("message"), bulk("__keyevent@0__:set"), bulk("written-on-0")])
+        );
         // Shard channels too.
         assert_eq!(
             subs[2].send(&["SSUBSCRIBE", "orders"]),

@@ -274,6 +274,145 @@ fn differential_cases() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Keyspace events
+// ---------------------------------------------------------------------------------------------
+
+/// Every case file again (RESP2), with `notify-keyspace-events` on for every class and a
+/// third connection subscribed to every channel: the events each case causes must be those
+/// redis-server publishes, in the same order. Active expiry is off on both (its events would
+/// land wherever the cycle happens to run); lazy expiry's `expired` events are compared.
+#[test]
+fn keyspace_events_match() {
+    let started = Instant::now();
+    let filter = std::env::var("DIFF_FILTER").unwrap_or_default();
+    let (tandem, redis) = common::pair();
+    for server in [&*tandem, &*redis] {
+        let mut c = server.client();
+        assert_eq!(c.send(&["CONFIG", "SET", "notify-keyspace-events", "KEAmn"]), Frame::Simple(b"OK".to_vec()));
+        assert_eq!(c.send(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), Frame::Simple(b"OK".to_vec()));
+    }
+    let mut failures = Vec::new();
+    for (name, cases) in case_files() {
+        if !name.contains(&filter) {
+            continue;
+        }
+        let before = failures.len();
+        for case in &cases {
+            if case.only_resp == Some(3) {
+                continue;
+            }
+            if let Some((_, _, why)) = EVENTS_NOT_COMPARED.iter().find(|(f, l, _)| *f == name && *l == case.line_no) {
+                eprintln!("{name}: case from line {} not compared: {why}", case.line_no);
+                continue;
+            }
+            if let Err(e) = events_of_case(&name, case, &tandem, &redis) {
+                failures.push(e);
+            }
+        }
+        eprintln!("{name}: {} cases, {} with other events", cases.len(), failures.len() - before);
+    }
+    eprintln!("keyspace events done in {:?}", started.elapsed());
+    if !failures.is_empty() {
+        panic!("{} case(s) published other events than redis-server:\n\n{}\n", failures.len(), failures.join("\n\n"));
+    }
+}
+
+/// Cases whose events are not compared, each with the documented difference that makes them
+/// differ (file, line of the case's first command, why).
+const EVENTS_NOT_COMPARED: &[(&str, usize, &str)] = &[
+    ("diff/keys.cases", 580, "RANDOMKEY removes an expired key only if its random pick lands on it"),
+    (
+        "diff/keys.cases",
+        639,
+        "SCAN skips keys whose time has run out without removing them; Redis removes them (`expired`)",
+    ),
+];
+
+/// Runs one case and compares the events; the error describes the first difference.
+fn events_of_case(name: &str, case: &Case, tandem: &ServerProcess, redis: &ServerProcess) -> Result<(), String> {
+    let end = b"tandem-diff-events-end".to_vec();
+    let subscribe = |server: &ServerProcess| {
+        let mut c = server.client();
+        c.send(&["PSUBSCRIBE", "*"]);
+        c
+    };
+    // Set again before every case: a case about the setting turns it off at its end.
+    for server in [tandem, redis] {
+        server.client().send(&["CONFIG", "SET", "notify-keyspace-events", "KEAmn"]);
+    }
+    let (mut st, mut sr) = (subscribe(tandem), subscribe(redis));
+    let mut all = vec![Conns::open(tandem, redis, 2)?];
+    for line in &case.lines {
+        if line.conn >= all.len() {
+            all.push(Conns::connect(tandem, redis, 2)?);
+        }
+        let conns = &mut all[line.conn];
+        let (t, r) = match line.mode {
+            Mode::NoReply => {
+                conns.write(&line.args);
+                continue;
+            }
+            Mode::Receive => (read_got(&mut conns.t), read_got(&mut conns.r)),
+            _ => conns.exchange(&line.args),
+        };
+        if matches!(t, Got::Timeout | Got::Garbage(_)) || matches!(r, Got::Timeout | Got::Garbage(_)) {
+            break;
+        }
+    }
+    let mut c = all.swap_remove(0);
+    c.exchange(&[b"PUBLISH".to_vec(), end.clone(), b"x".to_vec()]);
+    let collect = |sub: &mut RawClient| -> Vec<String> {
+        let mut events = Vec::new();
+        loop {
+            match sub.read_frame_timeout(REPLY_TIMEOUT) {
+                Ok(Frame::Array(parts)) if parts.len() == 4 => {
+                    if parts[2] == Frame::Bulk(end.clone()) {
+                        return events;
+                    }
+                    events.push(format!("{} {}", parts[2].to_display(), parts[3].to_display()));
+                }
+                Ok(other) => events.push(format!("<{}>", other.to_display())),
+                Err(e) => {
+                    events.push(format!("<{e}>"));
+                    return events;
+                }
+            }
+        }
+    };
+    let (et, er) = (collect(&mut st), collect(&mut sr));
+    if et == er {
+        return Ok(());
+    }
+    let at = et.iter().zip(&er).take_while(|(a, b)| a == b).count();
+    let show = |v: &[String]| v.iter().skip(at.saturating_sub(2)).take(8).cloned().collect::<Vec<_>>().join("\n      ");
+    Err(format!(
+        "{name}: case from line {}: events differ at #{at}\n    tandem:\n      {}\n    redis:\n      {}",
+        case.line_no,
+        show(&et),
+        show(&er)
+    ))
+}
+
+/// Every case file, by name, parsed.
+fn case_files() -> Vec<(String, Vec<Case>)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(cases_dir())
+        .unwrap_or_else(|e| panic!("reading {}: {e}", cases_dir().display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "cases"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|path| {
+            let name = format!("diff/{}", path.file_name().unwrap_or_default().to_string_lossy());
+            let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+            let cases = parse_cases(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            (name, cases)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
 // Generated sequences
 // ---------------------------------------------------------------------------------------------
 

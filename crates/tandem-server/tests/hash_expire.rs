@@ -440,3 +440,41 @@ fn field_times_survive_restarts_and_are_logged_in_absolute_form() {
     assert_eq!(c.cmd("HEXPIRETIME h FIELDS 1 a"), ints(&[Y2100]));
     assert_eq!(c.cmd("HGET h a"), bulk("1"));
 }
+
+/// Keyspace events of field expiry (Redis 7.4's names): `hexpire`, `hpersist`, `hdel` for a
+/// time already past; `hexpired` when fields run out, lazily or in the expiry cycle, then
+/// `del` when the hash is emptied.
+#[test]
+fn field_expiry_publishes_its_keyspace_events() {
+    let t = tandem(COMMON_FLAGS);
+    let mut c = t.client();
+    c.cmd("CONFIG SET notify-keyspace-events Kh");
+    let mut sub = t.client();
+    sub.cmd("PSUBSCRIBE __keyspace@0__:*");
+    let mut next = |key: &str| match sub.read_frame() {
+        Frame::Array(p) if p.len() == 4 && p[2] == bulk(format!("__keyspace@0__:{key}")) => p[3].clone(),
+        other => panic!("{other:?}"),
+    };
+    c.cmd("HSET h a 1 b 2 c 3");
+    assert_eq!(next("h"), bulk("hset"));
+    c.cmd("HEXPIRE h 100 FIELDS 1 a");
+    assert_eq!(next("h"), bulk("hexpire"));
+    c.cmd("HPERSIST h FIELDS 1 a");
+    assert_eq!(next("h"), bulk("hpersist"));
+    c.cmd("HPERSIST h FIELDS 1 a");
+    c.cmd("HEXPIREAT h 1 FIELDS 1 a");
+    assert_eq!(next("h"), bulk("hdel"), "a time already past deletes (and nothing for the no-op)");
+    // Lazily: a read finds b gone.
+    c.cmd("HPEXPIRE h 20 FIELDS 1 b");
+    assert_eq!(next("h"), bulk("hexpire"));
+    std::thread::sleep(Duration::from_millis(40));
+    c.cmd("CONFIG SET notify-keyspace-events Khg");
+    assert_eq!(c.cmd("HGET h b"), Frame::Null);
+    assert_eq!(next("h"), bulk("hexpired"));
+    // In the expiry cycle: the last field goes, and the hash with it.
+    c.cmd("HPEXPIRE h 20 FIELDS 1 c");
+    assert_eq!(next("h"), bulk("hexpire"));
+    assert_eq!(next("h"), bulk("hexpired"));
+    assert_eq!(next("h"), bulk("del"));
+    assert_eq!(c.cmd("EXISTS h"), int(0));
+}

@@ -14,6 +14,7 @@
 use crate::args::{self, is};
 use crate::ctx::{Ctx, Store};
 use crate::errors::{CmdError, CmdResult};
+use crate::notify;
 use crate::table::{bind, Binding, LockMode::Keys};
 use engine::{num, Str, Value};
 
@@ -370,15 +371,19 @@ fn setbit(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     };
     let byte = (offset >> 3) as usize;
     let mask = 0x80u8 >> (offset & 7);
-    let old = with_bits_for_write(&mut ctx.store, argv[1], byte + 1, |buf, grown| {
+    let (old, changed) = with_bits_for_write(&mut ctx.store, argv[1], byte + 1, |buf, grown| {
         let old = buf[byte] & mask != 0;
         if on {
             buf[byte] |= mask;
         } else {
             buf[byte] &= !mask;
         }
-        (old, u64::from(grown || old != on))
+        let changed = grown || old != on;
+        ((old, changed), u64::from(changed))
     })?;
+    if changed {
+        ctx.store.notify(notify::STRING, "setbit", argv[1]);
+    }
     ctx.out.int(i64::from(old));
     Ok(())
 }
@@ -560,10 +565,12 @@ fn bitop(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     if len == 0 {
         // An empty result deletes the destination.
         if ctx.store.delete(dest) {
+            ctx.store.notify(notify::GENERIC, "del", dest);
             ctx.propagate_as(|| vec![b"DEL".to_vec(), dest.to_vec()]);
         }
     } else {
         ctx.store.set(dest, Value::Str(Str::Raw(res)), false);
+        ctx.store.notify(notify::STRING, "set", dest);
     }
     ctx.out.int(len as i64);
     Ok(())
@@ -669,6 +676,9 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], read_only: bool) -> CmdResult
 
     let out = &mut *ctx.out;
     let len = (highest_bit >> 3) as usize + 1;
+    // Redis publishes `setbit` when a write changed a value or created or grew the string
+    // (not for writes `OVERFLOW FAIL` refused).
+    let mut wrote = false;
     with_bits_for_write(&mut ctx.store, argv[1], len, |buf, grown| {
         out.array(ops.len());
         let mut changes = 0u64;
@@ -706,13 +716,18 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], read_only: bool) -> CmdResult
                     set_bits(buf, op.offset, op.bits, new);
                     if grown || old != new {
                         changes += 1;
+                        wrote = true;
                     }
                 }
                 None => out.null(),
             }
         }
         ((), changes)
-    })
+    })?;
+    if wrote {
+        ctx.store.notify(notify::STRING, "setbit", argv[1]);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

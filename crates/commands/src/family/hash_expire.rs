@@ -163,6 +163,9 @@ fn expire_generic(ctx: &mut Ctx, argv: &[&[u8]], seconds: bool, absolute: bool) 
     }
     ctx.store.dirty += (updated.len() + deleted.len()) as u64;
     if !updated.is_empty() || !deleted.is_empty() {
+        // One event: `hdel` if a time in the past removed any field, else `hexpire`.
+        let event = if deleted.is_empty() { "hexpire" } else { "hdel" };
+        ctx.store.notify(crate::notify::HASH, event, key);
         ctx.store.note_field_expiry(key);
         ctx.store.delete_if_empty(key);
     }
@@ -282,6 +285,7 @@ fn hpersist(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     if changed > 0 {
         ctx.store.dirty += changed;
         ctx.store.note_field_expiry(key);
+        ctx.store.notify(crate::notify::HASH, "hpersist", key);
     }
     ctx.out.array(replies.len());
     replies.into_iter().for_each(|r| ctx.out.int(r));
@@ -313,6 +317,7 @@ fn hgetdel(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     if deleted > 0 {
         ctx.store.dirty += deleted;
         ctx.store.note_field_expiry(key);
+        ctx.store.notify(crate::notify::HASH, "hdel", key);
         ctx.store.delete_if_empty(key);
         propagate_hdel(ctx, key, fields);
     }
@@ -377,6 +382,14 @@ fn hgetex(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     }
     ctx.store.dirty += updated + deleted.len() as u64;
     if updated > 0 || !deleted.is_empty() {
+        // `hpersist`/`hexpire` for updated fields, else `hdel` for fields a time in the past
+        // removed.
+        let event = match op {
+            _ if updated == 0 => "hdel",
+            GetExOp::Persist => "hpersist",
+            _ => "hexpire",
+        };
+        ctx.store.notify(crate::notify::HASH, event, key);
         ctx.store.note_field_expiry(key);
         ctx.store.delete_if_empty(key);
     }
@@ -503,6 +516,14 @@ fn hsetex(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     }
     ctx.store.dirty += (pairs.len() / 2) as u64;
     ctx.store.note_field_expiry(key);
+    // `hset`, then `hdel` if a time in the past removed the fields again or `hexpire` if
+    // they got a time to live (`KEEPTTL` and no option: `hset` alone).
+    ctx.store.notify(crate::notify::HASH, "hset", key);
+    match ttl {
+        _ if !deleted.is_empty() => ctx.store.notify(crate::notify::HASH, "hdel", key),
+        SetExTtl::At(_) => ctx.store.notify(crate::notify::HASH, "hexpire", key),
+        _ => {}
+    }
     ctx.store.delete_if_empty(key);
     if !deleted.is_empty() {
         // Every field given was removed again: the `HDEL` says it all.

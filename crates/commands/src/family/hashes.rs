@@ -53,6 +53,8 @@ fn set_pairs(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<usize, CmdError> {
     if volatile {
         ctx.store.note_field_expiry(argv[1]);
     }
+    // Always, even if no value changed.
+    ctx.store.notify(crate::notify::HASH, "hset", argv[1]);
     Ok(created)
 }
 
@@ -82,6 +84,8 @@ fn hsetnx(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     }
     hash_or_create(ctx, key)?.set(field, value, &limits);
     ctx.store.dirty += 1;
+    // Redis names the event `hset`, not `hsetnx`.
+    ctx.store.notify(crate::notify::HASH, "hset", key);
     ctx.out.int(1);
     Ok(())
 }
@@ -128,6 +132,9 @@ fn hdel(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     ctx.store.dirty += deleted;
     if volatile && deleted > 0 {
         ctx.store.note_field_expiry(key);
+    }
+    if deleted > 0 {
+        ctx.store.notify(crate::notify::HASH, "hdel", key);
     }
     ctx.store.delete_if_empty(key);
     ctx.out.int(deleted as i64);
@@ -218,6 +225,7 @@ fn hincrby(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     // An increment keeps the field's time to live.
     h.set_keep_ttl(field, &args::int_bytes(new), &limits);
     ctx.store.dirty += 1;
+    ctx.store.notify(crate::notify::HASH, "hincrby", argv[1]);
     ctx.out.int(new);
     Ok(())
 }
@@ -243,6 +251,7 @@ fn hincrbyfloat(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     h.set_keep_ttl(field, &new, &limits);
     let volatile = h.field_expire(field).is_some();
     ctx.store.dirty += 1;
+    ctx.store.notify(crate::notify::HASH, "hincrbyfloat", argv[1]);
     ctx.out.bulk(&new);
     // A field with a time to live keeps it (`HSETEX ... KEEPTTL`, as Redis 8 logs it); else
     // plain `HSET`, which every Redis version replays.

@@ -10,6 +10,7 @@
 use crate::args::{self, is};
 use crate::ctx::{Ctx, Store};
 use crate::errors::{CmdError, CmdResult};
+use crate::notify;
 use crate::table::{
     bind, Binding,
     LockMode::{All, Keys, None as Unlocked},
@@ -64,7 +65,16 @@ const SHARED_REFCOUNT: i64 = i32::MAX as i64;
 /// Looks a key of the selected database up for a read without refreshing its access time
 /// (Redis's `LOOKUP_NOTOUCH`): expired keys are absent (and removed), hits and misses count.
 fn peek<'s>(store: &'s mut Store, key: &[u8]) -> Option<&'s Entry> {
+    peek_notify(store, key, true)
+}
+
+/// [`peek`]; `keymiss` is published for a missing key unless `miss_event` is false (`OBJECT`, as
+/// Redis's `LOOKUP_NONOTIFY`).
+fn peek_notify<'s>(store: &'s mut Store, key: &[u8], miss_event: bool) -> Option<&'s Entry> {
     let live = store.exists(key);
+    if !live && miss_event {
+        store.notify(notify::KEY_MISS, "keymiss", key);
+    }
     if live {
         store.stats.keyspace_hits += 1;
     } else {
@@ -95,6 +105,7 @@ fn del(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let mut n = 0;
     for key in &argv[1..] {
         if ctx.store.delete(key) {
+            ctx.store.notify(notify::GENERIC, "del", key);
             n += 1;
         }
     }
@@ -164,6 +175,8 @@ fn rename_generic(ctx: &mut Ctx, argv: &[&[u8]], nx: bool) -> CmdResult {
     if let Some(when) = when {
         ctx.store.set_expire(dst, when);
     }
+    ctx.store.notify(notify::GENERIC, "rename_from", src);
+    ctx.store.notify(notify::GENERIC, "rename_to", dst);
     if nx {
         ctx.out.int(1);
     } else {
@@ -220,6 +233,7 @@ fn copy(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     if let Some(when) = when {
         ctx.store.set_expire_in(dst_db, dst, when);
     }
+    ctx.store.notify_in(notify::GENERIC, "copy_to", dst_db, dst);
     ctx.out.int(1);
     Ok(())
 }
@@ -241,13 +255,15 @@ fn move_cmd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     if let Some(when) = when {
         ctx.store.set_expire_in(dst_db, key, when);
     }
+    ctx.store.notify_in(notify::GENERIC, "move_from", src_db, key);
+    ctx.store.notify_in(notify::GENERIC, "move_to", dst_db, key);
     ctx.out.int(1);
     Ok(())
 }
 
 /// `OBJECT ENCODING key`
 fn object_encoding(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    match peek(&mut ctx.store, argv[2]) {
+    match peek_notify(&mut ctx.store, argv[2], false) {
         Some(e) => {
             let enc = e.value.encoding();
             ctx.out.bulk(enc.as_bytes());
@@ -260,7 +276,7 @@ fn object_encoding(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 /// `OBJECT FREQ key`. Access frequencies are not tracked yet: under an LFU policy every key
 /// reports 0.
 fn object_freq(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    if peek(&mut ctx.store, argv[2]).is_none() {
+    if peek_notify(&mut ctx.store, argv[2], false).is_none() {
         ctx.out.null();
         return Ok(());
     }
@@ -289,7 +305,7 @@ fn idle_seconds(now_ms: i64, lru: u32) -> i64 {
 /// `OBJECT IDLETIME key`
 fn object_idletime(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms();
-    let Some(e) = peek(&mut ctx.store, argv[2]) else {
+    let Some(e) = peek_notify(&mut ctx.store, argv[2], false) else {
         ctx.out.null();
         return Ok(());
     };
@@ -316,7 +332,7 @@ fn shared_integers(ctx: &Ctx) -> bool {
 /// `OBJECT REFCOUNT key`: values are never shared, except that Redis shares the integers
 /// 0..9999 and reports `INT_MAX` for them.
 fn object_refcount(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let small_int = match peek(&mut ctx.store, argv[2]) {
+    let small_int = match peek_notify(&mut ctx.store, argv[2], false) {
         None => {
             ctx.out.null();
             return Ok(());
@@ -436,12 +452,14 @@ fn restore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     if ttl != 0 && ttl <= now {
         // Already expired: nothing is created; a replaced key is gone and logged as DEL.
         if deleted {
+            ctx.store.notify(notify::GENERIC, "del", key);
             ctx.propagate_as(|| vec![b"DEL".to_vec(), key.to_vec()]);
         }
         ctx.out.ok();
         return Ok(());
     }
     ctx.store.set(key, value.into_value(&ctx.store.ks.limits()), false);
+    ctx.store.notify(notify::GENERIC, "restore", key);
     if ttl != 0 {
         ctx.store.set_expire(key, ttl);
         if !absttl {
@@ -534,9 +552,11 @@ fn expire_generic(ctx: &mut Ctx, argv: &[&[u8]], relative: bool, seconds: bool, 
     }
     if when <= ctx.now_ms() {
         ctx.store.delete(key);
+        ctx.store.notify(notify::GENERIC, "del", key);
         ctx.propagate_as(|| vec![b"DEL".to_vec(), key.to_vec()]);
     } else {
         ctx.store.set_expire(key, when);
+        ctx.store.notify(notify::GENERIC, "expire", key);
         ctx.propagate_as(|| vec![b"PEXPIREAT".to_vec(), key.to_vec(), args::int_bytes(when)]);
     }
     ctx.out.int(1);
@@ -566,6 +586,9 @@ fn pexpireat(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 /// `PERSIST key`
 fn persist(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let done = ctx.store.lookup_write(argv[1]).is_some() && ctx.store.persist(argv[1]);
+    if done {
+        ctx.store.notify(notify::GENERIC, "persist", argv[1]);
+    }
     ctx.out.int(i64::from(done));
     Ok(())
 }

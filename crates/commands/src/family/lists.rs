@@ -77,6 +77,31 @@ pub(crate) fn range_arg(arg: &[u8], min: i64, max: i64, msg: Option<&str>) -> Re
     Ok(v)
 }
 
+/// The keyspace event of a push at `end` (`lpush`/`rpush`).
+fn push_event(end: End) -> &'static str {
+    if end == End::Head {
+        "lpush"
+    } else {
+        "rpush"
+    }
+}
+
+/// The keyspace event of a pop at `end` (`lpop`/`rpop`).
+fn pop_event(end: End) -> &'static str {
+    if end == End::Head {
+        "lpop"
+    } else {
+        "rpop"
+    }
+}
+
+/// After elements left the list at `key` from `end` (Redis's `listElementsRemoved`): the
+/// `lpop`/`rpop` event, then [`after_removal`] (`del` if that emptied it).
+fn after_pop(ctx: &mut Ctx, key: &[u8], end: End) {
+    ctx.store.notify(crate::notify::LIST, pop_event(end), key);
+    after_removal(ctx, key);
+}
+
 /// Deletes `key` if its list is now empty, else lets a quicklist shrink back to a listpack.
 fn after_removal(ctx: &mut Ctx, key: &[u8]) {
     let limits = ctx.store.limits();
@@ -101,6 +126,8 @@ fn push(ctx: &mut Ctx, key: &[u8], elems: &[&[u8]], end: End, only_existing: boo
     }
     let len = list.len();
     ctx.store.dirty += elems.len() as u64;
+    // One event per command, however many elements (after `new` if the key was created).
+    ctx.store.notify(crate::notify::LIST, push_event(end), key);
     Ok(len)
 }
 
@@ -157,6 +184,7 @@ fn linsert(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     list.insert(pos, after, elem, &limits);
     let len = list.len();
     ctx.store.dirty += 1;
+    ctx.store.notify(crate::notify::LIST, "linsert", argv[1]);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -196,6 +224,7 @@ fn lset(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     list.set(index, argv[3], &limits);
     list.shrink_check(&limits);
     ctx.store.dirty += 1;
+    ctx.store.notify(crate::notify::LIST, "lset", argv[1]);
     ctx.out.ok();
     Ok(())
 }
@@ -223,7 +252,11 @@ fn pop(ctx: &mut Ctx, argv: &[&[u8]], end: End) -> CmdResult {
             ctx.out.bulk(&v);
             ctx.store.dirty += 1;
         }
-        Some(0) => ctx.out.array(0),
+        // Nothing popped: no event, and the list is left as it was.
+        Some(0) => {
+            ctx.out.array(0);
+            return Ok(());
+        }
         Some(n) => {
             let n = n.min(list.len());
             ctx.out.array(n);
@@ -234,7 +267,7 @@ fn pop(ctx: &mut Ctx, argv: &[&[u8]], end: End) -> CmdResult {
             ctx.store.dirty += 1;
         }
     }
-    after_removal(ctx, key);
+    after_pop(ctx, key, end);
     Ok(())
 }
 
@@ -307,6 +340,8 @@ fn ltrim(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let now = list.len();
     list.delete_range(now - right, right);
     ctx.store.dirty += (left + right) as u64;
+    // `ltrim` whenever the key exists, even if nothing was trimmed; then `del` if emptied.
+    ctx.store.notify(crate::notify::LIST, "ltrim", key);
     after_removal(ctx, key);
     ctx.out.ok();
     Ok(())
@@ -353,6 +388,7 @@ fn lrem(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     }
     ctx.store.dirty += removed;
     if removed > 0 {
+        ctx.store.notify(crate::notify::LIST, "lrem", key);
         after_removal(ctx, key);
     }
     ctx.out.int(removed as i64);
@@ -442,7 +478,11 @@ fn move_one(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End) -> Result
         ctx.store.get_list_for_write(dst)?;
     }
     let v = ctx.store.get_list_for_write(src)?.and_then(|l| l.pop(from)).expect("stored lists are not empty");
+    // Events as Redis's `lmoveGenericCommand`: [`new`], `lpush`/`rpush` on the destination
+    // (from `push`), then `lpop`/`rpop` on the source, then `del` if that emptied it (never
+    // when rotating one list).
     push(ctx, dst, &[&v], to, false)?;
+    ctx.store.notify(crate::notify::LIST, pop_event(from), src);
     if src != dst {
         after_removal(ctx, src);
     }
@@ -474,7 +514,7 @@ fn pop_one_reply(ctx: &mut Ctx, key: &[u8], end: End) -> CmdResult {
     ctx.out.bulk(key);
     ctx.out.bulk(&v);
     ctx.store.dirty += 1;
-    after_removal(ctx, key);
+    after_pop(ctx, key, end);
     let cmd: &[u8] = if end == End::Head { b"LPOP" } else { b"RPOP" };
     ctx.propagate_as(|| vec![cmd.to_vec(), key.to_vec()]);
     Ok(())
@@ -625,7 +665,7 @@ pub(crate) fn mpop_reply(ctx: &mut Ctx, keys: &[&[u8]], end: End, count: usize) 
             ctx.out.bulk(&v);
         }
         ctx.store.dirty += 1;
-        after_removal(ctx, key);
+        after_pop(ctx, key, end);
         // Logged as the pop it was, as Redis propagates it.
         let cmd: &[u8] = if end == End::Head { b"LPOP" } else { b"RPOP" };
         ctx.propagate_as(|| vec![cmd.to_vec(), key.to_vec(), args::int_bytes(n as i64)]);

@@ -44,6 +44,9 @@ fn sadd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     set.maybe_convert(members.len(), &limits);
     let added = members.iter().filter(|m| set.add(m, &limits)).count();
     ctx.store.dirty += added as u64;
+    if added > 0 {
+        ctx.store.notify(crate::notify::SET, "sadd", key);
+    }
     ctx.out.int(added as i64);
     Ok(())
 }
@@ -65,6 +68,9 @@ fn srem(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         }
     }
     ctx.store.dirty += removed;
+    if removed > 0 {
+        ctx.store.notify(crate::notify::SET, "srem", key);
+    }
     ctx.store.delete_if_empty(key);
     ctx.out.int(removed as i64);
     Ok(())
@@ -92,12 +98,16 @@ fn smove(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     ctx.store.dirty += 1;
+    // Events as Redis's `smoveCommand`: `srem`, [`del`] on the source, [`new`] and `sadd`
+    // (only if the destination did not have the member) on the destination.
+    ctx.store.notify(crate::notify::SET, "srem", src);
     ctx.store.delete_if_empty(src);
     if !dst_exists {
         ctx.store.set(dst, Value::Set(Set::new_for(member, 1, &limits)), false);
     }
     if ctx.store.get_set_for_write(dst)?.expect("exists").add(member, &limits) {
         ctx.store.dirty += 1;
+        ctx.store.notify(crate::notify::SET, "sadd", dst);
     }
     ctx.out.int(1);
     Ok(())
@@ -166,6 +176,7 @@ fn spop(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         set.remove(&m);
         ctx.out.bulk(&m);
         ctx.store.dirty += 1;
+        ctx.store.notify(crate::notify::SET, "spop", key);
         ctx.store.delete_if_empty(key);
         ctx.propagate_as(|| vec![b"SREM".to_vec(), key.to_vec(), m]);
         return Ok(());
@@ -191,8 +202,12 @@ fn spop(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         ctx.out.bulk(m);
     }
     ctx.store.dirty += popped.len() as u64;
+    // One `spop` however many members, then `del` if they were all of them.
+    ctx.store.notify(crate::notify::SET, "spop", key);
     if all {
-        ctx.store.delete(key);
+        if ctx.store.delete(key) {
+            ctx.store.notify(crate::notify::GENERIC, "del", key);
+        }
         ctx.propagate_as(|| vec![b"DEL".to_vec(), key.to_vec()]);
     } else {
         ctx.propagate_as(|| [vec![b"SREM".to_vec(), key.to_vec()], popped.clone()].concat());
@@ -319,17 +334,22 @@ fn union_or_diff(sets: &[Option<&Set>], diff: bool, limits: &Limits) -> Set {
 }
 
 /// Replies with `result` as a set reply, or stores it at `dst` (replacing whatever was there;
-/// an empty result deletes it) and replies with its size.
-fn reply_or_store(ctx: &mut Ctx, result: Set, dst: Option<&[u8]>) {
+/// an empty result deletes it) and replies with its size. `event` is the store's keyspace
+/// event (`sinterstore`, ...); an empty result gives `del` instead, if `dst` existed.
+fn reply_or_store(ctx: &mut Ctx, result: Set, dst: Option<&[u8]>, event: &'static str) {
     let Some(dst) = dst else {
         reply_members(ctx.out, &result);
         return;
     };
     let n = result.len();
     if n == 0 {
-        ctx.store.delete(dst);
+        if ctx.store.delete(dst) {
+            ctx.store.notify(crate::notify::GENERIC, "del", dst);
+        }
     } else {
+        // Overwrites in place: `new` (from the store) only if `dst` did not exist.
         ctx.store.set(dst, Value::Set(result), false);
+        ctx.store.notify(crate::notify::SET, event, dst);
     }
     ctx.out.int(n as i64);
 }
@@ -353,7 +373,12 @@ fn algebra(ctx: &mut Ctx, op: Op, keys: &[&[u8]], dst: Option<&[u8]>) -> CmdResu
             Op::Diff => union_or_diff(&sets, true, &limits),
         }
     };
-    reply_or_store(ctx, result, dst);
+    let event = match op {
+        Op::Inter => "sinterstore",
+        Op::Union => "sunionstore",
+        Op::Diff => "sdiffstore",
+    };
+    reply_or_store(ctx, result, dst, event);
     Ok(())
 }
 

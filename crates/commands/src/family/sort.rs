@@ -227,10 +227,13 @@ fn sort_generic(ctx: &mut Ctx, argv: &[&[u8]], readonly: bool) -> CmdResult {
                 for v in &out {
                     list.push(End::Tail, v.as_deref().unwrap_or(b""), &limits);
                 }
+                // Overwrites in place: `new` (from the store) only if `dst` did not exist.
                 ctx.store.set(dst, Value::List(list), false);
                 ctx.store.dirty += n as u64 - 1;
-            } else {
-                ctx.store.delete(dst);
+                // Class `l` in Redis, not generic.
+                ctx.store.notify(crate::notify::LIST, "sortstore", dst);
+            } else if ctx.store.delete(dst) {
+                ctx.store.notify(crate::notify::GENERIC, "del", dst);
             }
             ctx.out.int(n as i64);
         }

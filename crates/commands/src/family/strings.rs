@@ -3,6 +3,7 @@
 use crate::args::{self, is};
 use crate::ctx::Ctx;
 use crate::errors::{CmdError, CmdResult};
+use crate::notify;
 use crate::table::{bind, Binding, LockMode::Keys};
 use engine::num;
 use engine::value::EMBSTR_MAX;
@@ -155,8 +156,10 @@ fn set(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     }
     let keep = expiry == Expiry::Keep;
     ctx.store.set(key, Value::Str(Str::from_bytes(val)), keep);
+    ctx.store.notify(notify::STRING, "set", key);
     if let Expiry::At(when) = expiry {
         set_expire_same_change(ctx, key, when);
+        ctx.store.notify(notify::GENERIC, "expire", key);
         if when <= ctx.now_ms() {
             // Already in the past: Redis stores then deletes, logging a DEL.
             ctx.store.delete(key);
@@ -192,6 +195,7 @@ fn setnx(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         return Ok(());
     }
     ctx.store.set(key, Value::Str(Str::from_bytes(val)), false);
+    ctx.store.notify(notify::STRING, "set", key);
     ctx.out.int(1);
     Ok(())
 }
@@ -201,7 +205,9 @@ fn set_with_ttl(ctx: &mut Ctx, argv: &[&[u8]], unit_ms: i64, cmd: &str) -> CmdRe
     let (key, val) = (argv[1], argv[3]);
     let when = expiry_ms(ctx, unit_ms, false, argv[2], cmd)?;
     ctx.store.set(key, Value::Str(Str::from_bytes(val)), false);
+    ctx.store.notify(notify::STRING, "set", key);
     set_expire_same_change(ctx, key, when);
+    ctx.store.notify(notify::GENERIC, "expire", key);
     ctx.propagate_as(|| vec![b"SET".to_vec(), key.to_vec(), val.to_vec(), b"PXAT".to_vec(), args::int_bytes(when)]);
     ctx.out.ok();
     Ok(())
@@ -225,6 +231,7 @@ fn getset(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         None => ctx.out.null(),
     }
     ctx.store.set(key, Value::Str(Str::from_bytes(val)), false);
+    ctx.store.notify(notify::STRING, "set", key);
     ctx.propagate_as(|| vec![b"SET".to_vec(), key.to_vec(), val.to_vec()]);
     Ok(())
 }
@@ -240,6 +247,7 @@ fn getdel(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         }
     }
     if ctx.store.delete(key) {
+        ctx.store.notify(notify::GENERIC, "del", key);
         ctx.propagate_as(|| vec![b"DEL".to_vec(), key.to_vec()]);
     }
     Ok(())
@@ -287,13 +295,16 @@ fn getex(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         Some((when, true)) if when <= now => {
             // An absolute time already past deletes the key.
             ctx.store.delete(key);
+            ctx.store.notify(notify::GENERIC, "del", key);
             ctx.propagate_as(|| vec![b"DEL".to_vec(), key.to_vec()]);
         }
         Some((when, _)) => {
             ctx.store.set_expire(key, when);
+            ctx.store.notify(notify::GENERIC, "expire", key);
             ctx.propagate_as(|| vec![b"PEXPIREAT".to_vec(), key.to_vec(), args::int_bytes(when)]);
         }
         None if persist && ctx.store.persist(key) => {
+            ctx.store.notify(notify::GENERIC, "persist", key);
             ctx.propagate_as(|| vec![b"PERSIST".to_vec(), key.to_vec()]);
         }
         None => {}
@@ -345,6 +356,7 @@ fn setrange(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             let mut v = vec![0u8; total];
             v[offset as usize..].copy_from_slice(val);
             ctx.store.set(key, Value::Str(Str::Raw(v)), false);
+            ctx.store.notify(notify::STRING, "setrange", key);
             ctx.out.int(total as i64);
         }
         Some(s) => {
@@ -360,6 +372,7 @@ fn setrange(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             v[offset as usize..total].copy_from_slice(val);
             let len = v.len();
             ctx.store.dirty += 1;
+            ctx.store.notify(notify::STRING, "setrange", key);
             ctx.out.int(len as i64);
         }
     }
@@ -373,6 +386,7 @@ fn append(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     match ctx.store.get_str_for_write(key)? {
         None => {
             ctx.store.set(key, Value::Str(Str::from_bytes(val)), false);
+            ctx.store.notify(notify::STRING, "append", key);
             ctx.out.int(val.len() as i64);
         }
         Some(s) => {
@@ -385,6 +399,7 @@ fn append(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             v.extend_from_slice(val);
             let len = v.len();
             ctx.store.dirty += 1;
+            ctx.store.notify(notify::STRING, "append", key);
             ctx.out.int(len as i64);
         }
     }
@@ -422,6 +437,8 @@ fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64) -> CmdResult {
             ctx.out.int(by);
         }
     }
+    // `INCR`, `DECR`, `INCRBY` and `DECRBY` all publish `incrby`, as in Redis.
+    ctx.store.notify(notify::STRING, "incrby", key);
     Ok(())
 }
 
@@ -466,6 +483,7 @@ fn incrbyfloat(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     // Redis builds the result as a plain string object: never `int`.
     let value = if new.len() <= EMBSTR_MAX { Str::Emb(new.as_slice().into()) } else { Str::Raw(new.clone()) };
     ctx.store.set(key, Value::Str(value), true);
+    ctx.store.notify(notify::STRING, "incrbyfloat", key);
     ctx.propagate_as(|| vec![b"SET".to_vec(), key.to_vec(), new, b"KEEPTTL".to_vec()]);
     Ok(())
 }
@@ -486,6 +504,7 @@ fn mget(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 fn set_pairs(ctx: &mut Ctx, argv: &[&[u8]]) {
     for pair in argv[1..].chunks_exact(2) {
         ctx.store.set(pair[0], Value::Str(Str::from_bytes(pair[1])), false);
+        ctx.store.notify(notify::STRING, "set", pair[0]);
     }
 }
 

@@ -159,6 +159,9 @@ fn zadd_generic(ctx: &mut Ctx, key: &[u8], pairs: &[&[u8]], f: AddFlags) -> CmdR
             }
         }
         ctx.store.dirty += added + updated;
+        if added + updated > 0 {
+            ctx.store.notify(crate::notify::ZSET, if f.incr { "zincr" } else { "zadd" }, key);
+        }
     }
     if f.incr {
         match last {
@@ -550,7 +553,7 @@ fn range_generic(ctx: &mut Ctx, argv: &[&[u8]], at: usize, dst: Option<&[u8]>, b
         }
         None => None,
     };
-    store_result(ctx, dst, result);
+    store_result(ctx, dst, result, "zrangestore");
     Ok(())
 }
 
@@ -567,16 +570,20 @@ fn build(items: &[(Vec<u8>, f64)], limits: &Limits) -> Option<ZSet> {
     Some(z)
 }
 
-/// Stores a result at `dst` (an empty one deletes it) and replies with its size.
-fn store_result(ctx: &mut Ctx, dst: &[u8], result: Option<ZSet>) {
+/// Stores a result at `dst` (an empty one deletes it) and replies with its size. `event` is
+/// the command's keyspace event, recorded for a stored result (`del` for a deleted `dst`).
+fn store_result(ctx: &mut Ctx, dst: &[u8], result: Option<ZSet>, event: &'static str) {
     match result {
         Some(z) => {
             let n = z.len();
             ctx.store.set(dst, Value::ZSet(z), false);
+            ctx.store.notify(crate::notify::ZSET, event, dst);
             ctx.out.int(n as i64);
         }
         None => {
-            ctx.store.delete(dst);
+            if ctx.store.delete(dst) {
+                ctx.store.notify(crate::notify::GENERIC, "del", dst);
+            }
             ctx.out.int(0);
         }
     }
@@ -658,13 +665,17 @@ fn zrem(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         }
     }
     ctx.store.dirty += removed;
+    if removed > 0 {
+        ctx.store.notify(crate::notify::ZSET, "zrem", key);
+    }
     ctx.store.delete_if_empty(key);
     ctx.out.int(removed as i64);
     Ok(())
 }
 
-/// `ZREMRANGEBY{RANK,SCORE,LEX}` once the range is parsed: removes the window's members.
-fn remove_range(ctx: &mut Ctx, key: &[u8], window: impl FnOnce(&ZSet) -> Window) -> CmdResult {
+/// `ZREMRANGEBY{RANK,SCORE,LEX}` once the range is parsed: removes the window's members;
+/// `event` is the command's keyspace event (recorded if something was removed).
+fn remove_range(ctx: &mut Ctx, key: &[u8], event: &'static str, window: impl FnOnce(&ZSet) -> Window) -> CmdResult {
     let Some(z) = ctx.store.get_zset_for_write(key)? else {
         ctx.out.int(0);
         return Ok(());
@@ -672,6 +683,9 @@ fn remove_range(ctx: &mut Ctx, key: &[u8], window: impl FnOnce(&ZSet) -> Window)
     let w = window(z);
     let n = if w.count == 0 { 0 } else { z.remove_range(w.lo, w.lo + w.count - 1) };
     ctx.store.dirty += n as u64;
+    if n > 0 {
+        ctx.store.notify(crate::notify::ZSET, event, key);
+    }
     ctx.store.delete_if_empty(key);
     ctx.out.int(n as i64);
     Ok(())
@@ -680,19 +694,19 @@ fn remove_range(ctx: &mut Ctx, key: &[u8], window: impl FnOnce(&ZSet) -> Window)
 /// `ZREMRANGEBYRANK key start stop`
 fn zremrangebyrank(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let (start, end) = (args::int(argv[2])?, args::int(argv[3])?);
-    remove_range(ctx, argv[1], |z| Window::by_rank(start, end, z.len(), false))
+    remove_range(ctx, argv[1], "zremrangebyrank", |z| Window::by_rank(start, end, z.len(), false))
 }
 
 /// `ZREMRANGEBYSCORE key min max`
 fn zremrangebyscore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let range = ScoreRange::parse(argv[2], argv[3])?;
-    remove_range(ctx, argv[1], |z| Window::by_bounds(range.ranks(z), 0, -1, false))
+    remove_range(ctx, argv[1], "zremrangebyscore", |z| Window::by_bounds(range.ranks(z), 0, -1, false))
 }
 
 /// `ZREMRANGEBYLEX key min max`
 fn zremrangebylex(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let range = LexRange::parse(argv[2], argv[3])?;
-    remove_range(ctx, argv[1], |z| Window::by_bounds(range.ranks(z), 0, -1, false))
+    remove_range(ctx, argv[1], "zremrangebylex", |z| Window::by_bounds(range.ranks(z), 0, -1, false))
 }
 
 // --- Pops -------------------------------------------------------------------------------------
@@ -739,6 +753,9 @@ fn pop_from(ctx: &mut Ctx, key: &[u8], max: bool, count: usize, shape: PopReply)
     });
     z.remove_range(w.lo, w.lo + n - 1);
     ctx.store.dirty += n as u64;
+    if n > 0 {
+        ctx.store.notify(crate::notify::ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
+    }
     ctx.store.delete_if_empty(key);
     Ok(n)
 }
@@ -985,9 +1002,10 @@ fn algebra(ctx: &mut Ctx, argv: &[&[u8]], at: usize, dst: Option<&[u8]>, op: Op,
     }
     let n = numkeys as usize;
     let keys = &argv[at + 1..at + 1 + n];
-    // Types first (each key looked up on its own: expiry, stats), then the options.
+    // Types first (each key looked up on its own: expiry, stats, `keymiss`), then the options.
+    // Redis 7 reads the sources of the STORE forms as reads too.
     for &k in keys {
-        let ok = match if dst.is_some() { ctx.store.lookup_write(k) } else { ctx.store.lookup_read(k) } {
+        let ok = match ctx.store.lookup_read(k) {
             None => true,
             Some(e) => matches!(e.value, Value::ZSet(_) | Value::Set(_)),
         };
@@ -1056,7 +1074,14 @@ fn algebra(ctx: &mut Ctx, argv: &[&[u8]], at: usize, dst: Option<&[u8]>, op: Op,
         items
     };
     match dst {
-        Some(dst) => store_result(ctx, dst, build(&items, &limits)),
+        Some(dst) => {
+            let event = match op {
+                Op::Union => "zunionstore",
+                Op::Inter => "zinterstore",
+                Op::Diff => "zdiffstore",
+            };
+            store_result(ctx, dst, build(&items, &limits), event)
+        }
         None => reply_pairs(ctx.out, &items, opts.with_scores),
     }
     Ok(())
