@@ -151,6 +151,14 @@ pub fn execute(
         ));
         return reject(session, out, host.stats(), local, e, Some(cmd));
     }
+    if session.monitor && {
+        use crate::spec::Flags;
+        let f = cmd.spec.flags;
+        f.has(Flags::WRITE) || f.has(Flags::READONLY) || f.has(Flags::MAY_REPLICATE)
+    } {
+        let e = CmdError::err("Replica can't interact with the keyspace");
+        return reject(session, out, host.stats(), local, e, Some(cmd));
+    }
     if session.multi.is_some() && !crate::family::transactions::runs_in_multi(cmd) {
         // (`MULTI` and `WATCH`, flagged too, run and refuse themselves without dooming it.)
         if cmd.spec.flags.has(crate::spec::Flags::NO_MULTI) {
@@ -292,10 +300,21 @@ pub fn execute(
     if status == Status::Failed {
         local.failed(cmd);
     }
+    if !opts.replay && host.monitors().is_some_and(|m| !m.is_empty()) && shown_to_monitors(cmd) {
+        if let Some(line) = host.feed_monitors(session, argv) {
+            out.raw(&line);
+        }
+    }
     if !deferred.is_empty() {
         run_deferred(ks, host, session, env, out, effects, local, opts, deferred);
     }
     Outcome { command: Some(cmd), status, dirty: dirty > 0, blocked }
+}
+
+/// True for the commands `MONITOR` shows: all but the administrative ones (as in Redis).
+pub(crate) fn shown_to_monitors(cmd: &Command) -> bool {
+    use crate::spec::Flags;
+    !cmd.spec.flags.has(Flags::ADMIN) && !cmd.spec.flags.has(Flags::SKIP_MONITOR)
 }
 
 /// Records the effect of a command that changed the dataset: the rewritten form its handler

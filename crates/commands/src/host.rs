@@ -89,6 +89,16 @@ pub trait Host: Send + Sync {
     fn read_consistency(&self) -> crate::session::ReadConsistency {
         crate::session::ReadConsistency::Linearizable
     }
+    /// The `MONITOR`ing clients (None: this host has none).
+    fn monitors(&self) -> Option<&crate::monitor::Monitors> {
+        None
+    }
+    /// Shows a command that ran to the monitoring clients (callers check that some exist).
+    /// A monitoring client's own command is not sent to it: its line is returned, to follow
+    /// the command's reply.
+    fn feed_monitors(&self, _session: &Session, _argv: &[&[u8]]) -> Option<Vec<u8>> {
+        None
+    }
     /// `notify-keyspace-events` as class bits (`crate::notify`); 0 = off.
     fn notify_flags(&self) -> u32 {
         0

@@ -16,6 +16,7 @@ pub mod exec;
 pub mod family;
 pub mod host;
 pub mod keys;
+pub mod monitor;
 pub mod notify;
 pub mod pubsub;
 pub mod session;

@@ -166,6 +166,8 @@ pub struct Session {
     pub mailbox: Option<Arc<Mailbox>>,
     /// Channels, patterns and shard channels subscribed to (None: never subscribed).
     pub subs: Option<Box<Subscriptions>>,
+    /// `MONITOR`ing: sees every command; may not run commands that touch keys.
+    pub monitor: bool,
 }
 
 impl Session {
@@ -191,6 +193,7 @@ impl Session {
             watch_dirty: None,
             mailbox: None,
             subs: None,
+            monitor: false,
         }
     }
 

@@ -73,6 +73,9 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr,
     if let Some(subs) = session.subs.as_deref_mut() {
         shared.pubsub.unsubscribe_all(subs, session.mailbox.as_ref(), id);
     }
+    if session.monitor {
+        shared.monitors.remove(id);
+    }
     let _ = stream.shutdown().await;
     shared.clients.remove(id);
 }
@@ -207,6 +210,14 @@ async fn run(
                     // A write in a cluster: through the log, replying with what applying it
                     // gave. A pipeline's consecutive writes go as one entry.
                     let keep = !matches!(session.reply_mode, ReplyMode::Off | ReplyMode::Skip);
+                    if !shared.monitors.is_empty() {
+                        // Applied through the log as a replay, which monitors do not see:
+                        // shown here, when it is sent.
+                        use commands::Host as _;
+                        if let Some(line) = shared.feed_monitors(session, &argv) {
+                            out.raw(&line);
+                        }
+                    }
                     batch.push(session, cmd, keep);
                     if batch.is_full() {
                         batch.flush(shared, &mut out).await;

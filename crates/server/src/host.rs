@@ -20,6 +20,19 @@ impl Host for Shared {
         &self.pubsub
     }
 
+    fn monitors(&self) -> Option<&commands::monitor::Monitors> {
+        Some(&self.monitors)
+    }
+
+    fn feed_monitors(&self, session: &Session, argv: &[&[u8]]) -> Option<Vec<u8>> {
+        let addr = match self.clients.get(session.id) {
+            Some(c) => c.addr.to_string(),
+            None => "lua".into(),
+        };
+        let us = self.unix_time_us();
+        self.monitors.feed(us, session.db, &addr, argv, us / 1000, session.id)
+    }
+
     fn notify_flags(&self) -> u32 {
         self.config.notify_flags.load(Ordering::Relaxed)
     }

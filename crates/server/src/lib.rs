@@ -43,6 +43,8 @@ pub struct Shared {
     pub waiters: commands::blocking::Waiters,
     /// Pub/sub subscribers.
     pub pubsub: commands::pubsub::PubSub,
+    /// `MONITOR`ing clients.
+    pub monitors: commands::monitor::Monitors,
     /// `client-output-buffer-limit`, read by every client's mailbox.
     pub output_limits: Arc<commands::pubsub::OutputLimits>,
     /// Client pause state.
@@ -93,6 +95,7 @@ impl Shared {
             stats: Stats::default(),
             waiters: Default::default(),
             pubsub: Default::default(),
+            monitors: Default::default(),
             output_limits,
             pause: pause::Pause::default(),
             start_ms: connection::unix_ms(),

@@ -97,3 +97,69 @@ fn a_subscriber_that_never_reads_is_closed_at_its_limit_and_memory_stays_flat() 
     let log = t.stdout() + &t.stderr();
     assert!(log.contains("closed for overcoming of output buffer limits"), "{log}");
 }
+
+/// `MONITOR` beside redis-server: the same commands give the same lines (timestamps and
+/// client addresses aside): commands shown once they ran (a failure while running is shown,
+/// a refusal before it is not), with the database selected after them, never administrative
+/// commands, passwords redacted, arguments quoted as Redis quotes them. The monitoring client
+/// may not touch keys, and a second `MONITOR` gets no reply.
+#[test]
+fn monitor_shows_what_redis_shows() {
+    let t = tandem(COMMON_FLAGS);
+    let r = redis(&[COMMON_FLAGS, REDIS_ONLY_FLAGS].concat());
+    let mut seen = Vec::new();
+    for server in [&*t, &*r] {
+        let mut m = server.client();
+        assert_eq!(m.send(&["MONITOR"]), Frame::Simple(b"OK".to_vec()));
+        let mut c = server.client();
+        let script: &[&[&str]] = &[
+            &["SET", "k", "v"],
+            &["GET", "k"],
+            &["NOSUCHCOMMAND", "x"],
+            &["GET"],
+            &["LPUSH", "k", "x"],
+            &["CONFIG", "GET", "maxmemory"],
+            &["SELECT", "2"],
+            &["SET", "a b", "x\ny\"\\\u{1}"],
+            &["AUTH", "secret"],
+            &["HELLO", "2", "AUTH", "default", "secret"],
+            &["MULTI"],
+            &["INCR", "n"],
+            &["PING"],
+            &["EXEC"],
+            &["ECHO", "done"],
+        ];
+        for cmd in script {
+            c.send(cmd);
+        }
+        let mut lines = Vec::new();
+        loop {
+            let line = match m.read_frame() {
+                Frame::Simple(b) => String::from_utf8_lossy(&b).into_owned(),
+                other => panic!("{other:?}"),
+            };
+            // "<seconds>.<micros> [<db> <addr>] args": keep the database and the arguments.
+            let (ts, rest) = line.split_once(' ').unwrap();
+            assert!(ts.len() == 17 && ts.as_bytes()[10] == b'.', "{line}");
+            let (db_addr, args) = rest.split_once("] ").unwrap();
+            let db = db_addr.trim_start_matches('[').split(' ').next().unwrap();
+            let done = args == "\"ECHO\" \"done\"";
+            lines.push(format!("[{db}] {args}"));
+            if done {
+                break;
+            }
+        }
+        assert_eq!(m.send(&["GET", "k"]), Frame::Error(b"ERR Replica can't interact with the keyspace".to_vec()));
+        m.write_command(&["MONITOR"]).unwrap();
+        assert_eq!(m.send(&["PING"]), Frame::Simple(b"PONG".to_vec()), "a second MONITOR answers nothing");
+        // A monitor sees its own commands too, after their replies.
+        match m.read_frame() {
+            Frame::Simple(line) if line.ends_with(b"] \"PING\"") => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(m.send(&["RESET"]), Frame::Simple(b"RESET".to_vec()));
+        assert_eq!(m.send(&["GET", "k"]), Frame::Bulk(b"v".to_vec()));
+        seen.push(lines);
+    }
+    assert_eq!(seen[0], seen[1], "tandem's lines, then redis's");
+}

@@ -71,6 +71,11 @@ fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     let id = ctx.session.id;
     crate::family::transactions::unwatch_all(ctx.store.ks, ctx.session);
     let mailbox = ctx.session.mailbox.take();
+    if ctx.session.monitor {
+        if let Some(m) = ctx.host.monitors() {
+            m.remove(id);
+        }
+    }
     if let Some(subs) = ctx.session.subs.as_deref_mut() {
         ctx.host.pubsub().unsubscribe_all(subs, mailbox.as_ref(), id);
     }

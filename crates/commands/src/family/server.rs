@@ -17,6 +17,7 @@ pub const REDIS_VERSION: &str = "7.2.4";
 /// Bindings of this family.
 pub const BINDINGS: &[Binding] = &[
     bind("time", time, LockMode::None),
+    bind("monitor", monitor, LockMode::None),
     bind("info", info, LockMode::None),
     bind("config|get", config_get, LockMode::None),
     bind("config|set", config_set, LockMode::None),
@@ -56,6 +57,25 @@ pub fn help_reply(ctx: &mut Ctx, cmd: &str, lines: &[&str]) {
     }
     ctx.out.simple(b"HELP");
     ctx.out.simple(b"    Prints this help.");
+}
+
+/// `MONITOR`: from now on this client sees every command the server runs (see
+/// [`crate::monitor`]). A second `MONITOR` gets no reply at all, as in Redis.
+fn monitor(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    if !ctx.may_block {
+        // Inside `EXEC`.
+        return Err(CmdError::err("MONITOR isn't allowed for DENY BLOCKING client"));
+    }
+    if ctx.session.monitor {
+        return Ok(());
+    }
+    let (Some(monitors), Some(mailbox)) = (ctx.host.monitors(), ctx.session.mailbox.clone()) else {
+        return Err(CmdError::err("MONITOR is not available here"));
+    };
+    monitors.add(mailbox);
+    ctx.session.monitor = true;
+    ctx.out.ok();
+    Ok(())
 }
 
 /// `TIME`

@@ -47,6 +47,7 @@ pub fn runs_in_multi(cmd: &Command) -> bool {
 /// they run inside a transaction's hold. Any other such command (`INFO`, `SCAN`, `BGSAVE`,
 /// ...) locks shards itself, so `EXEC` runs it once its hold is released, after the others.
 const LOCK_FREE: &[&str] = &[
+    "monitor",
     "subscribe",
     "psubscribe",
     "ssubscribe",
@@ -175,11 +176,17 @@ fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     ctx.out.array(multi.len());
     let first_effect = ctx.store.effects.list.len();
     let may_block = std::mem::replace(&mut ctx.may_block, false);
+    // A client's transaction (not a replayed one) shows each command to `MONITOR` as it runs.
+    let monitored = may_block && ctx.host.monitors().is_some_and(|m| !m.is_empty());
     for (cmd, argv) in multi.commands() {
         if takes_own_locks(cmd) {
             ctx.deferred.push((ctx.out.len(), argv.iter().map(|a| a.to_vec()).collect()));
         } else {
             run_queued(ctx, &argv, cmd);
+            if monitored && crate::exec::shown_to_monitors(cmd) {
+                // (A monitoring client's own transaction: its lines are not sent to it.)
+                ctx.host.feed_monitors(ctx.session, &argv);
+            }
         }
     }
     ctx.may_block = may_block;
