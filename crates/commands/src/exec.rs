@@ -278,7 +278,8 @@ pub fn execute(
     if !ctx.store.events.is_empty() {
         // Under the locks too: events of one key are published in the order of its commands.
         let events = std::mem::take(&mut ctx.store.events);
-        crate::notify::publish(host, ctx.store.notify_flags, &events, env_now);
+        // Delivery runs on the wall clock (output-buffer soft limits), not the command's time.
+        crate::notify::publish(host, ctx.store.notify_flags, &events, host.unix_time_us() / 1000);
     }
     if logging {
         // Still under the shard locks, for the same reason. Effects of keys this command found

@@ -123,6 +123,9 @@ pub fn wanted(flags: u32, class: u32) -> bool {
 /// Publishes events: on the keyspace channel first, then the keyevent channel.
 pub fn publish(host: &dyn Host, flags: u32, events: &[Event], now_ms: i64) {
     let ps = host.pubsub();
+    if !ps.has_subscribers() {
+        return;
+    }
     let mut channel = Vec::new();
     for e in events {
         if flags & KEYSPACE != 0 {

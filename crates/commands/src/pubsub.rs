@@ -81,11 +81,13 @@ struct Pending {
     bytes: Vec<u8>,
     /// When the output buffer went past the soft limit (ms), while it stays past it.
     soft_since_ms: Option<i64>,
+    /// Why the client was closed (for the connection's log line).
+    closed_why: Option<String>,
 }
 
-/// Called once when a mailbox closes its client for its output buffer (the argument is a
-/// description for the log).
-pub type OnOverflow = Box<dyn Fn(&str) + Send + Sync>;
+/// Called once when a mailbox closes its client for its output buffer, possibly under shard
+/// and registry locks: it must only signal the connection (which logs it), never block.
+pub type OnOverflow = Box<dyn Fn() + Send + Sync>;
 
 /// One client's undelivered messages, and its output-buffer accounting.
 pub struct Mailbox {
@@ -144,6 +146,11 @@ impl Mailbox {
     /// True once the client was closed for its output buffer.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Why the client was closed for its output buffer, if it was.
+    pub fn closed_why(&self) -> Option<String> {
+        self.pending.lock().closed_why.clone()
     }
 
     /// Moves the waiting bytes to `out`.
@@ -273,8 +280,9 @@ impl Mailbox {
             return;
         }
         p.bytes = Vec::new();
+        p.closed_why = Some(why.to_string());
         self.len.store(0, Ordering::Relaxed);
-        (self.on_overflow)(why);
+        (self.on_overflow)();
         self.notify.notify_one();
     }
 }
@@ -514,7 +522,7 @@ mod tests {
         let m = Mailbox::new(
             id,
             limits.clone(),
-            Box::new(move |_| {
+            Box::new(move || {
                 c.fetch_add(1, Ordering::SeqCst);
             }),
         );

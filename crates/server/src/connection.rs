@@ -56,19 +56,12 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr,
     let authenticated = shared.config.requirepass.read().is_none();
     let mut session = Session::new(client.id, authenticated);
     let overflowed = client.clone();
-    session.mailbox = Some(Arc::new(Mailbox::new(
-        id,
-        shared.output_limits.clone(),
-        Box::new(move |why| {
-            tracing::warn!(
-                "Client id={} addr={} ({why}) closed for overcoming of output buffer limits.",
-                overflowed.id,
-                overflowed.addr
-            );
-            overflowed.kill();
-        }),
-    )));
+    session.mailbox =
+        Some(Arc::new(Mailbox::new(id, shared.output_limits.clone(), Box::new(move || overflowed.kill()))));
     let _ = run(&shared, &client, &mut stream, &mut session).await;
+    if let Some(why) = session.mailbox.as_ref().and_then(|m| m.closed_why()) {
+        tracing::warn!("Client id={id} addr={addr} ({why}) closed for overcoming of output buffer limits.");
+    }
     commands::family::transactions::unwatch_all(&shared.ks, &mut session);
     if let Some(subs) = session.subs.as_deref_mut() {
         shared.pubsub.unsubscribe_all(subs, session.mailbox.as_ref(), id);
@@ -104,7 +97,9 @@ async fn run(
         if rbuf.capacity() - rbuf.len() < 4096 {
             rbuf.reserve(16 * 1024);
         }
-        let timeout_s = shared.config.timeout.load(Ordering::Relaxed);
+        // Subscribers and monitors only listen: the idle timeout does not apply (as in Redis).
+        let timeout_s =
+            if session.subscribed() || session.monitor { 0 } else { shared.config.timeout.load(Ordering::Relaxed) };
         let read = async {
             if timeout_s > 0 {
                 match tokio::time::timeout(Duration::from_secs(timeout_s), stream.read_buf(&mut rbuf)).await {
@@ -148,6 +143,10 @@ async fn run(
         let anchor = Instant::now();
         let anchor_ms = unix_ms();
         loop {
+            if client.killed.load(Ordering::Relaxed) || mailbox.is_closed() {
+                // Killed (or closed for its output buffer): the rest of its pipeline never runs.
+                return Ok(());
+            }
             let buf = &rbuf[start..];
             let consumed = match parser.parse(buf, &limits) {
                 Ok(Some(c)) => c,
@@ -357,7 +356,9 @@ fn route<'a>(
 ) -> Route<'a> {
     use commands::spec::Flags;
     let Ok(cmd) = commands::exec::resolve(argv) else { return Route::Here };
-    if !session.authenticated {
+    if !session.authenticated || session.monitor || (session.resp == Resp::V2 && session.subscribed()) {
+        // Refused here by `execute` (a monitor may not touch keys; a subscribed RESP2
+        // connection takes only the pub/sub commands), or answered here (PING, SUBSCRIBE).
         return Route::Here;
     }
     if let Some(multi) = &session.multi {
@@ -448,10 +449,11 @@ impl WriteBatch {
         match cluster.write(req).await {
             Ok((replies, index)) => {
                 for (i, (reply, keep)) in replies.iter().zip(&keep).enumerate() {
+                    let publish = publishes.next_if(|(at, ..)| *at == i);
                     if !*keep {
                         continue;
                     }
-                    match publishes.next_if(|(at, ..)| *at == i) {
+                    match publish {
                         // The leader's reply counted the leader's subscribers; Redis Cluster
                         // counts those of the node the publisher is connected to.
                         Some((_, kind, channel)) if reply.first() == Some(&b':') => {

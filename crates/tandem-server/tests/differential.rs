@@ -226,30 +226,14 @@ fn redis_version(server: &ServerProcess) -> String {
 #[test]
 fn differential_cases() {
     let started = Instant::now();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(cases_dir())
-        .unwrap_or_else(|e| panic!("reading {}: {e}", cases_dir().display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "cases"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no .cases files in {}", cases_dir().display());
     let filter = std::env::var("DIFF_FILTER").unwrap_or_default();
     let (tandem, redis) = common::pair();
     eprintln!("tandem-server {} vs redis-server {}", redis_version(&tandem), redis_version(&redis));
     let mut failures = Vec::new();
-    for path in &files {
-        let name = format!("diff/{}", path.file_name().unwrap_or_default().to_string_lossy());
+    for (name, cases) in case_files() {
         if !name.contains(&filter) {
             continue;
         }
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        let cases = match parse_cases(&text) {
-            Ok(c) => c,
-            Err(e) => {
-                failures.push(format!("{name}: {e}"));
-                continue;
-            }
-        };
         let before = failures.len();
         let file_start = Instant::now();
         let mut commands = 0;
@@ -401,7 +385,7 @@ fn case_files() -> Vec<(String, Vec<Case>)> {
         .filter(|p| p.extension().is_some_and(|x| x == "cases"))
         .collect();
     files.sort();
-    files
+    let files: Vec<(String, Vec<Case>)> = files
         .iter()
         .map(|path| {
             let name = format!("diff/{}", path.file_name().unwrap_or_default().to_string_lossy());
@@ -409,7 +393,9 @@ fn case_files() -> Vec<(String, Vec<Case>)> {
             let cases = parse_cases(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
             (name, cases)
         })
-        .collect()
+        .collect();
+    assert!(!files.is_empty(), "no .cases files in {}", cases_dir().display());
+    files
 }
 
 // ---------------------------------------------------------------------------------------------

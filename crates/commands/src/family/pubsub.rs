@@ -142,14 +142,14 @@ fn sunsubscribe(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 /// `PUBLISH channel message`
 fn publish(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let n = ctx.host.pubsub().publish(argv[1], argv[2], ctx.store.now_ms);
+    let n = ctx.host.pubsub().publish(argv[1], argv[2], ctx.host.unix_time_us() / 1000);
     ctx.out.int(n as i64);
     Ok(())
 }
 
 /// `SPUBLISH shardchannel message`
 fn spublish(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let n = ctx.host.pubsub().spublish(argv[1], argv[2], ctx.store.now_ms);
+    let n = ctx.host.pubsub().spublish(argv[1], argv[2], ctx.host.unix_time_us() / 1000);
     ctx.out.int(n as i64);
     Ok(())
 }
