@@ -208,9 +208,7 @@ impl<'a> Store<'a> {
     /// Records a keyspace event of `key` in database `db` (if its class is published).
     #[inline]
     pub fn notify_in(&mut self, class: u32, name: &'static str, db: usize, key: &[u8]) {
-        if crate::notify::wanted(self.notify_flags, class) {
-            self.events.push(crate::notify::Event { class, name, db, key: key.to_vec() });
-        }
+        crate::notify::record(&mut self.events, self.notify_flags, class, name, db, key);
     }
 
     /// Records a keyspace event of `key` in the selected database.
@@ -312,7 +310,7 @@ impl<'a> Store<'a> {
             self.notify_in(crate::notify::KEY_MISS, "keymiss", db, key);
             return None;
         }
-        let flags = self.notify_flags;
+        let (flags, events) = (self.notify_flags, &mut self.events);
         let lru = lru_clock(self.now_ms);
         let touch = !self.no_touch;
         // Reads only refresh the access time, which snapshots do not keep: no capture.
@@ -328,14 +326,8 @@ impl<'a> Store<'a> {
             }
             None => {
                 self.stats.keyspace_misses += 1;
-                if crate::notify::wanted(flags, crate::notify::KEY_MISS) {
-                    self.events.push(crate::notify::Event {
-                        class: crate::notify::KEY_MISS,
-                        name: "keymiss",
-                        db,
-                        key: key.to_vec(),
-                    });
-                }
+                // (Not `notify_in`: the shard borrowed above is still borrowed from `self`.)
+                crate::notify::record(events, flags, crate::notify::KEY_MISS, "keymiss", db, key);
                 None
             }
         }

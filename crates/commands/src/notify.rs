@@ -120,6 +120,14 @@ pub fn wanted(flags: u32, class: u32) -> bool {
     flags & class != 0 && flags & (KEYSPACE | KEYEVENT) != 0
 }
 
+/// Appends an event to `events` if its class is published under `flags`.
+#[inline]
+pub fn record(events: &mut Vec<Event>, flags: u32, class: u32, name: &'static str, db: usize, key: &[u8]) {
+    if wanted(flags, class) {
+        events.push(Event { class, name, db, key: key.to_vec() });
+    }
+}
+
 /// Publishes events: on the keyspace channel first, then the keyevent channel.
 pub fn publish(host: &dyn Host, flags: u32, events: &[Event], now_ms: i64) {
     let ps = host.pubsub();

@@ -429,8 +429,14 @@ impl WriteBatch {
         }
         if cmd.argv.len() == 3 {
             let name = &cmd.argv[0];
-            if name.eq_ignore_ascii_case(b"publish") || name.eq_ignore_ascii_case(b"spublish") {
-                let kind = if name.len() == 8 { Kind::Shard } else { Kind::Channel };
+            let kind = if name.eq_ignore_ascii_case(b"publish") {
+                Some(Kind::Channel)
+            } else if name.eq_ignore_ascii_case(b"spublish") {
+                Some(Kind::Shard)
+            } else {
+                None
+            };
+            if let Some(kind) = kind {
                 self.publishes.push((self.commands.len(), kind, cmd.argv[1].clone()));
             }
         }

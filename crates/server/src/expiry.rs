@@ -128,7 +128,7 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
                         if logging {
                             shared.aof.append_one(d, &[b"DEL", key]);
                         }
-                        push_event(&mut events, flags, notify::EXPIRED, "expired", d, key);
+                        notify::record(&mut events, flags, notify::EXPIRED, "expired", d, key);
                     });
                     Stats::add(&shared.stats.expired_keys, s.expired as u64);
                     if s.sampled == 0 || s.expired * 4 <= s.sampled || t0.elapsed() > budget {
@@ -173,7 +173,7 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
                             if logging {
                                 shared.aof.append_one(d, &[b"DEL", key]);
                             }
-                            push_event(&mut events, flags, notify::EXPIRED, "expired", d, key);
+                            notify::record(&mut events, flags, notify::EXPIRED, "expired", d, key);
                         }
                         Reaped::Fields(gone) => {
                             fields += gone.len();
@@ -185,7 +185,7 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
                                 argv.extend(gone.iter().map(|f| &**f));
                                 shared.aof.append_one(d, &argv);
                             }
-                            push_event(&mut events, flags, notify::HASH, "hexpired", d, key);
+                            notify::record(&mut events, flags, notify::HASH, "hexpired", d, key);
                         }
                     });
                     Stats::add(&shared.stats.expired_subkeys, fields as u64);
@@ -209,10 +209,10 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
                 let mut all = Vec::with_capacity(events.len());
                 for e in events.drain(..) {
                     let emptied = e.name == "hexpired" && db.entry(shared.ks.hash(&e.key), &e.key).is_none();
-                    let (ev_db, key) = (e.db, e.key.clone());
+                    let (d, key) = (e.db, if emptied { e.key.clone() } else { Vec::new() });
                     all.push(e);
-                    if emptied && notify::wanted(flags, notify::GENERIC) {
-                        all.push(Event { class: notify::GENERIC, name: "del", db: ev_db, key });
+                    if emptied {
+                        notify::record(&mut all, flags, notify::GENERIC, "del", d, &key);
                     }
                 }
                 notify::publish(shared, flags, &all, unix_ms());
@@ -224,11 +224,4 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
         }
     }
     (0, found)
-}
-
-/// Records an event of the expiry cycle if its class is published.
-fn push_event(events: &mut Vec<Event>, flags: u32, class: u32, name: &'static str, db: usize, key: &[u8]) {
-    if notify::wanted(flags, class) {
-        events.push(Event { class, name, db, key: key.to_vec() });
-    }
 }

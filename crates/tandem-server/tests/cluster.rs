@@ -1361,6 +1361,11 @@ fn messages_published_on_any_node_reach_subscribers_on_every_node_in_order() {
             }
             assert!(s.is_silent(Duration::from_millis(200)), "node {k}: a message delivered twice");
         }
+        // A subscribed RESP2 connection is refused writes on its node, before the log.
+        match subs[0].send(&["SET", "k", "v"]) {
+            Frame::Error(e) => assert!(e.starts_with(b"ERR Can't execute 'set'"), "{}", String::from_utf8_lossy(&e)),
+            other => panic!("{other:?}"),
+        }
         // Keyspace events: every node applies every write, so each publishes its events to
         // its own subscribers (the setting is per node, as in Redis).
         for n in &nodes {

@@ -163,3 +163,22 @@ fn monitor_shows_what_redis_shows() {
     }
     assert_eq!(seen[0], seen[1], "tandem's lines, then redis's");
 }
+
+/// The idle `timeout` closes idle clients but not subscribers, which only listen (Redis
+/// exempts them too): side by side with redis-server.
+#[test]
+fn the_idle_timeout_spares_subscribers() {
+    let flags = ["--timeout", "1"];
+    let t = tandem(&flags);
+    let r = redis(&[REDIS_ONLY_FLAGS, &flags].concat());
+    for (name, server) in [("tandem", &*t), ("redis", &*r)] {
+        let mut idle = server.client();
+        assert_eq!(idle.send(&["PING"]), Frame::Simple(b"PONG".to_vec()));
+        let mut sub = subscribe(server, "quiet");
+        // Redis checks timeouts in its cron, up to a second late.
+        std::thread::sleep(Duration::from_millis(3200));
+        assert_eq!(server.client().send(&["PUBLISH", "quiet", "still here"]), Frame::Integer(1), "{name}");
+        assert_eq!(sub.read_frame(), Frame::Array(vec![bulk("message"), bulk("quiet"), bulk("still here")]), "{name}");
+        assert!(idle.try_read_frame().is_err_and(|e| e.is_closed()), "{name}: the idle client is closed");
+    }
+}
