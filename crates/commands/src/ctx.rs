@@ -123,6 +123,23 @@ impl<'a> Locks<'a> {
         panic!("shard {i} touched without being locked");
     }
 
+    /// True if shard `i` is locked.
+    pub(crate) fn holds(&self, i: usize) -> bool {
+        !self.all.is_empty() || self.guards.iter().any(|(idx, _)| *idx == i)
+    }
+
+    /// True if no shard is locked.
+    pub(crate) fn holds_none(&self) -> bool {
+        self.all.is_empty() && self.guards.is_empty()
+    }
+
+    /// Every locked shard, leaving a pending snapshot to [`Shard::before_write`] (for state
+    /// no snapshot holds).
+    pub(crate) fn shards_deferred(&mut self) -> impl Iterator<Item = &mut Shard> + use<'_, 'a> {
+        let all = self.all.iter_mut().map(|g| &mut **g);
+        all.chain(self.guards.iter_mut().map(|(_, g)| &mut **g))
+    }
+
     /// Adds shard `i` to the locked ones if another thread does not hold it (see
     /// [`Keyspace::try_lock_deferred`]); true if it is locked now.
     pub(crate) fn try_add(&mut self, ks: &'a Keyspace, i: usize) -> bool {
@@ -202,6 +219,18 @@ pub struct Store<'a> {
     pub notify_flags: u32,
     /// Keyspace events this command caused, published when it ends.
     pub events: Vec<crate::notify::Event>,
+    /// Client-side caching: the registry, for its counts.
+    pub tracking: &'a crate::tracking::Tracking,
+    /// Some client tracks in `BCAST` mode (read under the command's locks): every key the
+    /// command changes is collected.
+    pub bcast: bool,
+    /// Keys this command went to change that someone tracks (or all, with `bcast`): if it
+    /// changed anything, their readers are told ([`Store::signal_watchers`]).
+    pub tracked: Vec<Vec<u8>>,
+    /// Changed keys with the clients that had read them, for `execute` to invalidate.
+    pub invalidated: Vec<(Vec<u8>, Vec<u64>)>,
+    /// A flush emptied databases: every tracking client is told.
+    pub flushed: bool,
 }
 
 impl<'a> Store<'a> {
@@ -262,13 +291,38 @@ impl<'a> Store<'a> {
         {
             self.touched.push((db, key.to_vec()));
         }
+        if (self.bcast || (!shard.tracked.is_empty() && shard.tracked.contains(key)))
+            && !self.tracked.iter().any(|k| k == key)
+        {
+            self.tracked.push(key.to_vec());
+        }
         (shard, h)
+    }
+
+    /// `key` changed (or went away) now: its readers are to be told.
+    fn invalidate_now(&mut self, key: &[u8]) {
+        let s = self.ks.shard_of(self.ks.hash(key));
+        let table = &mut self.locks.shard_deferred(s).tracked;
+        if !self.bcast && table.is_empty() {
+            return;
+        }
+        let ids = self.tracking.take(table, key);
+        if self.bcast || !ids.is_empty() {
+            self.invalidated.push((key.to_vec(), ids));
+        }
     }
 
     /// After a command: if it changed the dataset, the transactions watching the keys it
     /// went to change fail (Redis's `signalModifiedKey`); a command that changed nothing
     /// (`SADD` of a member already there) leaves them be.
     pub fn signal_watchers(&mut self, changed: bool) {
+        if !self.tracked.is_empty() {
+            for key in std::mem::take(&mut self.tracked) {
+                if changed {
+                    self.invalidate_now(&key);
+                }
+            }
+        }
         if self.touched.is_empty() {
             return;
         }
@@ -295,6 +349,7 @@ impl<'a> Store<'a> {
             if !shard.watched.is_empty() {
                 shard.watched.touch(db, key, engine::watched::Change::ExpiredRemoved);
             }
+            self.invalidate_now(key);
             self.stats.expired_keys += 1;
             self.effects.push(db, now, vec![b"DEL".to_vec(), key.to_vec()]);
             self.notify_in(crate::notify::EXPIRED, "expired", db, key);
@@ -607,6 +662,7 @@ impl<'a> Store<'a> {
             if !shard.watched.is_empty() {
                 shard.watched.touch(db, key, engine::watched::Change::Modified);
             }
+            self.invalidate_now(key);
         }
         removed
     }

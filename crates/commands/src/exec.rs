@@ -201,6 +201,9 @@ pub fn execute(
         },
     };
     let env_now = env.now_ms;
+    // Read under the command's shard locks: a client that turned on BCAST tracking before
+    // this command took them hears of its changes.
+    let bcast = host.tracking().broadcasting();
     // Read under the command's shard locks: the log is switched on under all of them.
     let logging = host.logging();
     let recording = effects.enabled;
@@ -224,6 +227,11 @@ pub fn execute(
             touched: Vec::new(),
             notify_flags: host.notify_flags(),
             events: Vec::new(),
+            tracking: host.tracking(),
+            bcast,
+            tracked: Vec::new(),
+            invalidated: Vec::new(),
+            flushed: false,
         },
         out,
         session,
@@ -244,6 +252,10 @@ pub fn execute(
             Status::Failed
         }
     };
+    if ctx.session.tracking.is_some() {
+        // Whatever the outcome (a miss, `WRONGTYPE`), as in Redis.
+        remember_reads(&mut ctx, cmd, argv);
+    }
     let dirty = ctx.store.dirty;
     if dirty > 0 {
         // Effects are recorded while the command still holds its shards, so that two commands
@@ -254,10 +266,13 @@ pub fn execute(
     let deferred = std::mem::take(&mut ctx.deferred);
     let blocked = ctx.blocked.take();
     let mut served = Vec::new();
+    // The client's own session while `ctx` runs blocked clients' pops in another.
+    let mut own: Option<&mut Session> = None;
     if !ctx.store.ready.is_empty() {
         // Clients blocked on keys this command filled are served now, under its locks, their
         // pops logged after it.
-        let Ctx { store, host, rng, .. } = ctx;
+        let Ctx { store, host, rng, session, .. } = ctx;
+        own = Some(session);
         let (out, session) = spare.insert((ReplyWriter::new(protocol::Resp::V2), Session::new(0, true)));
         ctx = Ctx {
             store,
@@ -275,6 +290,15 @@ pub fn execute(
     // Still under the locks: a client that watched a key and sees this command's reply can
     // no longer run its transaction.
     ctx.store.signal_watchers(dirty > 0);
+    let me: &mut Session = match own {
+        Some(s) => s,
+        None => &mut *ctx.session,
+    };
+    if !ctx.store.invalidated.is_empty() || ctx.store.flushed {
+        // Under the locks: a client that reads a key again after this command hears of it
+        // only after the change it read.
+        send_invalidations(host, &mut ctx.store, me);
+    }
     if !ctx.store.events.is_empty() {
         // Under the locks too: events of one key are published in the order of its commands.
         let events = std::mem::take(&mut ctx.store.events);
@@ -295,6 +319,10 @@ pub fn execute(
     if !served.is_empty() {
         crate::blocking::deliver(served, ctx.store.effects.logged_upto);
     }
+    // Messages that reached the client before its command released its locks go before its
+    // reply (those it caused itself among them); any later one goes after (see
+    // `Session::mail_mark`).
+    me.mail_mark = me.mailbox.as_ref().map_or(0, |m| m.len());
     drop(ctx);
     effects.enabled = recording;
     local.dirty += dirty;
@@ -310,6 +338,60 @@ pub fn execute(
         run_deferred(ks, host, session, env, out, effects, local, opts, deferred);
     }
     Outcome { command: Some(cmd), status, dirty: dirty > 0, blocked }
+}
+
+/// Client-side caching: remembers the keys a read command named for the client running it
+/// (`CLIENT TRACKING` in default mode, subject to `OPTIN`/`OPTOUT` and `CLIENT CACHING`).
+fn remember_reads(ctx: &mut Ctx, cmd: &Command, argv: &[&[u8]]) {
+    use crate::spec::Flags;
+    let Some(t) = ctx.session.tracking.as_deref() else { return };
+    let flags = cmd.spec.flags;
+    if t.bcast || !flags.has(Flags::READONLY) || flags.has(Flags::PUBSUB) {
+        return;
+    }
+    if (t.optin && !ctx.session.caching) || (t.optout && ctx.session.caching) {
+        return;
+    }
+    let Ok(positions) = key_positions(&cmd.spec, argv) else { return };
+    let id = ctx.session.id;
+    let store = &mut ctx.store;
+    let (ks, tracking) = (store.ks, store.tracking);
+    for (i, _) in positions {
+        let key = argv[i];
+        let s = ks.shard_of(ks.hash(key));
+        if store.locks.holds(s) {
+            tracking.remember(&mut store.locks.shard_deferred(s).tracked, key, id);
+        } else if store.locks.holds_none() {
+            // A command that locks shards itself (none held now, so no order to break).
+            tracking.remember(&mut ks.lock_deferred(s).tracked, key, id);
+        }
+    }
+    if tracking.over_limit() {
+        // `tracking-table-max-keys`: forget keys of the shards held (their readers are told,
+        // as if the keys had changed) until under the limit.
+        let mut forgotten = Vec::new();
+        for shard in store.locks.shards_deferred() {
+            while tracking.over_limit() {
+                let Some(key) = shard.tracked.any_key() else { break };
+                let ids = tracking.take(&mut shard.tracked, &key);
+                forgotten.push((key.into_vec(), ids));
+            }
+        }
+        store.invalidated.extend(forgotten);
+    }
+}
+
+/// Sends the invalidations a command's changes and flushes caused (see `tracking`).
+fn send_invalidations(host: &dyn Host, store: &mut Store, me: &mut Session) {
+    let now_ms = host.unix_time_us() / 1000;
+    let mut to_me = crate::tracking::Me { id: me.id, resp: me.resp, after_reply: &mut me.after_reply };
+    if std::mem::take(&mut store.flushed) {
+        host.tracking().flushed(&mut to_me, now_ms);
+    }
+    let changed = std::mem::take(&mut store.invalidated);
+    if !changed.is_empty() {
+        host.tracking().invalidate(&changed, store.bcast, &mut to_me, now_ms);
+    }
 }
 
 /// True for the commands `MONITOR` shows: all but the administrative ones (as in Redis).
@@ -400,6 +482,9 @@ pub(crate) fn run_queued(ctx: &mut Ctx, argv: &[&[u8]], cmd: &'static Command) {
     let dirty_before = ctx.store.dirty;
     let rewrite = ctx.rewrite.take();
     let result = handler(ctx, argv);
+    if ctx.session.tracking.is_some() {
+        remember_reads(ctx, cmd, argv);
+    }
     ctx.store.stats.call(cmd, 0);
     let changed = ctx.store.dirty > dirty_before;
     ctx.store.signal_watchers(changed);

@@ -52,6 +52,8 @@ pub trait Host: Send + Sync {
     fn waiters(&self) -> &crate::blocking::Waiters;
     /// The pub/sub subscribers.
     fn pubsub(&self) -> &crate::pubsub::PubSub;
+    /// Client-side caching: who tracks what, and every connection's mailbox.
+    fn tracking(&self) -> &crate::tracking::Tracking;
     /// The configured password (`requirepass`), if any.
     fn requirepass(&self) -> Option<Vec<u8>>;
     /// `proto-max-bulk-len`: the longest string a command may build.

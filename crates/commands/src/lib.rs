@@ -24,6 +24,7 @@ pub mod spec;
 pub mod stats;
 pub mod table;
 pub mod testing;
+pub mod tracking;
 
 pub use ctx::Ctx;
 pub use effects::{Effect, Effects};

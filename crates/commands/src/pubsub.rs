@@ -167,8 +167,9 @@ impl Mailbox {
         self.len.store(0, Ordering::Relaxed);
     }
 
-    /// Takes the waiting bytes, to put them in front of `out[at..]`.
-    pub fn splice_into(&self, out: &mut Vec<u8>, at: usize) {
+    /// Takes the waiting bytes: the first `before` of them go in front of `out[at..]` (a
+    /// command's reply), the rest after it.
+    pub fn splice_into(&self, out: &mut Vec<u8>, at: usize, before: usize) {
         if self.is_empty() {
             return;
         }
@@ -177,7 +178,9 @@ impl Mailbox {
             self.len.store(0, Ordering::Relaxed);
             std::mem::take(&mut p.bytes)
         };
-        out.splice(at..at, bytes);
+        let before = before.min(bytes.len());
+        out.extend_from_slice(&bytes[before..]);
+        out.splice(at..at, bytes[..before].iter().copied());
     }
 
     /// The connection's protocol (messages are encoded in it).
@@ -197,6 +200,12 @@ impl Mailbox {
     /// Notes how many reply bytes the connection holds unwritten (part of its output buffer).
     pub fn set_unsent(&self, n: usize) {
         self.unsent.store(n, Ordering::Relaxed);
+    }
+
+    /// True while the client is subscribed to anything (a RESP2 redirect target then hears
+    /// invalidations as pub/sub messages).
+    pub fn is_subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Relaxed)
     }
 
     fn class(&self) -> ClientClass {

@@ -168,6 +168,17 @@ pub struct Session {
     pub subs: Option<Box<Subscriptions>>,
     /// `MONITOR`ing: sees every command; may not run commands that touch keys.
     pub monitor: bool,
+    /// `CLIENT TRACKING ON`: how this client tracks (shared with the tracking registry).
+    pub tracking: Option<Arc<crate::tracking::Tracker>>,
+    /// `CLIENT CACHING yes|no` applies to the next command (or the next transaction).
+    pub caching: bool,
+    /// Bytes the connection writes after the current command's reply (invalidations of keys
+    /// the client itself changed, as Redis sends them), whatever its reply mode.
+    pub after_reply: Vec<u8>,
+    /// Bytes of the mailbox that arrived before the last command released its locks: they
+    /// go before its reply, the rest after (an invalidation sent after a read must follow
+    /// the read's reply, or the client would cache a value already stale).
+    pub mail_mark: usize,
 }
 
 impl Session {
@@ -194,6 +205,19 @@ impl Session {
             mailbox: None,
             subs: None,
             monitor: false,
+            tracking: None,
+            caching: false,
+            after_reply: Vec::new(),
+            mail_mark: usize::MAX,
+        }
+    }
+
+    /// After each command: `CLIENT CACHING` lasts for one command, or for a whole
+    /// transaction, and `CLIENT` subcommands in between do not use it up (as in Redis).
+    #[inline]
+    pub fn command_done(&mut self, name: &[u8]) {
+        if self.caching && self.multi.is_none() && !name.eq_ignore_ascii_case(b"client") {
+            self.caching = false;
         }
     }
 

@@ -18,6 +18,8 @@ pub struct TestHost {
     pub waiters: crate::blocking::Waiters,
     /// Subscribers.
     pub pubsub: crate::pubsub::PubSub,
+    /// Client-side caching (no client of this harness has a mailbox, so none tracks).
+    pub tracking: crate::tracking::Tracking,
     /// `requirepass`.
     pub password: Option<Vec<u8>>,
 }
@@ -31,6 +33,9 @@ impl Host for TestHost {
     }
     fn pubsub(&self) -> &crate::pubsub::PubSub {
         &self.pubsub
+    }
+    fn tracking(&self) -> &crate::tracking::Tracking {
+        &self.tracking
     }
     fn requirepass(&self) -> Option<Vec<u8>> {
         self.password.clone()

@@ -234,6 +234,9 @@ pub struct Shard {
     pub blocked: crate::blocked::BlockedKeys,
     /// Keys of this shard clients `WATCH`, by database and key.
     pub watched: crate::watched::WatchedKeys,
+    /// Keys of this shard clients may have cached (`CLIENT TRACKING`), by key over every
+    /// database.
+    pub tracked: crate::tracked::TrackedKeys,
     /// How far the snapshot's walk over this shard has come, when it goes in steps.
     walk: Option<Box<Walk>>,
     /// This shard's index in the keyspace.
@@ -484,6 +487,7 @@ impl Keyspace {
                     held: held.clone(),
                     blocked: Default::default(),
                     watched: Default::default(),
+                    tracked: Default::default(),
                     walk: None,
                     index,
                 })

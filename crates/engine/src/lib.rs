@@ -26,6 +26,7 @@ pub mod rdb;
 pub mod set;
 pub mod small;
 pub mod sync;
+pub mod tracked;
 pub mod value;
 pub mod watched;
 pub mod zset;

@@ -37,6 +37,8 @@ pub struct Snapshot {
     pub multi: i64,
     /// Channels, patterns and shard channels subscribed to.
     pub subs: (usize, usize, usize),
+    /// `CLIENT TRACKING`'s redirect (-1: not tracking, 0: none).
+    pub redir: i64,
 }
 
 /// One connected client.
@@ -81,15 +83,33 @@ impl Client {
         snap.qbuf = qbuf;
         snap.multi = s.multi.as_ref().map_or(-1, |m| m.len() as i64);
         snap.subs = s.subs.as_ref().map_or((0, 0, 0), |s| (s.channels.len(), s.patterns.len(), s.shard.len()));
-        let flags = match (s.multi.is_some(), s.subscribed()) {
-            (true, true) => "Px",
-            (true, false) => "x",
-            (false, true) => "P",
-            (false, false) => "N",
+        // Redis's letters in its order: monitor, pub/sub, transaction, tracking, broken
+        // redirect, broadcast tracking (`b` for blocked is set apart).
+        let mut buf = [0u8; 8];
+        let mut n = 0;
+        let mut flag = |on: bool, c: u8| {
+            if on {
+                buf[n] = c;
+                n += 1;
+            }
         };
+        flag(s.monitor, b'O');
+        flag(s.subscribed(), b'P');
+        flag(s.multi.is_some(), b'x');
+        if let Some(t) = s.tracking.as_deref() {
+            flag(true, b't');
+            flag(t.broken.load(Ordering::Relaxed), b'R');
+            flag(t.bcast, b'B');
+        }
+        if n == 0 {
+            buf[0] = b'N';
+            n = 1;
+        }
+        let flags = std::str::from_utf8(&buf[..n]).unwrap_or("N");
         if snap.flags != flags && snap.flags != "b" {
             snap.flags = flags.into();
         }
+        snap.redir = s.tracking.as_ref().map_or(-1, |t| t.redirect as i64);
     }
 
     /// Sets the flags `CLIENT LIST` shows (`b` while blocked, `N` otherwise).
@@ -112,8 +132,8 @@ impl Client {
         let age = (now_ms - self.created_ms).max(0) / 1000;
         let idle = (now_ms - self.last_ms.load(Ordering::Relaxed) as i64).max(0) / 1000;
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
-            self.id, self.addr, self.laddr, self.fd, s.name, age, idle, s.flags, s.db, s.subs.0, s.subs.1, s.subs.2, s.multi, s.qbuf, s.omem, s.cmd, s.resp, s.lib_name, s.lib_ver
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem=0 events=r cmd={} user=default redir={} resp={} lib-name={} lib-ver={}",
+            self.id, self.addr, self.laddr, self.fd, s.name, age, idle, s.flags, s.db, s.subs.0, s.subs.1, s.subs.2, s.multi, s.qbuf, s.omem, s.cmd, s.redir, s.resp, s.lib_name, s.lib_ver
         )
     }
 }

@@ -136,6 +136,7 @@ pub const DEFS: &[Def] = &[
     def("zset-max-listpack-entries", Kind::Int(0, i64::MAX), "128", true),
     def("zset-max-listpack-value", Kind::Int(0, i64::MAX), "64", true),
     def("notify-keyspace-events", Kind::NotifyFlags, "", true),
+    def("tracking-table-max-keys", Kind::Int(0, i64::MAX), "1000000", true),
     def(
         "client-output-buffer-limit",
         Kind::OutputLimits,
@@ -290,6 +291,8 @@ pub struct Config {
     pub limits: Arc<SharedLimits>,
     /// `client-output-buffer-limit`, mirrored; every client's mailbox reads the same object.
     pub output_limits: Arc<OutputLimits>,
+    /// `tracking-table-max-keys`, mirrored into the tracking registry's limit.
+    pub tracking_max_keys: Arc<AtomicU64>,
     /// `notify-keyspace-events` as class bits, mirrored.
     pub notify_flags: AtomicU32,
 }
@@ -347,6 +350,7 @@ impl Config {
             read_consistency: AtomicU8::new(0),
             limits: Arc::new(SharedLimits::default()),
             output_limits: Arc::new(OutputLimits::default()),
+            tracking_max_keys: Arc::new(AtomicU64::new(0)),
             notify_flags: AtomicU32::new(0),
         };
         c.mirror();
@@ -413,6 +417,7 @@ impl Config {
         let level = ReadConsistency::ALL.iter().position(|(_, n)| *n == v["read-consistency"]).unwrap_or(0);
         self.read_consistency.store(level as u8, Ordering::Relaxed);
         self.hz.store(v["hz"].parse().unwrap_or(10), Ordering::Relaxed);
+        self.tracking_max_keys.store(v["tracking-table-max-keys"].parse().unwrap_or(1_000_000), Ordering::Relaxed);
         for (class, l) in output_limits(&v["client-output-buffer-limit"]).unwrap_or_default() {
             let class = ClientClass::ALL.iter().find(|(_, n)| *n == class).map_or(ClientClass::Normal, |(c, _)| *c);
             self.output_limits.set(class, l);

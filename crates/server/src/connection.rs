@@ -46,6 +46,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr,
         snapshot: parking_lot::Mutex::new(Snapshot {
             flags: "N".into(),
             resp: 2,
+            redir: -1,
             cmd: "NULL".into(),
             ..Snapshot::default()
         }),
@@ -58,7 +59,11 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr,
     let overflowed = client.clone();
     session.mailbox =
         Some(Arc::new(Mailbox::new(id, shared.output_limits.clone(), Box::new(move || overflowed.kill()))));
+    if let Some(m) = session.mailbox.as_ref() {
+        shared.tracking.connect(m);
+    }
     let _ = run(&shared, &client, &mut stream, &mut session).await;
+    shared.tracking.disconnect(id);
     if let Some(why) = session.mailbox.as_ref().and_then(|m| m.closed_why()) {
         tracing::warn!("Client id={id} addr={addr} ({why}) closed for overcoming of output buffer limits.");
     }
@@ -202,6 +207,8 @@ async fn run(
             }
             // Where this command's reply starts (`CLIENT REPLY` may drop it).
             let mark = out.len();
+            // (`execute` lowers it to what arrived before the command released its locks.)
+            session.mail_mark = usize::MAX;
             // Set when the command blocked the client (waited on once the input buffer is free).
             let mut block: Option<BlockOn> = None;
             match route {
@@ -263,7 +270,12 @@ async fn run(
             }
             // Messages that arrived before this command ended (its own `PUBLISH` to a channel
             // it subscribes to, a keyspace event it caused) go before its reply, as in Redis.
-            mailbox.splice_into(&mut out.buf, mark);
+            mailbox.splice_into(&mut out.buf, mark, session.mail_mark);
+            if !session.after_reply.is_empty() {
+                // Out of band: written whatever the reply mode.
+                out.buf.append(&mut session.after_reply);
+            }
+            session.command_done(argv[0]);
             if mailbox.resp() != session.resp {
                 mailbox.set_resp(session.resp);
             }

@@ -116,6 +116,15 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
         let mut events: Vec<Event> = Vec::new();
         let shard = &mut *shard;
         let watched = &mut shard.watched;
+        // Client-side caching: the readers of removed keys (and broadcast clients) are told.
+        let tracked = &mut shard.tracked;
+        let bcast = shared.tracking.broadcasting();
+        let mut invalidated: Vec<(Vec<u8>, Vec<u64>)> = Vec::new();
+        let mut invalidate = |key: &[u8]| {
+            if bcast || (!tracked.is_empty() && tracked.contains(key)) {
+                invalidated.push((key.to_vec(), shared.tracking.take(tracked, key)));
+            }
+        };
         for (d, db) in shard.dbs.iter_mut().enumerate() {
             match mode {
                 Mode::Remove if !db.expires.is_empty() => loop {
@@ -124,6 +133,7 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
                         if !watched.is_empty() {
                             watched.touch(d, key, Change::ExpiredRemoved);
                         }
+                        invalidate(key);
                         // Logged as DEL under the shard lock, in order with commands on the key.
                         if logging {
                             shared.aof.append_one(d, &[b"DEL", key]);
@@ -169,6 +179,7 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
                             if !watched.is_empty() {
                                 watched.touch(d, key, Change::ExpiredRemoved);
                             }
+                            invalidate(key);
                             Stats::add(&shared.stats.expired_keys, 1);
                             if logging {
                                 shared.aof.append_one(d, &[b"DEL", key]);
@@ -180,6 +191,7 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
                             if !watched.is_empty() {
                                 watched.touch(d, key, Change::Modified);
                             }
+                            invalidate(key);
                             if logging {
                                 let mut argv: Vec<&[u8]> = vec![b"HDEL", key];
                                 argv.extend(gone.iter().map(|f| &**f));
@@ -221,6 +233,12 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
             db.expires.shrink_if_needed();
             db.main.rehash(100);
             db.expires.rehash(100);
+        }
+        if !invalidated.is_empty() {
+            // Still under the shard lock, like a command's.
+            let mut none = Vec::new();
+            let mut me = commands::tracking::Me { id: 0, resp: protocol::Resp::V2, after_reply: &mut none };
+            shared.tracking.invalidate(&invalidated, bcast, &mut me, unix_ms());
         }
     }
     (0, found)

@@ -20,6 +20,10 @@ impl Host for Shared {
         &self.pubsub
     }
 
+    fn tracking(&self) -> &commands::tracking::Tracking {
+        &self.tracking
+    }
+
     fn monitors(&self) -> Option<&commands::monitor::Monitors> {
         Some(&self.monitors)
     }

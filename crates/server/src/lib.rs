@@ -45,6 +45,8 @@ pub struct Shared {
     pub pubsub: commands::pubsub::PubSub,
     /// `MONITOR`ing clients.
     pub monitors: commands::monitor::Monitors,
+    /// Client-side caching (`CLIENT TRACKING`).
+    pub tracking: commands::tracking::Tracking,
     /// `client-output-buffer-limit`, read by every client's mailbox.
     pub output_limits: Arc<commands::pubsub::OutputLimits>,
     /// Client pause state.
@@ -88,6 +90,7 @@ impl Shared {
         let mut ks = Keyspace::new(databases, shards, seed);
         ks.use_limits(config.limits.clone());
         let output_limits = config.output_limits.clone();
+        let tracking = commands::tracking::Tracking::new(config.tracking_max_keys.clone());
         Arc::new_cyclic(|me| Shared {
             ks,
             config,
@@ -96,6 +99,7 @@ impl Shared {
             waiters: Default::default(),
             pubsub: Default::default(),
             monitors: Default::default(),
+            tracking,
             output_limits,
             pause: pause::Pause::default(),
             start_ms: connection::unix_ms(),

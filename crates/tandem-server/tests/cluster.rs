@@ -1387,3 +1387,48 @@ fn messages_published_on_any_node_reach_subscribers_on_every_node_in_order() {
         assert_eq!(subs[2].read_frame(), Frame::Array(vec![bulk("smessage"), bulk("orders"), bulk("o1")]));
     });
 }
+
+/// Client-side caching across the cluster: every node applies every write, so a client
+/// tracking keys on any node hears of changes written through any other, in default and
+/// BCAST mode, and of flushes.
+#[test]
+fn writes_through_any_node_invalidate_tracking_clients_on_every_node() {
+    in_netns("writes_through_any_node_invalidate_tracking_clients_on_every_node", || {
+        let nodes = start_cluster(3, 3);
+        agreed_leader(&nodes);
+        let invalidate =
+            |keys: &[&str]| Frame::Push(vec![bulk("invalidate"), Frame::Array(keys.iter().map(bulk).collect())]);
+        let mut trackers: Vec<RawClient> = nodes
+            .iter()
+            .map(|n| {
+                let mut c = n.client();
+                c.hello3();
+                assert_eq!(c.send(&["CLIENT", "TRACKING", "on"]), simple("OK"));
+                assert_eq!(c.send(&["GET", "k"]), Frame::Null);
+                c
+            })
+            .collect();
+        let mut bcast = nodes[1].client();
+        bcast.hello3();
+        assert_eq!(bcast.send(&["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "p:"]), simple("OK"));
+
+        assert_eq!(nodes[0].client().send(&["SET", "k", "v"]), simple("OK"));
+        for (i, t) in trackers.iter_mut().enumerate() {
+            assert_eq!(t.read_frame_timeout(Duration::from_secs(5)).unwrap(), invalidate(&["k"]), "node {i}");
+        }
+        // Read once, told once.
+        assert_eq!(nodes[2].client().send(&["SET", "k", "w"]), simple("OK"));
+        assert_eq!(nodes[2].client().send(&["MSET", "p:1", "a", "q:1", "b"]), simple("OK"));
+        assert_eq!(bcast.read_frame_timeout(Duration::from_secs(5)).unwrap(), invalidate(&["p:1"]));
+        for (i, t) in trackers.iter_mut().enumerate() {
+            assert!(t.is_silent(Duration::from_millis(200)), "node {i}: invalidated without a read");
+            assert_eq!(t.send(&["GET", "k"]), bulk("w"), "node {i}");
+        }
+        assert_eq!(nodes[1].client().send(&["FLUSHALL"]), simple("OK"));
+        let flushed = Frame::Push(vec![bulk("invalidate"), Frame::Null]);
+        for (i, t) in trackers.iter_mut().enumerate() {
+            assert_eq!(t.read_frame_timeout(Duration::from_secs(5)).unwrap(), flushed, "node {i}");
+        }
+        assert_eq!(bcast.read_frame_timeout(Duration::from_secs(5)).unwrap(), flushed);
+    });
+}

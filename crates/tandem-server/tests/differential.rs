@@ -23,6 +23,8 @@
 //! ^                    nothing sent: one more frame read from the connection and compared
 //!                      exactly (a published message, the second reply of `SUBSCRIBE a b`);
 //!                      `>^` on the second connection
+//! $ID2                 an argument standing for the second connection's client id on each
+//!                      server (`$ID1`: the first's), looked up with `CLIENT ID` first
 //! @resp3               directive: the current case runs only under RESP3 (or @resp2)
 //! ---                  separates cases
 //! ```
@@ -142,6 +144,37 @@ impl Conns {
         self.write(args);
         (read_got(&mut self.t), read_got(&mut self.r))
     }
+
+    /// Each server's client id of this connection (`CLIENT ID`).
+    fn ids(&mut self) -> Result<(Vec<u8>, Vec<u8>), String> {
+        match self.exchange(&[b"CLIENT".to_vec(), b"ID".to_vec()]) {
+            (Got::Reply(Frame::Integer(t)), Got::Reply(Frame::Integer(r))) => {
+                Ok((t.to_string().into_bytes(), r.to_string().into_bytes()))
+            }
+            (t, r) => Err(format!("CLIENT ID answered tandem: {}, redis: {}", t.render(), r.render())),
+        }
+    }
+}
+
+/// Each server's arguments for a line: `$ID1` and `$ID2` stand for the client id of the
+/// case's first and second connection on that server (`CLIENT TRACKING ... REDIRECT $ID2`).
+fn with_ids(args: &[Vec<u8>], ids: &[(Vec<u8>, Vec<u8>)]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let pick = |server: usize| {
+        args.iter()
+            .map(|a| match a.as_slice() {
+                b"$ID1" | b"$ID2" => {
+                    let (t, r) = &ids[(a[3] - b'1') as usize];
+                    if server == 0 {
+                        t.clone()
+                    } else {
+                        r.clone()
+                    }
+                }
+                _ => a.clone(),
+            })
+            .collect()
+    };
+    (pick(0), pick(1))
 }
 
 /// Runs every case of one file in one protocol, appending mismatches to `failures`.
@@ -177,6 +210,43 @@ fn run_file(
                         break;
                     }
                 }
+            }
+            let names_ids = line.args.iter().any(|a| a == b"$ID1" || a == b"$ID2");
+            if names_ids {
+                if all.len() < 2 {
+                    match Conns::connect(tandem, redis, resp) {
+                        Ok(c) => all.push(c),
+                        Err(e) => {
+                            failures
+                                .push(format!("{name}:{} [RESP{resp}] second connection failed: {e}", line.line_no));
+                            break;
+                        }
+                    }
+                }
+                let ids: Result<Vec<_>, String> = all.iter_mut().take(2).map(|c| c.ids()).collect();
+                let ids = match ids {
+                    Ok(ids) => ids,
+                    Err(e) => {
+                        failures.push(format!("{name}:{} [RESP{resp}] {e}", line.line_no));
+                        break;
+                    }
+                };
+                let (ta, ra) = with_ids(&line.args, &ids);
+                let conns = &mut all[line.conn];
+                let _ = conns.t.write_command(&ta);
+                let _ = conns.r.write_command(&ra);
+                let (t, r) = (read_got(&mut conns.t), read_got(&mut conns.r));
+                if !matches(line.mode, &t, &r) {
+                    failures.push(format!(
+                        "{name}:{} [RESP{resp}] {}   (case from line {})\n    tandem: {}\n    redis:  {}",
+                        line.line_no,
+                        line.text,
+                        case.line_no,
+                        t.render(),
+                        r.render()
+                    ));
+                }
+                continue;
             }
             let conns = &mut all[line.conn];
             if line.mode == Mode::NoReply {

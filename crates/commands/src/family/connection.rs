@@ -31,6 +31,10 @@ pub const BINDINGS: &[Binding] = &[
     bind("client|no-touch", client_no_touch, LockMode::None),
     bind("client|setinfo", client_setinfo, LockMode::None),
     bind("client|help", client_help, LockMode::None),
+    bind("client|tracking", client_tracking, LockMode::None),
+    bind("client|caching", client_caching, LockMode::None),
+    bind("client|getredir", client_getredir, LockMode::None),
+    bind("client|trackinginfo", client_trackinginfo, LockMode::None),
 ];
 
 /// `PING [message]`
@@ -79,6 +83,7 @@ fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     if let Some(subs) = ctx.session.subs.as_deref_mut() {
         ctx.host.pubsub().unsubscribe_all(subs, mailbox.as_ref(), id);
     }
+    ctx.host.tracking().disable(id);
     *ctx.session = Session::new(id, authenticated);
     ctx.session.mailbox = mailbox;
     ctx.out.resp = Resp::V2;
@@ -427,6 +432,8 @@ fn client_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
         ctx,
         "CLIENT",
         &[
+            "CACHING (YES|NO)",
+            "GETREDIR",
             "ID",
             "INFO",
             "KILL <ip:port>|<option> <value> [...]",
@@ -438,8 +445,145 @@ fn client_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
             "SETINFO <option> <value>",
             "SETNAME <name>",
             "GETNAME",
+            "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]] [OPTIN] [OPTOUT] [NOLOOP]",
+            "TRACKINGINFO",
             "UNPAUSE",
         ],
     );
+    Ok(())
+}
+
+/// `CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p ...] [BCAST] [OPTIN] [OPTOUT] [NOLOOP]`
+fn client_tracking(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    use crate::tracking::{check_on, On};
+    let tracking = ctx.host.tracking();
+    // Options are parsed (and a redirect's target looked up) before ON or OFF is read, as in
+    // Redis; OFF then ignores them.
+    let mut on = On::default();
+    let mut i = 3;
+    while i < argv.len() {
+        let more = i + 1 < argv.len();
+        let a = argv[i];
+        if is(a, "REDIRECT") && more {
+            i += 1;
+            if on.redirect != 0 {
+                return Err(CmdError::err("A client can only redirect to a single other client"));
+            }
+            let id = engine::num::parse_i64(argv[i]).ok_or(CmdError::NotInteger)?;
+            if id <= 0 || !tracking.client_exists(id as u64) {
+                return Err(CmdError::err("The client ID you want redirect to does not exist"));
+            }
+            on.redirect = id as u64;
+        } else if is(a, "BCAST") {
+            on.bcast = true;
+        } else if is(a, "OPTIN") {
+            on.optin = true;
+        } else if is(a, "OPTOUT") {
+            on.optout = true;
+        } else if is(a, "NOLOOP") {
+            on.noloop = true;
+        } else if is(a, "PREFIX") && more {
+            i += 1;
+            on.prefixes.push(argv[i].to_vec());
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    let id = ctx.session.id;
+    if is(argv[2], "ON") {
+        let Some(mailbox) = ctx.session.mailbox.clone() else {
+            return Err(CmdError::err("CLIENT TRACKING needs a client connection"));
+        };
+        check_on(&on, ctx.session.tracking.as_deref())?;
+        ctx.session.tracking = Some(tracking.enable(&mailbox, on));
+    } else if is(argv[2], "OFF") {
+        tracking.disable(id);
+        ctx.session.tracking = None;
+        ctx.session.caching = false;
+    } else {
+        return Err(CmdError::Syntax);
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+/// `CLIENT CACHING YES|NO`: the next command's reads are (not) tracked, in `OPTIN` (`OPTOUT`)
+/// mode.
+fn client_caching(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    let Some(t) = ctx.session.tracking.as_deref() else {
+        return Err(CmdError::err(
+            "CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+        ));
+    };
+    if is(argv[2], "YES") {
+        if !t.optin {
+            return Err(CmdError::err("CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode."));
+        }
+    } else if is(argv[2], "NO") {
+        if !t.optout {
+            return Err(CmdError::err("CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode."));
+        }
+    } else {
+        return Err(CmdError::Syntax);
+    }
+    ctx.session.caching = true;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// `CLIENT GETREDIR`: -1 when not tracking, else the redirect target (0: none).
+fn client_getredir(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    let v = ctx.session.tracking.as_ref().map_or(-1, |t| t.redirect as i64);
+    ctx.out.int(v);
+    Ok(())
+}
+
+/// `CLIENT TRACKINGINFO`: flags, redirect and prefixes, as Redis lists them.
+fn client_trackinginfo(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
+    let t = ctx.session.tracking.as_deref();
+    let mut flags: Vec<&[u8]> = Vec::new();
+    match t {
+        None => flags.push(b"off"),
+        Some(t) => {
+            flags.push(b"on");
+            if t.bcast {
+                flags.push(b"bcast");
+            }
+            if t.optin {
+                flags.push(b"optin");
+                if ctx.session.caching {
+                    flags.push(b"caching-yes");
+                }
+            }
+            if t.optout {
+                flags.push(b"optout");
+                if ctx.session.caching {
+                    flags.push(b"caching-no");
+                }
+            }
+            if t.noloop {
+                flags.push(b"noloop");
+            }
+            if t.broken.load(std::sync::atomic::Ordering::Relaxed) {
+                flags.push(b"broken_redirect");
+            }
+        }
+    }
+    let out = &mut *ctx.out;
+    out.map(3);
+    out.bulk(b"flags");
+    out.set(flags.len());
+    for f in flags {
+        out.bulk(f);
+    }
+    out.bulk(b"redirect");
+    out.int(t.map_or(-1, |t| t.redirect as i64));
+    out.bulk(b"prefixes");
+    let prefixes = t.map_or(&[][..], |t| t.prefixes.as_slice());
+    out.array(prefixes.len());
+    for p in prefixes {
+        out.bulk(p);
+    }
     Ok(())
 }

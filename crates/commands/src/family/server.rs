@@ -180,8 +180,14 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         if argv.len() != 2 {
             return Err(CmdError::Syntax);
         }
+        let tracking = ctx.store.tracking;
         let mut shards: Vec<&mut engine::Shard> = ctx.store.locks.shards().collect();
         ctx.host.debug_reload(&mut shards).map_err(CmdError::Other)?;
+        // Emptied and loaded again: for client-side caching, a flush.
+        for s in shards.iter_mut() {
+            tracking.clear(&mut s.tracked);
+        }
+        ctx.store.flushed = true;
         ctx.out.ok();
     } else if is(sub, "SLEEP") && argv.len() == 3 {
         let secs = args::float(argv[2])?;
@@ -299,7 +305,12 @@ fn flush_mode(argv: &[&[u8]]) -> Result<bool, CmdError> {
 fn flush(ctx: &mut Ctx, dbs: std::ops::Range<usize>, asynchronous: bool) {
     let mut doomed: Vec<engine::Db> = Vec::new();
     let mut removed = 0;
+    let tracking = ctx.store.tracking;
+    // Every tracking client is told everything changed, and every tracked key forgotten
+    // (keys are tracked by name alone, so even a `FLUSHDB` of another database does it).
+    ctx.store.flushed = true;
     for s in ctx.store.locks.shards() {
+        tracking.clear(&mut s.tracked);
         for db in dbs.clone() {
             s.touch_watched_in(db, None);
             removed += s.dbs[db].len();
