@@ -129,9 +129,7 @@ pub fn execute(
         Ok(c) => c,
         Err((e, c)) => return reject(session, out, host.stats(), local, e, c),
     };
-    if session.last_cmd != cmd.spec.name {
-        session.last_cmd.clone_from(&cmd.spec.name);
-    }
+    session.last_cmd = &cmd.spec.name;
     if !session.authenticated && !cmd.spec.flags.has(crate::spec::Flags::NO_AUTH) && !opts.replay {
         return reject(session, out, host.stats(), local, CmdError::NoAuth, Some(cmd));
     }
@@ -159,7 +157,7 @@ pub fn execute(
         let e = CmdError::err("Replica can't interact with the keyspace");
         return reject(session, out, host.stats(), local, e, Some(cmd));
     }
-    if session.multi.is_some() && !crate::family::transactions::runs_in_multi(cmd) {
+    if session.multi.is_some() && !cmd.runs_in_multi {
         // (`MULTI` and `WATCH`, flagged too, run and refuse themselves without dooming it.)
         if cmd.spec.flags.has(crate::spec::Flags::NO_MULTI) {
             return reject(session, out, host.stats(), local, CmdError::NotAllowedInMulti, Some(cmd));
@@ -471,9 +469,7 @@ fn gate_error(gates: u8, cmd: &Command, host: &dyn Host) -> Option<CmdError> {
 pub(crate) fn run_queued(ctx: &mut Ctx, argv: &[&[u8]], cmd: &'static Command) {
     let host = ctx.host;
     ctx.store.stats.total_commands += 1;
-    if ctx.session.last_cmd != cmd.spec.name {
-        ctx.session.last_cmd.clone_from(&cmd.spec.name);
-    }
+    ctx.session.last_cmd = &cmd.spec.name;
     let handler = cmd.handler.expect("resolve returns implemented commands");
     // `SELECT` and `CLIENT NO-TOUCH` inside the transaction apply to the commands after them.
     ctx.store.db = ctx.session.db;

@@ -38,6 +38,18 @@ impl Multi {
         self.commands.push((cmd, self.ends.len()));
     }
 
+    /// Empties it for the next transaction, keeping its buffers unless they grew large.
+    pub fn recycle(mut self: Box<Self>) -> Option<Box<Self>> {
+        if self.bytes.capacity() > 64 * 1024 || self.ends.capacity() > 4096 {
+            return None;
+        }
+        self.bytes.clear();
+        self.ends.clear();
+        self.commands.clear();
+        self.aborted = false;
+        Some(self)
+    }
+
     /// Number of commands queued.
     pub fn len(&self) -> usize {
         self.commands.len()
@@ -49,7 +61,7 @@ impl Multi {
     }
 
     /// The queued commands with their arguments, in order.
-    pub fn commands(&self) -> impl Iterator<Item = (&'static Command, Vec<&[u8]>)> + '_ {
+    pub fn commands(&self) -> impl Iterator<Item = (&'static Command, smallvec::SmallVec<[&[u8]; 8]>)> + '_ {
         let mut first = 0;
         self.commands.iter().map(move |&(cmd, end)| {
             let argv = (first..end)
@@ -148,7 +160,7 @@ pub struct Session {
     /// Set by `QUIT` (and protocol errors): close once the pending replies are written.
     pub close_after_reply: bool,
     /// Name of the last command run (for `CLIENT LIST`'s `cmd=`).
-    pub last_cmd: String,
+    pub last_cmd: &'static str,
     /// Set by `WAIT` asking for replicas: hold the reply this many milliseconds (0 = forever).
     pub wait_ms: Option<i64>,
     /// `TANDEM CONSISTENCY`: this connection's read level (None = the `read-consistency`
@@ -156,6 +168,9 @@ pub struct Session {
     pub read_consistency: Option<ReadConsistency>,
     /// The transaction being queued, if `MULTI` was called.
     pub multi: Option<Box<Multi>>,
+    /// The last transaction's buffers, emptied, for the next `MULTI` (no allocation per
+    /// transaction).
+    pub spare_multi: Option<Box<Multi>>,
     /// The keys `WATCH`ed, in order.
     pub watched: Vec<WatchedKey>,
     /// Set when a watched key changed (shared with the shards' watch tables): `EXEC` fails.
@@ -196,10 +211,11 @@ impl Session {
             lib_name: Vec::new(),
             lib_ver: Vec::new(),
             close_after_reply: false,
-            last_cmd: "NULL".to_string(),
+            last_cmd: "NULL",
             wait_ms: None,
             read_consistency: None,
             multi: None,
+            spare_multi: None,
             watched: Vec::new(),
             watch_dirty: None,
             mailbox: None,

@@ -80,6 +80,12 @@ pub struct Command {
     /// True for commands that report counters (server group: `INFO`, `CONFIG`, ...), before
     /// which a connection's batched counters are flushed.
     pub reads_stats: bool,
+    /// Runs at once inside `MULTI` instead of being queued (`EXEC`, `DISCARD`, ...; see
+    /// `family::transactions::runs_in_multi`), decided once here: it is asked per command.
+    pub runs_in_multi: bool,
+    /// Takes shard locks of its own, so `EXEC` runs it after its hold (see
+    /// `family::transactions::takes_own_locks`).
+    pub takes_own_locks: bool,
 }
 
 impl Command {
@@ -90,6 +96,11 @@ impl Command {
             reads_stats: spec.group == "server",
             handler: binding.map(|b| b.handler),
             lock: binding.map(|b| b.lock).unwrap_or(LockMode::None),
+            runs_in_multi: crate::family::transactions::runs_in_multi(&spec.name),
+            takes_own_locks: crate::family::transactions::takes_own_locks(
+                binding.map(|b| b.lock).unwrap_or(LockMode::None),
+                &spec.name,
+            ),
             subcommands: BTreeMap::new(),
             stats: CommandStats::default(),
             spec,

@@ -70,7 +70,7 @@ impl Client {
         let mut snap = self.snapshot.lock();
         if snap.db != s.db || snap.cmd != s.last_cmd || snap.name.as_bytes() != s.name.as_slice() {
             snap.db = s.db;
-            snap.cmd.clone_from(&s.last_cmd);
+            snap.cmd = s.last_cmd.to_string();
             snap.name = String::from_utf8_lossy(&s.name).into_owned();
         }
         snap.resp = if s.resp == Resp::V3 { 3 } else { 2 };

@@ -38,9 +38,10 @@ pub static BINDINGS: &[Binding] = &[
     bind("tandem|watched", watched, LockMode::Keys),
 ];
 
-/// True for the commands that run at once inside `MULTI` instead of being queued.
-pub fn runs_in_multi(cmd: &Command) -> bool {
-    matches!(cmd.spec.name.as_str(), "exec" | "discard" | "multi" | "watch" | "quit" | "reset")
+/// True for the commands that run at once inside `MULTI` instead of being queued (read
+/// from `Command::runs_in_multi`).
+pub(crate) fn runs_in_multi(name: &str) -> bool {
+    matches!(name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset")
 }
 
 /// Commands that lock no shard (`LockMode::None`) and take no shard lock of their own either:
@@ -108,8 +109,9 @@ const LOCK_FREE: &[&str] = &[
 
 /// True if a queued command takes shard locks of its own: `EXEC` runs it after releasing its
 /// hold (a shard mutex is not re-entrant), its reply kept in its place.
-fn takes_own_locks(cmd: &Command) -> bool {
-    cmd.lock == LockMode::None && !LOCK_FREE.contains(&cmd.spec.name.as_str())
+/// (Read from `Command::takes_own_locks`.)
+pub(crate) fn takes_own_locks(lock: LockMode, name: &str) -> bool {
+    lock == LockMode::None && !LOCK_FREE.contains(&name)
 }
 
 /// The locks `EXEC` runs under (`LockMode::Transaction`): the shards of every key the queued
@@ -145,7 +147,7 @@ fn multi(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     if ctx.session.multi.is_some() {
         return Err(CmdError::err("MULTI calls can not be nested"));
     }
-    ctx.session.multi = Some(Box::default());
+    ctx.session.multi = Some(ctx.session.spare_multi.take().unwrap_or_default());
     ctx.out.ok();
     Ok(())
 }
@@ -183,7 +185,7 @@ fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
     // A client's transaction (not a replayed one) shows each command to `MONITOR` as it runs.
     let monitored = may_block && ctx.host.monitors().is_some_and(|m| !m.is_empty());
     for (cmd, argv) in multi.commands() {
-        if takes_own_locks(cmd) {
+        if cmd.takes_own_locks {
             ctx.deferred.push((ctx.out.len(), argv.iter().map(|a| a.to_vec()).collect()));
         } else {
             run_queued(ctx, &argv, cmd);
@@ -194,6 +196,7 @@ fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
         }
     }
     ctx.may_block = may_block;
+    ctx.session.spare_multi = multi.recycle();
     // Logged as one transaction when it wrote more than once, as Redis propagates it; the
     // transaction's own entry is nothing beyond its commands'.
     let effects = &mut *ctx.store.effects;
