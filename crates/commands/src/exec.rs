@@ -320,7 +320,9 @@ pub fn execute(
     // Messages that reached the client before its command released its locks go before its
     // reply (those it caused itself among them); any later one goes after (see
     // `Session::mail_mark`).
-    me.mail_mark = me.mailbox.as_ref().map_or(0, |m| m.len());
+    // (The lowest mark wins: an `EXEC`'s deferred commands run through here again after its
+    // hold was released, and what arrived meanwhile must follow `EXEC`'s reply.)
+    me.mail_mark = me.mail_mark.min(me.mailbox.as_ref().map_or(0, |m| m.len()));
     drop(ctx);
     effects.enabled = recording;
     local.dirty += dirty;
@@ -366,7 +368,8 @@ fn remember_reads(ctx: &mut Ctx, cmd: &Command, argv: &[&[u8]]) {
     }
     if tracking.over_limit() {
         // `tracking-table-max-keys`: forget keys of the shards held (their readers are told,
-        // as if the keys had changed) until under the limit.
+        // as if the keys had changed; broadcast clients are not, nothing changed) until under
+        // the limit.
         let mut forgotten = Vec::new();
         for shard in store.locks.shards_deferred() {
             while tracking.over_limit() {
@@ -375,7 +378,10 @@ fn remember_reads(ctx: &mut Ctx, cmd: &Command, argv: &[&[u8]]) {
                 forgotten.push((key.into_vec(), ids));
             }
         }
-        store.invalidated.extend(forgotten);
+        let now_ms = ctx.host.unix_time_us() / 1000;
+        let me = &mut *ctx.session;
+        let mut to_me = crate::tracking::Me { id: me.id, resp: me.resp, after_reply: &mut me.after_reply };
+        tracking.invalidate(&forgotten, false, &mut to_me, now_ms);
     }
 }
 

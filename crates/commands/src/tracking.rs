@@ -15,8 +15,9 @@
 //! (a push if that one speaks RESP3, a `__redis__:invalidate` pub/sub message if it speaks
 //! RESP2 and is subscribed to anything, else nothing). A message for the client running the
 //! command goes out after that command's reply (`Session::after_reply`), as in Redis.
-//! Flushes (`FLUSHDB`, `FLUSHALL`, `SWAPDB`) send every tracking client a null invalidation
-//! and forget every tracked key.
+//! Flushes (`FLUSHDB`, `FLUSHALL`, `DEBUG RELOAD`, a cluster snapshot installed) send every
+//! tracking client a null invalidation and forget every tracked key (`SWAPDB` does not, as
+//! in Redis 7.0).
 //!
 //! Lock order: the registry's locks and each mailbox are leaves, taken under shard locks.
 

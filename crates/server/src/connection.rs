@@ -302,6 +302,9 @@ async fn run(
                     Some(_) => {}
                     None => return Ok(()),
                 }
+                // A command run again after a poke may have invalidated keys this client
+                // tracks: after its reply, as for any command.
+                out.buf.append(&mut session.after_reply);
             }
             if session.close_after_reply {
                 close = true;

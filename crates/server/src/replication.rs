@@ -71,18 +71,16 @@ impl Machine for Applier {
         for g in guards.iter_mut() {
             // (A snapshot in progress, BGSAVE, gets each shard as it was first.)
             g.clear_all();
-        }
-        let mut shards: Vec<&mut engine::Shard> = guards.iter_mut().map(|g| &mut **g).collect();
-        persistence::load::load_replica_image(&shared.ks, &mut shards, image, crate::connection::unix_ms())?;
-        drop(shards);
-        // The dataset was replaced: tracking clients hear of it as of a flush (as a Redis
-        // replica's clients do after a full sync).
-        for g in guards.iter_mut() {
+            // The dataset is replaced: tracking clients hear of it as of a flush (as a Redis
+            // replica's clients do after a full sync), even if the image fails to load.
             shared.tracking.clear(&mut g.tracked);
         }
         let mut none = Vec::new();
         let mut me = commands::tracking::Me { id: 0, resp: Resp::V2, after_reply: &mut none };
         shared.tracking.flushed(&mut me, crate::connection::unix_ms());
+        let mut shards: Vec<&mut engine::Shard> = guards.iter_mut().map(|g| &mut **g).collect();
+        persistence::load::load_replica_image(&shared.ks, &mut shards, image, crate::connection::unix_ms())?;
+        drop(shards);
         drop(guards);
         // Lists may have arrived under waited keys without a command storing them.
         shared.waiters.poke_all();

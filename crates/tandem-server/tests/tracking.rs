@@ -147,7 +147,9 @@ fn the_tracking_table_is_kept_under_its_limit_and_counted() {
         assert_eq!(invalidated(&other.read_frame()), Some(Vec::new()), "{name}: flush");
         assert_eq!(info_field(&mut admin, "stats", "tracking_total_keys"), 0, "{name}");
 
-        // The limit.
+        // The limit. Forgetting a key changes nothing, so broadcast clients hear nothing.
+        let mut bcast = resp3(server);
+        bcast.send(&["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "t"]);
         assert_eq!(admin.send(&["CONFIG", "SET", "tracking-table-max-keys", "2"]), simple("OK"));
         match other.send(&["MGET", "t1", "t2", "t3", "t4", "t5"]) {
             Frame::Array(v) if v.len() == 5 => {}
@@ -161,6 +163,7 @@ fn the_tracking_table_is_kept_under_its_limit_and_counted() {
             }
         }
         assert!(other.is_silent(Duration::from_millis(300)), "{name}: more than 3 keys forgotten");
+        assert!(bcast.is_silent(Duration::from_millis(100)), "{name}: a broadcast client heard of forgotten keys");
         assert_eq!(info_field(&mut admin, "stats", "tracking_total_keys"), 2, "{name}");
         assert_eq!(admin.send(&["CONFIG", "SET", "tracking-table-max-keys", "1000000"]), simple("OK"));
         assert_eq!(

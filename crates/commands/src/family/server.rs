@@ -182,12 +182,13 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         }
         let tracking = ctx.store.tracking;
         let mut shards: Vec<&mut engine::Shard> = ctx.store.locks.shards().collect();
-        ctx.host.debug_reload(&mut shards).map_err(CmdError::Other)?;
-        // Emptied and loaded again: for client-side caching, a flush.
+        // Emptied and loaded again: for client-side caching, a flush (told even if the
+        // reload fails half-way, the dataset emptied).
         for s in shards.iter_mut() {
             tracking.clear(&mut s.tracked);
         }
         ctx.store.flushed = true;
+        ctx.host.debug_reload(&mut shards).map_err(CmdError::Other)?;
         ctx.out.ok();
     } else if is(sub, "SLEEP") && argv.len() == 3 {
         let secs = args::float(argv[2])?;
