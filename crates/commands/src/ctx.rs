@@ -128,11 +128,6 @@ impl<'a> Locks<'a> {
         !self.all.is_empty() || self.guards.iter().any(|(idx, _)| *idx == i)
     }
 
-    /// True if no shard is locked.
-    pub(crate) fn holds_none(&self) -> bool {
-        self.all.is_empty() && self.guards.is_empty()
-    }
-
     /// Every locked shard, leaving a pending snapshot to [`Shard::before_write`] (for state
     /// no snapshot holds).
     pub(crate) fn shards_deferred(&mut self) -> impl Iterator<Item = &mut Shard> + use<'_, 'a> {
@@ -317,10 +312,9 @@ impl<'a> Store<'a> {
     /// (`SADD` of a member already there) leaves them be.
     pub fn signal_watchers(&mut self, changed: bool) {
         if !self.tracked.is_empty() {
-            for key in std::mem::take(&mut self.tracked) {
-                if changed {
-                    self.invalidate_now(&key);
-                }
+            let keys = std::mem::take(&mut self.tracked);
+            if changed {
+                keys.iter().for_each(|k| self.invalidate_now(k));
             }
         }
         if self.touched.is_empty() {

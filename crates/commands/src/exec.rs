@@ -359,11 +359,10 @@ fn remember_reads(ctx: &mut Ctx, cmd: &Command, argv: &[&[u8]]) {
     for (i, _) in positions {
         let key = argv[i];
         let s = ks.shard_of(ks.hash(key));
+        // Every read command naming keys locks them (`LockMode::Keys` or `All`).
+        debug_assert!(store.locks.holds(s), "{} read a key it did not lock", cmd.spec.name);
         if store.locks.holds(s) {
             tracking.remember(&mut store.locks.shard_deferred(s).tracked, key, id);
-        } else if store.locks.holds_none() {
-            // A command that locks shards itself (none held now, so no order to break).
-            tracking.remember(&mut ks.lock_deferred(s).tracked, key, id);
         }
     }
     if tracking.over_limit() {
@@ -379,22 +378,21 @@ fn remember_reads(ctx: &mut Ctx, cmd: &Command, argv: &[&[u8]]) {
             }
         }
         let now_ms = ctx.host.unix_time_us() / 1000;
-        let me = &mut *ctx.session;
-        let mut to_me = crate::tracking::Me { id: me.id, resp: me.resp, after_reply: &mut me.after_reply };
-        tracking.invalidate(&forgotten, false, &mut to_me, now_ms);
+        let mut me = crate::tracking::Me::of(ctx.session);
+        tracking.invalidate(ctx.host, &forgotten, false, &mut me, now_ms);
     }
 }
 
 /// Sends the invalidations a command's changes and flushes caused (see `tracking`).
 fn send_invalidations(host: &dyn Host, store: &mut Store, me: &mut Session) {
     let now_ms = host.unix_time_us() / 1000;
-    let mut to_me = crate::tracking::Me { id: me.id, resp: me.resp, after_reply: &mut me.after_reply };
+    let mut me = crate::tracking::Me::of(me);
     if std::mem::take(&mut store.flushed) {
-        host.tracking().flushed(&mut to_me, now_ms);
+        host.tracking().flushed(host, &mut me, now_ms);
     }
     let changed = std::mem::take(&mut store.invalidated);
     if !changed.is_empty() {
-        host.tracking().invalidate(&changed, store.bcast, &mut to_me, now_ms);
+        host.tracking().invalidate(host, &changed, store.bcast, &mut me, now_ms);
     }
 }
 

@@ -52,8 +52,12 @@ pub trait Host: Send + Sync {
     fn waiters(&self) -> &crate::blocking::Waiters;
     /// The pub/sub subscribers.
     fn pubsub(&self) -> &crate::pubsub::PubSub;
-    /// Client-side caching: who tracks what, and every connection's mailbox.
+    /// Client-side caching: who tracks what.
     fn tracking(&self) -> &crate::tracking::Tracking;
+    /// The mailbox of connected client `id` (a `CLIENT TRACKING REDIRECT` target).
+    fn client_mailbox(&self, _id: u64) -> Option<std::sync::Arc<crate::pubsub::Mailbox>> {
+        None
+    }
     /// The configured password (`requirepass`), if any.
     fn requirepass(&self) -> Option<Vec<u8>>;
     /// `proto-max-bulk-len`: the longest string a command may build.

@@ -22,7 +22,9 @@
 //! Lock order: the registry's locks and each mailbox are leaves, taken under shard locks.
 
 use crate::errors::CmdError;
+use crate::host::Host;
 use crate::pubsub::Mailbox;
+use crate::session::Session;
 use parking_lot::RwLock;
 use protocol::{ReplyWriter, Resp};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -92,10 +94,21 @@ pub struct Me<'a> {
     pub after_reply: &'a mut Vec<u8>,
 }
 
-/// Every client's tracking state, and every connection's mailbox (redirect targets).
+impl<'a> Me<'a> {
+    /// The client of `session`.
+    pub fn of(session: &'a mut Session) -> Me<'a> {
+        Me { id: session.id, resp: session.resp, after_reply: &mut session.after_reply }
+    }
+
+    /// No client (the expiry cycle, a snapshot installed): every message goes to a mailbox.
+    pub fn nobody(unused: &'a mut Vec<u8>) -> Me<'a> {
+        Me { id: 0, resp: Resp::V2, after_reply: unused }
+    }
+}
+
+/// Every client's tracking state (redirect targets are found through `Host::client_mailbox`).
 #[derive(Default)]
 pub struct Tracking {
-    mailboxes: RwLock<HashMap<u64, Arc<Mailbox>>>,
     trackers: RwLock<HashMap<u64, Arc<Tracker>>>,
     /// `BCAST` prefixes and the clients of each.
     prefixes: RwLock<BTreeMap<Vec<u8>, BTreeSet<u64>>>,
@@ -114,28 +127,6 @@ impl Tracking {
     /// A registry whose key limit is `max_keys` (`tracking-table-max-keys`).
     pub fn new(max_keys: Arc<AtomicU64>) -> Tracking {
         Tracking { max_keys, ..Tracking::default() }
-    }
-
-    /// A connection's mailbox, reachable by `REDIRECT` while it lives.
-    pub fn connect(&self, mailbox: &Arc<Mailbox>) {
-        self.mailboxes.write().insert(mailbox.id, mailbox.clone());
-    }
-
-    /// A connection went away: its tracking ends and it is no redirect target any more.
-    pub fn disconnect(&self, id: u64) {
-        self.disable(id);
-        self.mailboxes.write().remove(&id);
-    }
-
-    /// True if client `id` is connected.
-    pub fn client_exists(&self, id: u64) -> bool {
-        self.mailboxes.read().contains_key(&id)
-    }
-
-    /// True if any client tracks (checked before anything else on the hot path).
-    #[inline]
-    pub fn active(&self) -> bool {
-        self.clients.load(Ordering::Relaxed) > 0
     }
 
     /// True if any `BCAST` prefix exists: changed keys must be collected.
@@ -253,7 +244,7 @@ impl Tracking {
     /// Sends the invalidations of a command's changes: `changed` holds each changed key
     /// with the clients that had read it (empty when it was collected only for `BCAST`);
     /// `bcast` says whether every changed key was collected. `me` ran the command.
-    pub fn invalidate(&self, changed: &[(Vec<u8>, Vec<u64>)], bcast: bool, me: &mut Me, now_ms: i64) {
+    pub fn invalidate(&self, host: &dyn Host, changed: &[(Vec<u8>, Vec<u64>)], bcast: bool, me: &mut Me, now_ms: i64) {
         let trackers = self.trackers.read();
         for (key, ids) in changed {
             for id in ids {
@@ -261,7 +252,7 @@ impl Tracking {
                 if t.bcast || (t.noloop && *id == me.id) {
                     continue;
                 }
-                self.send(t, Payload::Keys(&[key.as_slice()]), me, now_ms);
+                self.send(host, t, Payload::Keys(&[key.as_slice()]), me, now_ms);
             }
         }
         if !bcast {
@@ -285,16 +276,16 @@ impl Tracking {
                 if t.noloop && *id == me.id {
                     continue;
                 }
-                self.send(t, Payload::Keys(&under), me, now_ms);
+                self.send(host, t, Payload::Keys(&under), me, now_ms);
             }
         }
     }
 
     /// A flush: every tracking client is told everything changed.
-    pub fn flushed(&self, me: &mut Me, now_ms: i64) {
+    pub fn flushed(&self, host: &dyn Host, me: &mut Me, now_ms: i64) {
         let trackers = self.trackers.read();
         for t in trackers.values() {
-            self.send(t, Payload::Flush, me, now_ms);
+            self.send(host, t, Payload::Flush, me, now_ms);
         }
     }
 
@@ -302,38 +293,42 @@ impl Tracking {
     /// Messages for the client running the command, about its own tracking, wait for its
     /// reply; any other goes out at once (Redis sends a redirect target's at once too, even
     /// when the target is the client running the command).
-    fn send(&self, t: &Tracker, payload: Payload, me: &mut Me, now_ms: i64) {
+    fn send(&self, host: &dyn Host, t: &Tracker, payload: Payload, me: &mut Me, now_ms: i64) {
         let defer = t.id == me.id;
-        let (target, redirected) = if t.redirect == 0 {
-            (t.mailbox.clone(), false)
+        let protocol = |m: &Mailbox, me: &Me| if defer && m.id == me.id { me.resp } else { m.resp() };
+        let target = if t.redirect == 0 {
+            t.mailbox.clone()
         } else {
-            match self.mailboxes.read().get(&t.redirect) {
-                Some(m) => (m.clone(), true),
+            match host.client_mailbox(t.redirect) {
+                Some(m) => m,
                 None => {
                     t.broken.store(true, Ordering::Relaxed);
-                    let redirect = t.redirect as i64;
-                    put(&t.mailbox, defer, me, now_ms, &mut |w: &mut ReplyWriter| {
-                        if w.resp == Resp::V3 {
+                    if protocol(&t.mailbox, me) == Resp::V3 {
+                        let redirect = t.redirect as i64;
+                        put(&t.mailbox, defer, me, now_ms, |w| {
                             w.push(2);
                             w.bulk(b"tracking-redir-broken");
                             w.int(redirect);
-                        }
-                    });
+                        });
+                    }
                     return;
                 }
             }
         };
-        put(&target, defer, me, now_ms, &mut |w: &mut ReplyWriter| {
-            if w.resp == Resp::V3 {
+        let resp3 = protocol(&target, me) == Resp::V3;
+        // RESP2 has no out-of-band frames but pub/sub messages, on a subscribed redirect target.
+        let as_message = t.redirect != 0 && target.is_subscribed();
+        if !resp3 && !as_message {
+            return;
+        }
+        put(&target, defer, me, now_ms, |w| {
+            if resp3 {
                 w.push(2);
                 w.bulk(b"invalidate");
-            } else if redirected && target.is_subscribed() {
+            } else {
                 w.array(3);
                 w.bulk(b"message");
                 w.bulk(CHANNEL);
-            } else {
-                // RESP2 has no out-of-band frames on a connection that is not subscribed.
-                return;
             }
             match payload {
                 Payload::Keys(keys) => {
@@ -349,20 +344,15 @@ impl Tracking {
 }
 
 /// Encodes a message for `mailbox`'s client: after the reply if it is the client running
-/// the command and the message is `defer`red, else into its mailbox. An encoder that writes
-/// nothing sends nothing.
-fn put(mailbox: &Mailbox, defer: bool, me: &mut Me, now_ms: i64, encode: &mut dyn FnMut(&mut ReplyWriter)) {
+/// the command and the message is `defer`red, else into its mailbox.
+fn put(mailbox: &Mailbox, defer: bool, me: &mut Me, now_ms: i64, encode: impl FnOnce(&mut ReplyWriter)) {
     if defer && mailbox.id == me.id {
         let mut w = ReplyWriter::new(me.resp);
         w.buf = std::mem::take(me.after_reply);
         encode(&mut w);
         *me.after_reply = w.buf;
-        return;
-    }
-    let mut probe = ReplyWriter::new(mailbox.resp());
-    encode(&mut probe);
-    if !probe.buf.is_empty() {
-        mailbox.deliver(now_ms, |w| w.raw(&probe.buf));
+    } else {
+        mailbox.deliver(now_ms, encode);
     }
 }
 

@@ -61,6 +61,9 @@ pub struct Client {
     pub killed: AtomicBool,
     /// Wakes the connection when killed.
     pub kill_notify: Notify,
+    /// Where messages for it wait (set once its session exists): pub/sub and invalidations
+    /// redirected to it.
+    pub mailbox: std::sync::OnceLock<Arc<commands::pubsub::Mailbox>>,
 }
 
 impl Client {

@@ -52,6 +52,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr,
         }),
         killed: false.into(),
         kill_notify: tokio::sync::Notify::new(),
+        mailbox: Default::default(),
     });
     shared.clients.add(client.clone());
     let authenticated = shared.config.requirepass.read().is_none();
@@ -59,11 +60,10 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr,
     let overflowed = client.clone();
     session.mailbox =
         Some(Arc::new(Mailbox::new(id, shared.output_limits.clone(), Box::new(move || overflowed.kill()))));
-    if let Some(m) = session.mailbox.as_ref() {
-        shared.tracking.connect(m);
-    }
+    let mailbox = session.mailbox.clone().expect("just made");
+    let _ = client.mailbox.set(mailbox);
     let _ = run(&shared, &client, &mut stream, &mut session).await;
-    shared.tracking.disconnect(id);
+    shared.tracking.disable(id);
     if let Some(why) = session.mailbox.as_ref().and_then(|m| m.closed_why()) {
         tracing::warn!("Client id={id} addr={addr} ({why}) closed for overcoming of output buffer limits.");
     }
@@ -268,8 +268,9 @@ async fn run(
                 }
                 _ => {}
             }
-            // Messages that arrived before this command ended (its own `PUBLISH` to a channel
-            // it subscribes to, a keyspace event it caused) go before its reply, as in Redis.
+            // Messages that arrived before this command released its locks (its own `PUBLISH`
+            // to a channel it subscribes to, a keyspace event it caused) go before its reply,
+            // as in Redis; later ones after it (`Session::mail_mark`).
             mailbox.splice_into(&mut out.buf, mark, session.mail_mark);
             if !session.after_reply.is_empty() {
                 // Out of band: written whatever the reply mode.

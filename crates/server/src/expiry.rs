@@ -236,9 +236,9 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
         }
         if !invalidated.is_empty() {
             // Still under the shard lock, like a command's.
-            let mut none = Vec::new();
-            let mut me = commands::tracking::Me { id: 0, resp: protocol::Resp::V2, after_reply: &mut none };
-            shared.tracking.invalidate(&invalidated, bcast, &mut me, unix_ms());
+            let mut unused = Vec::new();
+            let mut me = commands::tracking::Me::nobody(&mut unused);
+            shared.tracking.invalidate(shared, &invalidated, bcast, &mut me, unix_ms());
         }
     }
     (0, found)

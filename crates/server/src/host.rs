@@ -6,6 +6,7 @@ use crate::Shared;
 use commands::host::{Host, KillFilter};
 use commands::{Session, Stats};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 impl Host for Shared {
     fn stats(&self) -> &Stats {
@@ -22,6 +23,10 @@ impl Host for Shared {
 
     fn tracking(&self) -> &commands::tracking::Tracking {
         &self.tracking
+    }
+
+    fn client_mailbox(&self, id: u64) -> Option<Arc<commands::pubsub::Mailbox>> {
+        self.clients.get(id).and_then(|c| c.mailbox.get().cloned())
     }
 
     fn monitors(&self) -> Option<&commands::monitor::Monitors> {

@@ -75,9 +75,9 @@ impl Machine for Applier {
             // replica's clients do after a full sync), even if the image fails to load.
             shared.tracking.clear(&mut g.tracked);
         }
-        let mut none = Vec::new();
-        let mut me = commands::tracking::Me { id: 0, resp: Resp::V2, after_reply: &mut none };
-        shared.tracking.flushed(&mut me, crate::connection::unix_ms());
+        let mut unused = Vec::new();
+        let mut me = commands::tracking::Me::nobody(&mut unused);
+        shared.tracking.flushed(&*shared, &mut me, crate::connection::unix_ms());
         let mut shards: Vec<&mut engine::Shard> = guards.iter_mut().map(|g| &mut **g).collect();
         persistence::load::load_replica_image(&shared.ks, &mut shards, image, crate::connection::unix_ms())?;
         drop(shards);

@@ -470,7 +470,7 @@ fn client_tracking(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
                 return Err(CmdError::err("A client can only redirect to a single other client"));
             }
             let id = engine::num::parse_i64(argv[i]).ok_or(CmdError::NotInteger)?;
-            if id <= 0 || !tracking.client_exists(id as u64) {
+            if id <= 0 || ctx.host.client_mailbox(id as u64).is_none() {
                 return Err(CmdError::err("The client ID you want redirect to does not exist"));
             }
             on.redirect = id as u64;
