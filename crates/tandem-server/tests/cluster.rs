@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use testkit::process::{temp_dir, ServerProcess};
 use testkit::{bulk, error, simple, Frame, RawClient};
 
@@ -1430,5 +1432,19 @@ fn writes_through_any_node_invalidate_tracking_clients_on_every_node() {
             assert_eq!(t.read_frame_timeout(Duration::from_secs(5)).unwrap(), flushed, "node {i}");
         }
         assert_eq!(bcast.read_frame_timeout(Duration::from_secs(5)).unwrap(), flushed);
+    });
+}
+
+#[test]
+fn a_job_queue_runs_every_job_exactly_once_with_workers_on_every_node() {
+    // pip needs the registry, which the test's namespace cannot reach: build the venv first.
+    let venv = common::jobqueue::rq_venv();
+    in_netns("a_job_queue_runs_every_job_exactly_once_with_workers_on_every_node", || {
+        let nodes = start_cluster(3, 3);
+        agreed_leader(&nodes);
+        // Jobs enqueued through node 1; six workers, two per node, each blocked in BLPOP on its
+        // own node, so every pop is a replicated write competing with pops on other nodes.
+        let urls: Vec<String> = nodes.iter().map(|n| format!("redis://127.0.0.1:{}/", n.port)).collect();
+        common::jobqueue::rq_check(&venv, 2000, 6, &urls);
     });
 }

@@ -7,6 +7,8 @@
 //!   is kept (and its path printed) when the test panics.
 //! * [`RawClient`] speaks RESP over a plain `std::net::TcpStream` and hands back
 //!   [`protocol::Frame`]s, so tests see exactly what went over the wire.
+//! * [`python::venv`] builds a Python venv with pinned PyPI packages, for tests that drive a
+//!   real client library (a job queue) against the server.
 //! * [`split_line`] splits a command line the way `redis-cli` does.
 //! * [`cases`] parses the `diff/*.cases` files and compares replies under the case modes
 //!   (exact, numeric tolerance, type only, unordered).
@@ -17,6 +19,7 @@
 pub mod cases;
 pub mod client;
 pub mod process;
+pub mod python;
 pub mod split;
 
 pub use cases::{parse_cases, replies_match, Case, CaseLine, Mode};

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod dataset;
+pub mod jobqueue;
 
 use testkit::{RedisProcess, TandemProcess};
 
