@@ -11,9 +11,12 @@
 #
 #   bench/collections_memory.sh               # every dataset
 #   SETS="zset list" bench/collections_memory.sh
+#   SETTLE=0 bench/collections_memory.sh      # read memory at once (RSS is noisier)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SETS=${SETS:-hashes sets intsets zset list}
+# Seconds to wait before each reading (see below).
+SETTLE=${SETTLE:-12}
 
 # shellcheck source=bench/pair.sh
 . bench/pair.sh
@@ -61,9 +64,13 @@ printf "%-8s | %12s %12s %6s | %12s %12s %6s\n" dataset "t used" "r used" ratio 
 for set in $SETS; do
   generate "$set" >"$WORK/load.resp"
   start
+  # Both allocators return freed pages some seconds after the fact (Redis's jemalloc from a
+  # background thread): RSS read at once varied by 10% between identical Redis runs.
+  sleep "$SETTLE"
   tu0=$(mem "$TP" used_memory); ru0=$(mem "$RP" used_memory)
   tr0=$(mem "$TP" used_memory_rss); rr0=$(mem "$RP" used_memory_rss)
   for p in "$TP" "$RP"; do redis-cli -p "$p" --pipe <"$WORK/load.resp" >/dev/null; done
+  sleep "$SETTLE"
   [ "$(redis-cli -p "$TP" dbsize)" = "$(redis-cli -p "$RP" dbsize)" ] || { echo "$set: key counts differ" >&2; exit 1; }
   tu=$(( $(mem "$TP" used_memory) - tu0 )); ru=$(( $(mem "$RP" used_memory) - ru0 ))
   tr=$(( $(mem "$TP" used_memory_rss) - tr0 )); rr=$(( $(mem "$RP" used_memory_rss) - rr0 ))

@@ -25,7 +25,7 @@ macro_rules! typed_access {
         pub fn $read(&mut self, key: &[u8]) -> Result<Option<&mut $ty>, CmdError> {
             match self.lookup_read(key) {
                 None => Ok(None),
-                Some(e) => match &mut e.value {
+                Some(value) => match value {
                     Value::$variant(v) => Ok(Some(v)),
                     _ => Err(CmdError::WrongType),
                 },
@@ -36,7 +36,7 @@ macro_rules! typed_access {
         pub fn $write(&mut self, key: &[u8]) -> Result<Option<&mut $ty>, CmdError> {
             match self.lookup_write(key) {
                 None => Ok(None),
-                Some(e) => match &mut e.value {
+                Some(value) => match value {
                     Value::$variant(v) => Ok(Some(v)),
                     _ => Err(CmdError::WrongType),
                 },
@@ -353,7 +353,7 @@ impl<'a> Store<'a> {
 
     /// Looks a key up in database `db` for a read: expired keys are absent; hits and misses
     /// are counted; the access time is refreshed unless `no_touch`.
-    pub fn lookup_read_in(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+    pub fn lookup_read_in(&mut self, db: usize, key: &[u8]) -> Option<&mut Value> {
         if self.expire_if_needed(db, key) {
             self.stats.keyspace_misses += 1;
             self.notify_in(crate::notify::KEY_MISS, "keymiss", db, key);
@@ -365,13 +365,10 @@ impl<'a> Store<'a> {
         // Reads only refresh the access time, which snapshots do not keep: no capture.
         let h = self.ks.hash(key);
         let shard = self.locks.shard_deferred(self.ks.shard_of(h));
-        match shard.dbs[db].entry_mut(h, key) {
-            Some(e) => {
+        match shard.dbs[db].value_mut(h, key, touch.then_some(lru)) {
+            Some(v) => {
                 self.stats.keyspace_hits += 1;
-                if touch {
-                    e.lru = lru;
-                }
-                Some(e)
+                Some(v)
             }
             None => {
                 self.stats.keyspace_misses += 1;
@@ -384,25 +381,23 @@ impl<'a> Store<'a> {
 
     /// Looks a key up in the selected database for a read.
     #[inline]
-    pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Entry> {
+    pub fn lookup_read(&mut self, key: &[u8]) -> Option<&mut Value> {
         self.lookup_read_in(self.db, key)
     }
 
     /// Looks a key up in database `db` for a write: expired keys are absent; no stats.
-    pub fn lookup_write_in(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+    pub fn lookup_write_in(&mut self, db: usize, key: &[u8]) -> Option<&mut Value> {
         if self.expire_if_needed(db, key) {
             return None;
         }
         let lru = lru_clock(self.now_ms);
         let (d, h) = self.db_to_change(db, key);
-        let e = d.entry_mut(h, key)?;
-        e.lru = lru;
-        Some(e)
+        d.value_mut(h, key, Some(lru))
     }
 
     /// Looks a key up in the selected database for a write.
     #[inline]
-    pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
+    pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Value> {
         self.lookup_write_in(self.db, key)
     }
 
@@ -428,7 +423,20 @@ impl<'a> Store<'a> {
             return false;
         }
         let (d, h) = self.db_deferred(db, key);
-        d.entry(h, key).is_some()
+        d.value(h, key).is_some()
+    }
+
+    /// The access time (`lru_clock`) of a key of the selected database, without touching it.
+    pub fn lru_of(&mut self, key: &[u8]) -> Option<u32> {
+        let (d, h) = self.db_deferred(self.db, key);
+        d.lru_of(h, key)
+    }
+
+    /// Sets the access time of an existing key of the selected database (`RESTORE ...
+    /// IDLETIME`); no change is counted, as for any access.
+    pub fn set_lru(&mut self, key: &[u8], lru: u32) {
+        let (d, h) = self.db_to_change(self.db, key);
+        d.value_mut(h, key, Some(lru));
     }
 
     /// True if the key exists in the selected database, without touching it.
@@ -440,7 +448,7 @@ impl<'a> Store<'a> {
     pub fn get_str(&mut self, key: &[u8]) -> Result<Option<&mut Str>, CmdError> {
         match self.lookup_read(key) {
             None => Ok(None),
-            Some(e) => match &mut e.value {
+            Some(value) => match value {
                 Value::Str(s) => Ok(Some(s)),
                 _ => Err(CmdError::WrongType),
             },
@@ -451,7 +459,7 @@ impl<'a> Store<'a> {
     pub fn get_str_for_write(&mut self, key: &[u8]) -> Result<Option<&mut Str>, CmdError> {
         match self.lookup_write(key) {
             None => Ok(None),
-            Some(e) => match &mut e.value {
+            Some(value) => match value {
                 Value::Str(s) => Ok(Some(s)),
                 _ => Err(CmdError::WrongType),
             },
@@ -476,7 +484,7 @@ impl<'a> Store<'a> {
         }
         match self.lookup_read(key) {
             None => Ok(None),
-            Some(e) => match &mut e.value {
+            Some(e) => match e {
                 Value::Hash(h) => Ok(Some(h)),
                 _ => Err(CmdError::WrongType),
             },
@@ -489,7 +497,7 @@ impl<'a> Store<'a> {
         self.expire_fields_in(self.db, key);
         match self.lookup_write(key) {
             None => Ok(None),
-            Some(e) => match &mut e.value {
+            Some(e) => match e {
                 Value::Hash(h) => Ok(Some(h)),
                 _ => Err(CmdError::WrongType),
             },
@@ -582,7 +590,7 @@ impl<'a> Store<'a> {
 
     /// Deletes `key` if it holds a collection that has become empty (Redis never keeps one).
     pub fn delete_if_empty(&mut self, key: &[u8]) {
-        if self.lookup_write(key).is_some_and(|e| e.value.is_empty_collection()) {
+        if self.lookup_write(key).is_some_and(|e| e.is_empty_collection()) {
             self.delete(key);
             self.notify(crate::notify::GENERIC, "del", key);
         }
@@ -602,7 +610,7 @@ impl<'a> Store<'a> {
         if d.is_expired(h, key, self.now_ms) {
             return None;
         }
-        d.entry(h, key).map(|e| &e.value)
+        d.value(h, key)
     }
 
     /// The encoding thresholds of collections.

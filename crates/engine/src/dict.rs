@@ -13,7 +13,7 @@
 
 use std::hash::BuildHasher;
 
-use crate::small::SmallBytes;
+use crate::small::KeyBytes;
 
 /// The hasher every dict of a keyspace shares: foldhash with a per-process random seed.
 #[derive(Clone)]
@@ -40,12 +40,13 @@ pub fn collection_hasher() -> KeyHasher {
     KeyHasher::with_seed(0x7a4d_e3c1_9b2f_5e17)
 }
 
-/// A chain link. The key is a [`SmallBytes`]: short keys (the common case) are stored inside the
+/// A chain link. The key is a [`KeyBytes`]: short keys (the common case) are stored inside the
 /// node, so a lookup reads one allocation instead of following a second pointer to the key; on
-/// a large keyspace that pointer was a cache miss per lookup (15% of a SET-heavy profile).
+/// a large keyspace that pointer was a cache miss per lookup (15% of a SET-heavy profile). The
+/// key also carries the entry's stamp (see the `*_stamped` methods).
 struct Node<V> {
     next: Option<Box<Node<V>>>,
-    key: SmallBytes,
+    key: KeyBytes,
     value: V,
 }
 
@@ -215,32 +216,66 @@ impl<V> Dict<V> {
     }
 
     /// Looks a key up for modification. Performs one rehash step, as Redis does on lookups.
+    #[inline]
     pub fn get_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut V> {
+        self.get_mut_stamped(hash, key, None)
+    }
+
+    /// The stamp kept beside a key (zero unless set).
+    pub fn stamp(&self, hash: u64, key: &[u8]) -> Option<u32> {
+        if self.is_empty() {
+            return None;
+        }
+        let found = match self.tables[0].find(hash, key) {
+            Some(n) => Some(n),
+            None if self.rehash_idx.is_some() => self.tables[1].find(hash, key),
+            None => None,
+        };
+        found.map(|n| n.key.stamp())
+    }
+
+    /// Looks a key up for modification and, if found, sets its stamp to `stamp` (when given).
+    pub fn get_mut_stamped(&mut self, hash: u64, key: &[u8], stamp: Option<u32>) -> Option<&mut V> {
         if self.is_empty() {
             return None;
         }
         self.rehash_step();
-        if self.tables[0].find(hash, key).is_some() {
-            return self.tables[0].find_mut(hash, key).map(|n| &mut n.value);
+        let t = if self.tables[0].find(hash, key).is_some() {
+            0
+        } else if self.rehash_idx.is_some() {
+            1
+        } else {
+            return None;
+        };
+        let n = self.tables[t].find_mut(hash, key)?;
+        if let Some(s) = stamp {
+            n.key.set_stamp(s);
         }
-        if self.rehash_idx.is_some() {
-            return self.tables[1].find_mut(hash, key).map(|n| &mut n.value);
-        }
-        None
+        Some(&mut n.value)
     }
 
     /// Inserts or replaces; returns the previous value.
     pub fn insert(&mut self, hash: u64, key: &[u8], value: V) -> Option<V> {
-        if let Some(slot) = self.get_mut(hash, key) {
+        self.insert_stamped(hash, key, value, 0)
+    }
+
+    /// Inserts or replaces, setting the key's stamp; returns the previous value.
+    pub fn insert_stamped(&mut self, hash: u64, key: &[u8], value: V, stamp: u32) -> Option<V> {
+        if let Some(slot) = self.get_mut_stamped(hash, key, Some(stamp)) {
             return Some(std::mem::replace(slot, value));
         }
-        self.insert_new(hash, key, value);
+        self.insert_new_stamped(hash, key, value, stamp);
         None
     }
 
     /// Inserts a key known to be absent (the caller just looked it up).
     pub fn insert_new(&mut self, hash: u64, key: &[u8], value: V) {
-        let key = SmallBytes::new(key);
+        self.insert_new_stamped(hash, key, value, 0)
+    }
+
+    /// Inserts a key known to be absent, with a stamp.
+    pub fn insert_new_stamped(&mut self, hash: u64, key: &[u8], value: V, stamp: u32) {
+        let key = KeyBytes::new(key, stamp);
         self.expand_if_needed();
         self.rehash_step();
         let t = if self.rehash_idx.is_some() { 1 } else { 0 };
@@ -253,6 +288,11 @@ impl<V> Dict<V> {
 
     /// Removes a key, returning its value.
     pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<V> {
+        self.remove_stamped(hash, key).map(|(v, _)| v)
+    }
+
+    /// Removes a key, returning its value and stamp.
+    pub fn remove_stamped(&mut self, hash: u64, key: &[u8]) -> Option<(V, u32)> {
         if self.is_empty() {
             return None;
         }
@@ -262,7 +302,7 @@ impl<V> Dict<V> {
             None if self.rehash_idx.is_some() => self.tables[1].remove(hash, key),
             None => None,
         };
-        node.map(|n| n.value)
+        node.map(|n| (n.value, n.key.stamp()))
     }
 
     /// Removes every entry.

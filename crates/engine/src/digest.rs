@@ -76,8 +76,8 @@ pub fn mix_value(digest: &mut Digest, value: &Value, has_expire: bool) {
 /// The digest of one key's value, or all zeros when the key is missing.
 pub fn value_digest(db: &Db, hash: u64, key: &[u8]) -> Digest {
     let mut d = [0u8; 20];
-    if let Some(e) = db.entry(hash, key) {
-        mix_value(&mut d, &e.value, db.expire_of(hash, key).is_some());
+    if let Some(v) = db.value(hash, key) {
+        mix_value(&mut d, v, db.expire_of(hash, key).is_some());
     }
     d
 }
@@ -89,11 +89,11 @@ pub fn mix_db(fin: &mut Digest, db: usize) {
 
 /// XORs every key of one database share into the running dataset digest.
 pub fn xor_db_keys(fin: &mut Digest, d: &Db) {
-    d.main.for_each(|key, entry| {
+    d.main.for_each(|key, value| {
         let mut kd = [0u8; 20];
         mix_digest(&mut kd, key);
         let h = d.main.hasher().hash(key);
-        mix_value(&mut kd, &entry.value, d.expire_of(h, key).is_some());
+        mix_value(&mut kd, value, d.expire_of(h, key).is_some());
         // Redis folds each key's digest in through SHA-1 (`xorDigest(final, digest, 20)`).
         xor_digest(fin, &kd);
     });

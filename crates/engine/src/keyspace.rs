@@ -14,7 +14,9 @@ use crate::limits::{Limits, SharedLimits};
 use crate::sync::{Mutex, MutexGuard};
 use crate::value::Value;
 
-/// What a key maps to: the value and its access metadata.
+/// A key's value with its access time, as a database hands it back when the key is removed.
+/// (Inside the dict the access time is the key's stamp, beside the key, not beside the value:
+/// see `small::KeyBytes`.)
 #[derive(Debug)]
 pub struct Entry {
     /// The value.
@@ -26,8 +28,8 @@ pub struct Entry {
 /// One database's share of one shard: the keys and, as in Redis, a second dict of the keys
 /// that have a time to live, so that expiry can sample volatile keys only.
 pub struct Db {
-    /// Key to entry.
-    pub main: Dict<Entry>,
+    /// Key to value; each key's stamp is its access time (`lru_clock`).
+    pub main: Dict<Value>,
     /// Key to absolute expiry time in Unix milliseconds.
     pub expires: Dict<i64>,
     /// The hashes that have fields with a time to live, by their earliest field expiry.
@@ -73,16 +75,23 @@ impl Db {
         matches!(self.expire_of(hash, key), Some(when) if when <= now_ms)
     }
 
-    /// The entry under a key, ignoring expiry.
+    /// The value under a key, ignoring expiry.
     #[inline]
-    pub fn entry(&self, hash: u64, key: &[u8]) -> Option<&Entry> {
+    pub fn value(&self, hash: u64, key: &[u8]) -> Option<&Value> {
         self.main.get(hash, key)
     }
 
-    /// The entry under a key for modification, ignoring expiry.
+    /// The value under a key for modification, ignoring expiry; sets the key's access time
+    /// to `touch` when given.
     #[inline]
-    pub fn entry_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut Entry> {
-        self.main.get_mut(hash, key)
+    pub fn value_mut(&mut self, hash: u64, key: &[u8], touch: Option<u32>) -> Option<&mut Value> {
+        self.main.get_mut_stamped(hash, key, touch)
+    }
+
+    /// The access time (`lru_clock`) of a key.
+    #[inline]
+    pub fn lru_of(&self, hash: u64, key: &[u8]) -> Option<u32> {
+        self.main.stamp(hash, key)
     }
 
     /// Stores a value, replacing any previous one, and clears any time to live (what Redis's
@@ -103,12 +112,12 @@ impl Db {
         if fields_due.is_some() || !self.hash_fields.is_empty() {
             self.hash_fields.set(hash, key, fields_due);
         }
-        self.main.insert(hash, key, Entry { value, lru }).is_none()
+        self.main.insert_stamped(hash, key, value, lru).is_none()
     }
 
     /// Removes a key and its time to live.
     pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<Entry> {
-        let removed = self.main.remove(hash, key);
+        let removed = self.main.remove_stamped(hash, key).map(|(value, lru)| Entry { value, lru });
         if removed.is_some() && !self.expires.is_empty() {
             self.expires.remove(hash, key);
         }
@@ -122,7 +131,7 @@ impl Db {
     /// deleting the key when none is left; the fields removed, earliest first.
     pub fn remove_expired_fields(&mut self, hash: u64, key: &[u8], now_ms: i64) -> Vec<Box<[u8]>> {
         let (gone, empty) = match self.main.get_mut(hash, key) {
-            Some(Entry { value: Value::Hash(h), .. }) => {
+            Some(Value::Hash(h)) => {
                 let gone = h.remove_expired(now_ms);
                 (gone, h.is_empty())
             }
@@ -140,7 +149,7 @@ impl Db {
     /// live changed in place (`HEXPIRE` & co.), so the expiry cycle finds it.
     pub fn note_field_expiry(&mut self, hash: u64, key: &[u8]) {
         let due = match self.main.get(hash, key) {
-            Some(Entry { value: Value::Hash(h), .. }) => h.min_field_expire(),
+            Some(Value::Hash(h)) => h.min_field_expire(),
             _ => None,
         };
         self.hash_fields.set(hash, key, due);
@@ -295,7 +304,7 @@ impl Shard {
         for key in self.watched.keys_of(db) {
             let h = self.dbs[db].main.hasher().hash(&key);
             let exists =
-                self.dbs[db].entry(h, &key).is_some() || other.is_some_and(|o| self.dbs[o].entry(h, &key).is_some());
+                self.dbs[db].value(h, &key).is_some() || other.is_some_and(|o| self.dbs[o].value(h, &key).is_some());
             if exists {
                 self.watched.touch(db, &key, crate::watched::Change::Modified);
             }
@@ -313,7 +322,7 @@ impl Shard {
             return;
         }
         let d = &self.dbs[db];
-        let state = d.entry(hash, key).map(|e| (e.value.clone(), d.expire_of(hash, key)));
+        let state = d.value(hash, key).map(|v| (v.clone(), d.expire_of(hash, key)));
         let bytes = key.len() + state.as_ref().map_or(0, |(v, _)| v.approx_bytes()) + SAVED_KEY_OVERHEAD;
         saved[db].insert_new(hash, key, state);
         self.saved_bytes += bytes;
@@ -366,9 +375,9 @@ impl Shard {
         for (d, db) in self.dbs.iter().enumerate() {
             let hasher = db.main.hasher();
             let volatile = !db.expires.is_empty();
-            db.main.for_each(|key, entry| {
+            db.main.for_each(|key, value| {
                 let expire = if volatile { db.expire_of(hasher.hash(key), key) } else { None };
-                f(d, key, &entry.value, expire);
+                f(d, key, value, expire);
             });
         }
     }
@@ -403,7 +412,7 @@ impl CutPart<'_> {
             let hasher = db.main.hasher();
             let volatile = !db.expires.is_empty();
             loop {
-                walk.cursor = db.main.scan(walk.cursor, |key, entry| {
+                walk.cursor = db.main.scan(walk.cursor, |key, value| {
                     left = left.saturating_sub(1);
                     let needs_hash = saved.is_some() || in_steps || !emitted.is_empty() || volatile;
                     let hash = if needs_hash { hasher.hash(key) } else { 0 };
@@ -418,7 +427,7 @@ impl CutPart<'_> {
                         return;
                     }
                     let expire = if volatile { db.expire_of(hash, key) } else { None };
-                    f(d, key, &entry.value, expire);
+                    f(d, key, value, expire);
                 });
                 if walk.cursor == 0 {
                     walk.db += 1;
@@ -646,7 +655,7 @@ mod tests {
         assert!(db.hash_fields.due(99, 10).is_empty());
         assert_eq!(db.hash_fields.due(100, 10).len(), 1);
         // An in-place change is noted; a replaced or removed key is forgotten.
-        if let Some(Entry { value: Value::Hash(h), .. }) = db.entry_mut(kh, k) {
+        if let Some(Value::Hash(h)) = db.value_mut(kh, k, None) {
             h.set_field_expire(b"g", 50);
         }
         db.note_field_expiry(kh, k);
@@ -654,7 +663,7 @@ mod tests {
         assert_eq!(db.remove_expired_fields(kh, k, 60).len(), 1);
         assert_eq!(db.hash_fields.get(kh, k), Some(100));
         assert_eq!(db.remove_expired_fields(kh, k, 100).len(), 1);
-        assert!(db.entry(kh, k).is_none(), "the last field took the key with it");
+        assert!(db.value(kh, k).is_none(), "the last field took the key with it");
         assert!(db.hash_fields.is_empty());
         db.set(kh, k, Value::Hash(h.clone()), 0);
         db.set(kh, k, Value::Str(crate::value::Str::from_bytes(b"x")), 0);

@@ -220,7 +220,7 @@ fn cycle(shared: &Shared, rng: &mut Rng, start_shard: usize, budget: Duration, m
                 // A hash that lost its last field is gone too: `del` after its `hexpired`.
                 let mut all = Vec::with_capacity(events.len());
                 for e in events.drain(..) {
-                    let emptied = e.name == "hexpired" && db.entry(shared.ks.hash(&e.key), &e.key).is_none();
+                    let emptied = e.name == "hexpired" && db.value(shared.ks.hash(&e.key), &e.key).is_none();
                     let (d, key) = (e.db, if emptied { e.key.clone() } else { Vec::new() });
                     all.push(e);
                     if emptied {

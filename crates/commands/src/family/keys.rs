@@ -18,7 +18,7 @@ use crate::table::{
 use engine::glob::glob_match;
 use engine::keyspace::lru_clock;
 use engine::rdb;
-use engine::{Entry, Str, Value, ValueType};
+use engine::{Str, Value, ValueType};
 
 /// Bindings of this family.
 pub const BINDINGS: &[Binding] = &[
@@ -64,13 +64,13 @@ const SHARED_REFCOUNT: i64 = i32::MAX as i64;
 
 /// Looks a key of the selected database up for a read without refreshing its access time
 /// (Redis's `LOOKUP_NOTOUCH`): expired keys are absent (and removed), hits and misses count.
-fn peek<'s>(store: &'s mut Store, key: &[u8]) -> Option<&'s Entry> {
+fn peek<'s>(store: &'s mut Store, key: &[u8]) -> Option<&'s Value> {
     peek_notify(store, key, true)
 }
 
 /// [`peek`]; `keymiss` is published for a missing key unless `miss_event` is false (`OBJECT`, as
 /// Redis's `LOOKUP_NONOTIFY`).
-fn peek_notify<'s>(store: &'s mut Store, key: &[u8], miss_event: bool) -> Option<&'s Entry> {
+fn peek_notify<'s>(store: &'s mut Store, key: &[u8], miss_event: bool) -> Option<&'s Value> {
     let live = store.exists(key);
     if !live && miss_event {
         store.notify(notify::KEY_MISS, "keymiss", key);
@@ -85,7 +85,7 @@ fn peek_notify<'s>(store: &'s mut Store, key: &[u8], miss_event: bool) -> Option
     }
     let db = store.db;
     let (d, h) = store.db_for_read(db, key);
-    d.entry(h, key)
+    d.value(h, key)
 }
 
 /// Parses a database index as `getIntFromObjectOrReply` then `selectDb` do.
@@ -127,7 +127,7 @@ fn exists(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 /// `TYPE key`
 fn type_cmd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
-    let name = peek(&mut ctx.store, argv[1]).map_or("none", |e| e.value.value_type().name());
+    let name = peek(&mut ctx.store, argv[1]).map_or("none", |v| v.value_type().name());
     ctx.out.simple(name.as_bytes());
     Ok(())
 }
@@ -220,7 +220,7 @@ fn copy(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         ctx.out.int(0);
         return Ok(());
     };
-    let value = e.value.clone();
+    let value = e.clone();
     let when = ctx.store.expire_of(src);
     if ctx.store.lookup_write_in(dst_db, dst).is_some() {
         if !replace {
@@ -265,7 +265,7 @@ fn move_cmd(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 fn object_encoding(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     match peek_notify(&mut ctx.store, argv[2], false) {
         Some(e) => {
-            let enc = e.value.encoding();
+            let enc = e.encoding();
             ctx.out.bulk(enc.as_bytes());
         }
         None => ctx.out.null(),
@@ -305,11 +305,11 @@ fn idle_seconds(now_ms: i64, lru: u32) -> i64 {
 /// `OBJECT IDLETIME key`
 fn object_idletime(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     let now = ctx.now_ms();
-    let Some(e) = peek_notify(&mut ctx.store, argv[2], false) else {
+    if peek_notify(&mut ctx.store, argv[2], false).is_none() {
         ctx.out.null();
         return Ok(());
-    };
-    let lru = e.lru;
+    }
+    let lru = ctx.store.lru_of(argv[2]).unwrap_or(0);
     if ctx.host.lfu_policy() {
         return Err(CmdError::err(
             "An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching \
@@ -337,7 +337,7 @@ fn object_refcount(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
             ctx.out.null();
             return Ok(());
         }
-        Some(e) => matches!(e.value, Value::Str(Str::Int(v)) if (0..SHARED_INTEGERS).contains(&v)),
+        Some(e) => matches!(*e, Value::Str(Str::Int(v)) if (0..SHARED_INTEGERS).contains(&v)),
     };
     let n = if small_int && shared_integers(ctx) { SHARED_REFCOUNT } else { 1 };
     ctx.out.int(n);
@@ -376,7 +376,7 @@ fn dump_value(v: &Value) -> Vec<u8> {
 fn dump(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     match ctx.store.lookup_read(argv[1]) {
         Some(e) => {
-            let payload = dump_value(&e.value);
+            let payload = dump_value(e);
             ctx.out.bulk(&payload);
         }
         None => ctx.out.null(),
@@ -477,9 +477,7 @@ fn restore(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     if let Some(idle) = idle {
         if !ctx.host.lfu_policy() {
             let lru = lru_for_idle(now, idle);
-            if let Some(e) = ctx.store.lookup_write(key) {
-                e.lru = lru;
-            }
+            ctx.store.set_lru(key, lru);
         }
     }
     ctx.out.ok();
@@ -746,7 +744,7 @@ pub fn scan_keyspace(
     cursor: u64,
     count: u64,
     now_ms: i64,
-    mut emit: impl FnMut(&[u8], &Entry),
+    mut emit: impl FnMut(&[u8], &Value),
 ) -> u64 {
     let nshards = ks.num_shards();
     let bits = ks.shard_bits();
@@ -819,7 +817,7 @@ fn scan(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         if pattern.is_some_and(|p| !glob_match(p, k, false)) {
             return;
         }
-        if want.is_some_and(|t| t != Some(e.value.value_type())) {
+        if want.is_some_and(|t| t != Some(e.value_type())) {
             return;
         }
         found.push(k.to_vec());
@@ -972,7 +970,7 @@ mod tests {
         assert_eq!(seen, HashSet::from([b"live".to_vec()]));
         // SCAN reads without removing: the expired key is still stored, and nothing is logged.
         let hd = h.ks.hash(b"dead");
-        assert!(h.ks.lock(h.ks.shard_of(hd)).dbs[0].entry(hd, b"dead").is_some());
+        assert!(h.ks.lock(h.ks.shard_of(hd)).dbs[0].value(hd, b"dead").is_some());
         assert!(take_effects(&mut h).iter().all(|e| !e.starts_with("DEL")));
         assert_eq!(parse_cursor(b""), Some(0));
         assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));

@@ -217,11 +217,11 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         let Some(e) = ctx.store.lookup_read(key) else {
             return Err(CmdError::NoSuchKey);
         };
-        let enc = e.value.encoding();
-        let lru = e.lru;
-        let idle = (now / 1000) as u32 - lru.min((now / 1000) as u32);
+        let enc = e.encoding();
         // The serialized length excludes the type byte and the DUMP trailer.
-        let ser = engine::rdb::dump_object(&e.value).len() - 11;
+        let ser = engine::rdb::dump_object(e).len() - 11;
+        let lru = ctx.store.lru_of(key).unwrap_or(0);
+        let idle = (now / 1000) as u32 - lru.min((now / 1000) as u32);
         let text = format!(
             "Value at:0x0 refcount:1 encoding:{enc} serializedlength:{ser} lru:{} lru_seconds_idle:{idle}",
             lru & 0xFF_FFFF

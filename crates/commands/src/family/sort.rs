@@ -63,7 +63,7 @@ fn by_pattern(ctx: &mut Ctx, pattern: &[u8], elem: &[u8]) -> Option<Vec<u8>> {
     let key = [&pattern[..star], elem, post].concat();
     let now = ctx.now_ms();
     let e = ctx.store.lookup_read(&key)?;
-    match (field, &e.value) {
+    match (field, &*e) {
         (None, Value::Str(s)) => Some(s.to_vec()),
         // A field whose time has run out is missing (left for the expiry cycle to remove:
         // SORT_RO may not write).
@@ -112,7 +112,7 @@ fn sort_generic(ctx: &mut Ctx, argv: &[&[u8]], readonly: bool) -> CmdResult {
     // The elements, each with whether it is stored as an integer.
     let mut elems: Vec<Vec<u8>> = Vec::new();
     let mut is_set = false;
-    match ctx.store.lookup_read(key).map(|e| &e.value) {
+    match ctx.store.lookup_read(key).map(|e| &*e) {
         None => {}
         Some(Value::List(l)) => elems.extend(l.iter().map(|v| v.to_vec())),
         Some(Value::Set(s)) => {

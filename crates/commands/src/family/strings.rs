@@ -492,7 +492,7 @@ fn incrbyfloat(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 fn mget(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     ctx.out.array(argv.len() - 1);
     for key in &argv[1..] {
-        match ctx.store.lookup_read(key).map(|e| &e.value) {
+        match ctx.store.lookup_read(key).map(|e| &*e) {
             Some(Value::Str(s)) => reply_str(ctx.out, s),
             _ => ctx.out.null(),
         }
@@ -547,7 +547,7 @@ fn lcs(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     // empty strings, and other types get LCS's own error rather than WRONGTYPE.
     let mut wrong_type = false;
     let mut fetch = |ctx: &mut Ctx, key: &[u8]| -> Vec<u8> {
-        match ctx.store.lookup_read(key).map(|e| &e.value) {
+        match ctx.store.lookup_read(key).map(|e| &*e) {
             None => Vec::new(),
             Some(Value::Str(s)) => s.to_vec(),
             Some(_) => {

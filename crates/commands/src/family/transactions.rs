@@ -224,7 +224,7 @@ fn watch_failed(ctx: &mut Ctx) -> bool {
     ctx.session.watched.iter().any(|w| {
         let h = ks.hash(&w.key);
         let d = &ctx.store.locks.shard_ref(ks.shard_of(h)).dbs[w.db];
-        !w.expired && d.entry(h, &w.key).is_some() && d.is_expired(h, &w.key, now)
+        !w.expired && d.value(h, &w.key).is_some() && d.is_expired(h, &w.key, now)
     })
 }
 
@@ -246,7 +246,7 @@ fn watch(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
         let h = ks.hash(key);
         let shard = ctx.store.locks.shard_deferred(ks.shard_of(h));
         let d = &shard.dbs[db];
-        let expired = d.entry(h, key).is_some() && d.is_expired(h, key, now);
+        let expired = d.value(h, key).is_some() && d.is_expired(h, key, now);
         let version = in_cluster.then(|| version(d, h, key, now));
         shard.watched.add(db, key, id, &dirty, expired);
         ctx.session.watched.push(WatchedKey { db, key: key.to_vec(), expired, version });
@@ -265,7 +265,7 @@ fn unwatch(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
 /// A key's version for a cluster's `WATCH`: the digest of its value and its expiry, or `-`
 /// when it does not exist (or has expired). Every node computes the same for the same data.
 fn version(d: &Db, h: u64, key: &[u8], now: i64) -> Vec<u8> {
-    if d.entry(h, key).is_none() || d.is_expired(h, key, now) {
+    if d.value(h, key).is_none() || d.is_expired(h, key, now) {
         return b"-".to_vec();
     }
     let mut v = engine::digest::to_hex(&engine::digest::value_digest(d, h, key)).into_bytes();

@@ -1007,7 +1007,7 @@ fn algebra(ctx: &mut Ctx, argv: &[&[u8]], at: usize, dst: Option<&[u8]>, op: Op,
     for &k in keys {
         let ok = match ctx.store.lookup_read(k) {
             None => true,
-            Some(e) => matches!(e.value, Value::ZSet(_) | Value::Set(_)),
+            Some(e) => matches!(*e, Value::ZSet(_) | Value::Set(_)),
         };
         if !ok {
             return Err(CmdError::WrongType);
