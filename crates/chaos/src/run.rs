@@ -383,7 +383,14 @@ fn drive(cfg: &RunConfig, topo: Topology, text: &mut String) -> Outcome {
     let _ = writeln!(text, "liveness: served a write and a read after healing: {}", live.join(", "));
 
     let keys = shared.keys.lock().expect("keys lock");
-    let finals = final_reads(&c, &keys.used(Family::List), &keys.used(Family::Durable), text, &mut failures);
+    let finals = final_reads(
+        &c,
+        &keys.used(Family::List),
+        &keys.used(Family::RList),
+        &keys.used(Family::Durable),
+        text,
+        &mut failures,
+    );
     drop(keys);
     if let Ok(json) = serde_json::to_string(&finals) {
         let _ = fs::write(cfg.out.join("finals.json"), json);
@@ -436,6 +443,7 @@ fn op_counts(events: &[Event]) -> String {
 fn final_reads(
     c: &Cluster,
     lists: &[String],
+    rlists: &[String],
     durable: &[String],
     text: &mut String,
     failures: &mut Vec<String>,
@@ -445,14 +453,15 @@ fn final_reads(
     let mut last_err = String::new();
     'lists: while Instant::now() < deadline {
         for n in &c.nodes {
-            match mget(n, lists) {
-                Ok(values) => {
+            match mget(n, lists).and_then(|values| Ok((values, lranges(n, rlists)?))) {
+                Ok((values, elements)) => {
                     for (k, v) in lists.iter().zip(values) {
                         finals
                             .append
                             .insert(k.clone(), v.map(|s| workload::list_tokens(s.as_bytes())).unwrap_or_default());
                     }
-                    let _ = writeln!(text, "final reads: {} list keys from {}", lists.len(), n.name);
+                    finals.append.extend(rlists.iter().cloned().zip(elements));
+                    let _ = writeln!(text, "final reads: {} list keys from {}", lists.len() + rlists.len(), n.name);
                     break 'lists;
                 }
                 Err(e) => last_err = format!("{}: {e}", n.name),
@@ -460,7 +469,7 @@ fn final_reads(
         }
         thread::sleep(Duration::from_millis(300));
     }
-    if finals.append.len() != lists.len() {
+    if finals.append.len() != lists.len() + rlists.len() {
         let _ = writeln!(text, "final reads: FAILED: no node served the list keys: {last_err}");
         failures.push("liveness".into());
     }
@@ -511,6 +520,26 @@ fn mget(n: &nodes::Node, keys: &[String]) -> Result<Vec<Option<String>>, String>
     Ok(out)
 }
 
+/// `LRANGE k 0 -1` of each key through one connection to `n`.
+fn lranges(n: &nodes::Node, keys: &[String]) -> Result<Vec<Vec<String>>, String> {
+    let mut conn =
+        Conn::connect(n.addr(), Duration::from_secs(1), Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        match conn.call(&["LRANGE", k.as_str(), "0", "-1"]).map_err(|e| e.to_string())? {
+            Reply::Array(Some(items)) => {
+                let mut elements = Vec::with_capacity(items.len());
+                for it in items {
+                    elements.push(it.into_bulk_text()?.unwrap_or_default());
+                }
+                out.push(elements);
+            }
+            other => return Err(format!("LRANGE: {other}")),
+        }
+    }
+    Ok(out)
+}
+
 /// Runs the checkers on a history and its final reads, appending their reports to `text`
 /// (clipped; the full reports go to `register.txt`, `append.txt` and `durability.txt` in `dir`)
 /// and the names of failed checks to `failures`.
@@ -530,7 +559,7 @@ pub fn check(events: &[Event], finals: &Finals, dir: Option<&Path>, text: &mut S
     let started = Instant::now();
     let register = wgl::check_register(&family(&[Family::Register, Family::Counter]));
     report("register", register.is_ok(), format!("{register} [{:.1} s]", started.elapsed().as_secs_f64()));
-    let append = append::check_append(&family(&[Family::List]), Some(&finals.append));
+    let append = append::check_append(&family(&[Family::List, Family::RList]), Some(&finals.append));
     report("append", append.is_ok(), append.to_string());
     match writes_from_history(&family(&[Family::Durable])) {
         Ok(writes) => {

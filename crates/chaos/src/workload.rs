@@ -4,9 +4,10 @@
 //! all timed by one monotonic clock.
 //!
 //! Key families, told apart by their first letter so each checker gets its own operations:
-//! `r*` registers (GET/SET of unique values), `c*` counters (GET/INCR), `a*` lists built with
-//! `APPEND k ",tok"` (read back with GET), `d*` durability keys (one SET each, read back from
-//! every node at the end).
+//! `r*` registers (GET, SET of unique values, and compare-and-set through WATCH/GET/MULTI/SET/
+//! EXEC), `c*` counters (GET/INCR), `a*` lists built with `APPEND k ",tok"` (read back with GET),
+//! `l*` lists built with `RPUSH k tok` (read back with `LRANGE k 0 -1`), `d*` durability keys
+//! (one SET each, read back from every node at the end).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -99,12 +100,14 @@ impl Recorder {
 /// The kinds of key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Family {
-    /// GET/SET.
+    /// GET/SET/CAS.
     Register,
     /// GET/INCR.
     Counter,
     /// APPEND/GET.
     List,
+    /// RPUSH/LRANGE.
+    RList,
     /// One SET per key.
     Durable,
 }
@@ -116,6 +119,7 @@ impl Family {
             Family::Register => 'r',
             Family::Counter => 'c',
             Family::List => 'a',
+            Family::RList => 'l',
             Family::Durable => 'd',
         }
     }
@@ -126,6 +130,7 @@ impl Family {
             'r' => Some(Family::Register),
             'c' => Some(Family::Counter),
             'a' => Some(Family::List),
+            'l' => Some(Family::RList),
             'd' => Some(Family::Durable),
             _ => None,
         }
@@ -151,7 +156,7 @@ impl Keys {
     /// `active` keys at a time in each family.
     pub fn new(active: usize) -> Self {
         let mut k = Keys { slots: HashMap::new(), next_id: 0, used: BTreeMap::new() };
-        for fam in [Family::Register, Family::Counter, Family::List] {
+        for fam in [Family::Register, Family::Counter, Family::List, Family::RList] {
             let slots = (0..active).map(|_| k.fresh(fam)).collect();
             k.slots.insert(fam, slots);
         }
@@ -260,12 +265,82 @@ fn tokens_value(b: Option<&[u8]>) -> Value {
     Value::Array(b.map(list_tokens).unwrap_or_default().into_iter().map(Value::String).collect())
 }
 
+/// The elements of an `LRANGE` reply as tokens; `None` if one is not a bulk string.
+fn items_value(items: Vec<Reply>) -> Option<Value> {
+    let mut out = Vec::with_capacity(items.len());
+    for it in items {
+        match it {
+            Reply::Bulk(Some(b)) => out.push(Value::String(String::from_utf8_lossy(&b).into_owned())),
+            _ => return None,
+        }
+    }
+    Some(Value::Array(out))
+}
+
+/// A compare-and-set of a register through an optimistic transaction: `WATCH k`, `GET k`, and
+/// if the value is `old`, `MULTI`, `SET k new`, `EXEC`. Everything before `EXEC` is sent is a
+/// definite failure (nothing can have been written); a nil `EXEC` is one too (the watched key
+/// changed). `Err` means the connection is no longer usable. When the register holds another
+/// value, that value goes to `found` (for the next attempt to expect).
+fn cas(
+    c: &mut Conn,
+    key: &str,
+    old: Option<i64>,
+    new: i64,
+    found: &mut Option<Option<i64>>,
+) -> Result<Outcome, Outcome> {
+    let io_fail = |what: &str, e: std::io::Error| Err(Outcome::Fail(format!("{what} (before EXEC): {e}")));
+    match c.call(&["WATCH", key]) {
+        Ok(Reply::Simple(s)) if s == "OK" => {}
+        Ok(Reply::Error(e)) => return Ok(Outcome::Fail(format!("WATCH: {e}"))),
+        Ok(other) => return Err(Outcome::Fail(format!("WATCH: unexpected {other}"))),
+        Err(e) => return io_fail("WATCH", e),
+    }
+    let current = match c.call(&["GET", key]) {
+        Ok(Reply::Bulk(b)) => b.map(|b| String::from_utf8_lossy(&b).into_owned()),
+        Ok(other) => return Err(Outcome::Fail(format!("GET in cas: {other}"))),
+        Err(e) => return io_fail("GET", e),
+    };
+    if current != old.map(|v| v.to_string()) {
+        *found = Some(current.and_then(|v| v.parse().ok()));
+        return match c.call(&["UNWATCH"]) {
+            Ok(_) => Ok(Outcome::Fail("cas: another value".into())),
+            Err(_) => Err(Outcome::Fail("cas: another value".into())),
+        };
+    }
+    let new_text = new.to_string();
+    for args in [&["MULTI"][..], &["SET", key, &new_text][..]] {
+        match c.call(args) {
+            Ok(Reply::Simple(s)) if s == "OK" || s == "QUEUED" => {}
+            Ok(other) => return Err(Outcome::Fail(format!("{}: {other}", args[0]))),
+            Err(e) => return io_fail(args[0], e),
+        }
+    }
+    match c.call(&["EXEC"]) {
+        Ok(Reply::Array(None)) => Ok(Outcome::Fail("cas: EXEC aborted, the key changed".into())),
+        Ok(Reply::Array(Some(r))) if matches!(r.as_slice(), [Reply::Simple(s)] if s == "OK") => {
+            Ok(Outcome::Ok(Value::Null))
+        }
+        Ok(Reply::Error(e)) if e.starts_with("EXECABORT") => Ok(Outcome::Fail(e)),
+        Ok(Reply::Error(e)) => Ok(error_outcome(&e)),
+        Ok(other) => Ok(Outcome::Info(format!("unexpected reply to EXEC: {other}"))),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            Err(Outcome::Info(format!("timeout: {e}")))
+        }
+        Err(e) => Err(Outcome::Info(format!("io: {e}"))),
+    }
+}
+
 /// Interprets the reply to one operation.
 fn interpret(f: F, reply: Reply) -> Outcome {
     match (f, reply) {
         (_, Reply::Error(e)) => error_outcome(&e),
         (F::Get, Reply::Bulk(b)) => Outcome::Ok(b.as_deref().map_or(Value::Null, int_or_text)),
         (F::Read, Reply::Bulk(b)) => Outcome::Ok(tokens_value(b.as_deref())),
+        (F::Read, Reply::Array(Some(items))) => match items_value(items) {
+            Some(v) => Outcome::Ok(v),
+            None => Outcome::Info("LRANGE: an element that is not a bulk string".into()),
+        },
         (F::Set, Reply::Simple(s)) if s == "OK" => Outcome::Ok(Value::Null),
         (F::Incr, Reply::Int(n)) => Outcome::Ok(Value::from(n)),
         (F::Append, Reply::Int(_)) => Outcome::Ok(Value::Null),
@@ -283,19 +358,31 @@ pub fn worker(shared: Arc<Shared>, id: usize, mut rng: Rng) {
     } else {
         Duration::from_secs_f64(shared.workers as f64 / shared.rate as f64)
     };
+    // The last value this worker saw in each register: what its compare-and-sets expect.
+    let mut seen: HashMap<String, Option<i64>> = HashMap::new();
     while !shared.stop.load(Ordering::Relaxed) {
         if !mean_gap.is_zero() {
             thread::sleep(mean_gap.mul_f64(rng.below(2001) as f64 / 1000.0));
         }
         let fam = match rng.below(100) {
-            0..40 => Family::Register,
-            40..60 => Family::Counter,
-            60..85 => Family::List,
+            0..35 => Family::Register,
+            35..50 => Family::Counter,
+            50..68 => Family::List,
+            68..85 => Family::RList,
             _ => Family::Durable,
         };
         let key = shared.keys.lock().expect("keys lock").take(fam, &mut rng);
-        let write = fam == Family::Durable || rng.percent(50);
+        let roll = rng.below(100);
+        let write = fam == Family::Durable || roll < 50;
+        let mut cas_args = None;
+        let mut found = None;
         let (f, args, input): (F, Vec<String>, Value) = match (fam, write) {
+            (Family::Register, true) if roll < 20 => {
+                let old = seen.get(&key).copied().flatten();
+                let new = shared.unique() as i64;
+                cas_args = Some((old, new));
+                (F::Cas, Vec::new(), Value::Array(vec![old.map_or(Value::Null, Value::from), Value::from(new)]))
+            }
             (Family::Register | Family::Durable, true) => {
                 let v = shared.unique();
                 (F::Set, vec!["SET".into(), key.clone(), v.to_string()], Value::from(v))
@@ -305,7 +392,14 @@ pub fn worker(shared: Arc<Shared>, id: usize, mut rng: Rng) {
                 let t = shared.unique().to_string();
                 (F::Append, vec!["APPEND".into(), key.clone(), format!(",{t}")], Value::String(t))
             }
+            (Family::RList, true) => {
+                let t = shared.unique().to_string();
+                (F::Append, vec!["RPUSH".into(), key.clone(), t.clone()], Value::String(t))
+            }
             (Family::List, false) => (F::Read, vec!["GET".into(), key.clone()], Value::Null),
+            (Family::RList, false) => {
+                (F::Read, vec!["LRANGE".into(), key.clone(), "0".into(), "-1".into()], Value::Null)
+            }
             (_, false) => (F::Get, vec!["GET".into(), key.clone()], Value::Null),
         };
         let n = rng.index(shared.nodes.len());
@@ -320,27 +414,55 @@ pub fn worker(shared: Arc<Shared>, id: usize, mut rng: Rng) {
             // Nothing was sent: the operation certainly did not happen.
             Outcome::Fail(format!("connect: {e}"))
         })
-        .and_then(|mut c| match c.call(&args) {
-            Ok(reply) => {
-                let o = interpret(f, reply);
-                // After an error reply the stream is still in step; after a timeout it is not
-                // (a late reply would be read as the next one's).
+        .and_then(|mut c| {
+            if let Some((old, new)) = cas_args {
+                let o = cas(&mut c, &key, old, new, &mut found)?;
                 conns[n] = Some(c);
-                Ok(o)
+                return Ok(o);
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                Err(Outcome::Info(format!("timeout: {e}")))
+            match c.call(&args) {
+                Ok(reply) => {
+                    let o = interpret(f, reply);
+                    // After an error reply the stream is still in step; after a timeout it is
+                    // not (a late reply would be read as the next one's).
+                    conns[n] = Some(c);
+                    Ok(o)
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    Err(Outcome::Info(format!("timeout: {e}")))
+                }
+                Err(e) => Err(Outcome::Info(format!("io: {e}"))),
             }
-            Err(e) => Err(Outcome::Info(format!("io: {e}"))),
         });
         let outcome = outcome.unwrap_or_else(|o| o);
         match outcome {
             Outcome::Ok(v) => {
+                match (f, &v, cas_args) {
+                    (F::Get, _, _) => {
+                        seen.insert(key.clone(), v.as_i64());
+                    }
+                    (F::Set, _, _) => {
+                        seen.insert(key.clone(), input.as_i64());
+                    }
+                    (F::Cas, _, Some((_, new))) => {
+                        seen.insert(key.clone(), Some(new));
+                    }
+                    _ => {}
+                }
                 // A completion carries the result for reads and incr, the argument otherwise.
                 let value = if matches!(f, F::Get | F::Read | F::Incr) { v } else { input };
                 rec.record(process, Kind::Ok, f, &key, value, node, None);
             }
-            Outcome::Fail(e) => rec.record(process, Kind::Fail, f, &key, input, node, Some(e)),
+            Outcome::Fail(e) => {
+                // A failed cas saw another value (expect that one next time), or lost a race.
+                if f == F::Cas {
+                    match found {
+                        Some(v) => seen.insert(key.clone(), v),
+                        None => seen.remove(&key),
+                    };
+                }
+                rec.record(process, Kind::Fail, f, &key, input, node, Some(e))
+            }
             Outcome::Info(e) => {
                 rec.record(process, Kind::Info, f, &key, input, node, Some(e));
                 if !f.is_read() {
@@ -370,6 +492,14 @@ mod tests {
             Outcome::Ok(v) => assert_eq!(v, serde_json::json!(["1", "22", "3"])),
             _ => panic!(),
         }
+        // LRANGE of an RPUSH list: the elements are the tokens.
+        let items = vec![Reply::Bulk(Some(b"1".to_vec())), Reply::Bulk(Some(b"22".to_vec()))];
+        match interpret(F::Read, Reply::Array(Some(items))) {
+            Outcome::Ok(v) => assert_eq!(v, serde_json::json!(["1", "22"])),
+            _ => panic!(),
+        }
+        assert!(matches!(interpret(F::Read, Reply::Array(Some(vec![Reply::Int(1)]))), Outcome::Info(_)));
+        assert!(matches!(interpret(F::Append, Reply::Int(3)), Outcome::Ok(_)));
     }
 
     #[test]
