@@ -218,6 +218,7 @@ mod tests {
                         now_ms: 1,
                         seed: i,
                     }],
+                    origin: None,
                 }],
             }),
         }

@@ -61,7 +61,7 @@ mod tests {
     use super::*;
 
     fn req(db: u32) -> Request {
-        Request { db, resp: 2, commands: Vec::new() }
+        Request { db, resp: 2, commands: Vec::new(), origin: None }
     }
 
     #[test]

@@ -103,6 +103,11 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.cfg.node_id
+    }
+
     /// Starts the node: its runtime, the Raft instance, the cluster port and formation.
     pub fn start(cfg: ClusterConfig, machine: Arc<dyn Machine>) -> io::Result<Arc<Cluster>> {
         // Built on a thread of its own: the caller may be inside another runtime, where

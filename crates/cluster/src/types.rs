@@ -28,6 +28,22 @@ pub struct Request {
     pub resp: u8,
     /// The commands.
     pub commands: Vec<Command>,
+    /// The node and client that sent them (absent for the server's own entries).
+    #[serde(default)]
+    pub origin: Option<Origin>,
+}
+
+/// Who sent a [`Request`]. On the node the client is connected to, the applied commands are
+/// that client's: client-side caching honours its `NOLOOP` and remembers the keys read inside
+/// its `EXEC` (client ids are per node, so other nodes ignore the client).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The node's id.
+    pub node: u64,
+    /// The client's id on that node.
+    pub client: u64,
+    /// The client's `CLIENT CACHING yes|no` in effect for these commands.
+    pub caching: bool,
 }
 
 /// One write command of a [`Request`].

@@ -254,7 +254,8 @@ impl<V> Dict<V> {
         Some(&mut n.value)
     }
 
-    /// Inserts or replaces; returns the previous value.
+    /// Inserts or replaces; returns the previous value. The key's stamp becomes 0 (dicts that
+    /// keep stamps, the keyspace's, use [`Dict::insert_stamped`]).
     pub fn insert(&mut self, hash: u64, key: &[u8], value: V) -> Option<V> {
         self.insert_stamped(hash, key, value, 0)
     }
@@ -563,13 +564,19 @@ impl<V> Dict<V> {
 }
 
 impl<V: Clone> Clone for Dict<V> {
-    /// A copy with the same hasher (entries re-inserted; bucket layout may differ).
+    /// A copy with the same hasher and stamps (entries re-inserted; bucket layout may differ).
     fn clone(&self) -> Self {
         let mut d = Dict::new(self.hasher.clone());
-        self.for_each(|k, v| {
-            let h = d.hasher.hash(k);
-            d.insert_new(h, k, v.clone());
-        });
+        for t in &self.tables {
+            for b in &t.buckets {
+                let mut cur = b.as_deref();
+                while let Some(n) = cur {
+                    let h = d.hasher.hash(&n.key);
+                    d.insert_new_stamped(h, &n.key, n.value.clone(), n.key.stamp());
+                    cur = n.next.as_deref();
+                }
+            }
+        }
         d
     }
 }
@@ -616,6 +623,30 @@ mod tests {
 
     fn key(i: u64) -> Vec<u8> {
         format!("key:{i}").into_bytes()
+    }
+
+    #[test]
+    fn stamps_follow_their_keys_through_rehashing_replacing_cloning_and_removal() {
+        let mut d = dict();
+        let long = |i: u64| format!("a-key-longer-than-eighteen-bytes:{i}").into_bytes();
+        for i in 0..2000u64 {
+            let k = if i % 2 == 0 { key(i) } else { long(i) };
+            d.insert_new_stamped(d.hasher().hash(&k), &k, i, i as u32 * 3);
+        }
+        let stamp = |d: &Dict<u64>, k: &[u8]| d.stamp(d.hasher().hash(k), k);
+        for i in (0..2000u64).step_by(7) {
+            let k = if i % 2 == 0 { key(i) } else { long(i) };
+            assert_eq!(stamp(&d, &k), Some(i as u32 * 3), "after growth, key {i}");
+        }
+        let c = d.clone();
+        assert_eq!(stamp(&c, &long(1)), Some(3));
+        let h = d.hasher().hash(&key(4));
+        assert_eq!(d.get_mut_stamped(h, &key(4), None), Some(&mut 4));
+        assert_eq!(stamp(&d, &key(4)), Some(12), "looking up without a stamp keeps it");
+        assert_eq!(d.get_mut_stamped(h, &key(4), Some(99)), Some(&mut 4));
+        assert_eq!(d.insert_stamped(h, &key(4), 40, 100), Some(4));
+        assert_eq!(d.remove_stamped(h, &key(4)), Some((40, 100)));
+        assert_eq!(stamp(&d, &key(4)), None);
     }
 
     #[test]

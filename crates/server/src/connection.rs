@@ -416,6 +416,8 @@ const MAX_BATCH: usize = 1024;
 struct WriteBatch {
     db: u32,
     resp: u8,
+    /// The connection's client id.
+    client: u64,
     commands: Vec<cluster::Command>,
     /// Per command: whether its reply is sent (`CLIENT REPLY OFF|SKIP` drop it).
     keep: Vec<bool>,
@@ -442,6 +444,7 @@ impl WriteBatch {
         if self.commands.is_empty() {
             self.db = session.db as u32;
             self.resp = if session.resp == Resp::V3 { 3 } else { 2 };
+            self.client = session.id;
         }
         if cmd.argv.len() == 3 {
             let name = &cmd.argv[0];
@@ -465,7 +468,10 @@ impl WriteBatch {
     /// `is_empty` first: outside a cluster this is never called.)
     async fn flush(&mut self, shared: &Shared, out: &mut ReplyWriter) {
         let Some(cluster) = shared.cluster() else { return };
-        let req = cluster::Request { db: self.db, resp: self.resp, commands: std::mem::take(&mut self.commands) };
+        // Writes only: `CLIENT CACHING` matters for reads.
+        let origin = Some(cluster::Origin { node: cluster.node_id(), client: self.client, caching: false });
+        let req =
+            cluster::Request { db: self.db, resp: self.resp, commands: std::mem::take(&mut self.commands), origin };
         let keep = std::mem::take(&mut self.keep);
         let mut publishes = std::mem::take(&mut self.publishes).into_iter().peekable();
         match cluster.write(req).await {
@@ -523,7 +529,12 @@ async fn exec_in_cluster(
     }
     commands.push(command(vec![b"EXEC".to_vec()]));
     unwatch_all(&shared.ks, session);
-    let req = cluster::Request { db: session.db as u32, resp: if session.resp == Resp::V3 { 3 } else { 2 }, commands };
+    let req = cluster::Request {
+        db: session.db as u32,
+        resp: if session.resp == Resp::V3 { 3 } else { 2 },
+        commands,
+        origin: Some(cluster::Origin { node: cluster.node_id(), client: session.id, caching: session.caching }),
+    };
     match cluster.write(req).await {
         Ok((mut replies, index)) => {
             *written = (*written).max(index);
@@ -744,6 +755,7 @@ impl Blocked<'_> {
                 db: session.db as u32,
                 resp,
                 commands: vec![cluster::Command { argv: cmd.argv.clone(), now_ms: unix_ms(), seed: rng.next_u64() }],
+                origin: Some(cluster::Origin { node: cluster.node_id(), client: session.id, caching: false }),
             };
             match cluster.write(req).await {
                 Ok((replies, index)) => {

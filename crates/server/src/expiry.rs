@@ -82,7 +82,7 @@ async fn reap(cluster: &Arc<cluster::Cluster>, found: Found) {
             argv.extend(chunk.iter().map(|k| k.to_vec()));
             // (Time and seed are the leader's to stamp; REAP uses no randomness.)
             let cmd = cluster::Command { argv, now_ms: 0, seed: 0 };
-            let req = cluster::Request { db: db as u32, resp: 2, commands: vec![cmd] };
+            let req = cluster::Request { db: db as u32, resp: 2, commands: vec![cmd], origin: None };
             if let Err(e) = cluster.write(req).await {
                 tracing::debug!("expired keys not reaped this time: {}", e.reply_text());
                 return;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use cluster::types::SnapshotJob;
 use cluster::{Cluster, ClusterConfig, Machine, Request};
 use commands::exec::{execute, ExecOptions};
+use commands::host::Host;
 use commands::stats::LocalStats;
 use commands::{Effects, Session};
 use engine::{Env, Rng};
@@ -31,7 +32,14 @@ struct Applier {
 impl Machine for Applier {
     fn apply(&self, req: &Request) -> Vec<Vec<u8>> {
         let Some(shared) = self.shared.upgrade() else { return Vec::new() };
-        let mut session = Session::new(0, true);
+        // On the node the client is connected to, the commands run as that client's, for
+        // client-side caching: its `NOLOOP` holds, its reads inside `EXEC` are remembered.
+        let origin = req.origin.filter(|o| shared.cluster().is_some_and(|c| c.node_id() == o.node));
+        let mut session = Session::new(origin.map_or(0, |o| o.client), true);
+        if let Some(o) = origin {
+            session.tracking = shared.tracking.tracker(o.client);
+            session.caching = o.caching;
+        }
         session.db = req.db as usize;
         let resp = if req.resp == 3 { Resp::V3 } else { Resp::V2 };
         session.resp = resp;
@@ -48,6 +56,13 @@ impl Machine for Applier {
             replies.push(out.buf);
         }
         local.flush(&shared.stats);
+        // The client's own invalidations: to its mailbox, as everyone else's (its reply comes
+        // from whichever node applied the entry first, so they cannot be placed after it here).
+        if let Some(o) = origin.filter(|_| !session.after_reply.is_empty()) {
+            if let Some(mailbox) = shared.client_mailbox(o.client) {
+                mailbox.deliver(crate::connection::unix_ms(), |w| w.buf.extend_from_slice(&session.after_reply));
+            }
+        }
         replies
     }
 

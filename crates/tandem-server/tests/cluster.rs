@@ -1432,6 +1432,25 @@ fn writes_through_any_node_invalidate_tracking_clients_on_every_node() {
             assert_eq!(t.read_frame_timeout(Duration::from_secs(5)).unwrap(), flushed, "node {i}");
         }
         assert_eq!(bcast.read_frame_timeout(Duration::from_secs(5)).unwrap(), flushed);
+
+        // The node a client is connected to applies its writes as that client's: NOLOOP
+        // silences its own writes, not others'.
+        let mut quiet = nodes[1].client();
+        quiet.hello3();
+        assert_eq!(quiet.send(&["CLIENT", "TRACKING", "on", "NOLOOP"]), simple("OK"));
+        assert_eq!(quiet.send(&["GET", "own"]), Frame::Null);
+        assert_eq!(quiet.send(&["SET", "own", "1"]), simple("OK"));
+        assert!(quiet.is_silent(Duration::from_millis(300)), "NOLOOP: told of its own write");
+        assert_eq!(quiet.send(&["GET", "own"]), bulk("1"));
+        assert_eq!(nodes[2].client().send(&["SET", "own", "2"]), simple("OK"));
+        assert_eq!(quiet.read_frame_timeout(Duration::from_secs(5)).unwrap(), invalidate(&["own"]));
+        // Keys read inside a transaction (one log entry) are remembered for its client.
+        let t = &mut trackers[2];
+        assert_eq!(t.send(&["MULTI"]), simple("OK"));
+        assert_eq!(t.send(&["GET", "txread"]), simple("QUEUED"));
+        assert_eq!(t.send(&["EXEC"]), Frame::Array(vec![Frame::Null]));
+        assert_eq!(nodes[0].client().send(&["SET", "txread", "x"]), simple("OK"));
+        assert_eq!(t.read_frame_timeout(Duration::from_secs(5)).unwrap(), invalidate(&["txread"]));
     });
 }
 

@@ -20,12 +20,20 @@ const MARKER: &str = "tandem-requirements.txt";
 pub fn venv(root: &Path, name: &str, requirements: &[&str]) -> PathBuf {
     fs::create_dir_all(root).unwrap_or_else(|e| panic!("creating {}: {e}", root.display()));
     let dir = root.join(name);
-    let want = requirements.join("\n");
+    // The venv links to the interpreter it was built with: a different (or vanished) python3
+    // means building it again.
+    let interpreter = Command::new("python3")
+        .args(["-c", "import os, sys; print(sys.version); print(os.path.realpath(sys.executable))"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_else(|e| panic!("python3: {e} (the job-queue check needs python3 with venv)"));
+    let want = format!("{}\n{interpreter}", requirements.join("\n"));
     let lock = File::create(root.join(format!("{name}.lock"))).expect("venv lock file");
     // SAFETY: flock on a descriptor we own; it is released when `lock` is closed.
     let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
     assert_eq!(rc, 0, "locking the venv lock file");
-    if fs::read_to_string(dir.join(MARKER)).ok().as_deref() == Some(want.as_str()) {
+    let runs = || Command::new(dir.join("bin/python")).args(["-c", "pass"]).status().is_ok_and(|s| s.success());
+    if fs::read_to_string(dir.join(MARKER)).ok().as_deref() == Some(want.as_str()) && runs() {
         return dir;
     }
     // A venv's scripts name its own path, so it is built in place (under the lock), not

@@ -22,50 +22,68 @@ q = Queue("check", connection=conn)
 
 # Workers start first and wait in BLPOP on the empty queue, so jobs reach them through
 # blocking pops woken by the enqueuer's pushes (burst workers would only poll with LPOP).
+# Each runs in its own process group, so that whatever happens here none outlives the check.
 env = dict(os.environ, PYTHONPATH=here)
 rq_bin = os.path.join(os.path.dirname(sys.executable), "rq")
 log = open(os.environ.get("RQ_WORKER_LOG", os.devnull), "w")
-procs = [
-    subprocess.Popen(
-        [rq_bin, "worker", "--quiet", "--worker-class", "rq.worker.SimpleWorker",
-         "--url", urls[w % len(urls)], "check"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    for w in range(workers)
-]
-deadline = time.time() + 60
-while len(q.connection.smembers("rq:workers")) < workers:
-    if time.time() > deadline:
-        sys.exit("the workers did not register")
-    time.sleep(0.1)
+procs = []
 
-ids = []
-dependents = []
-t0 = time.time()
-for i in range(jobs):
-    job = q.enqueue("jobs.work", i, retry=Retry(max=2), result_ttl=3600)
-    ids.append(job.id)
-    # Every 50th job gets a dependent, released through rq's WATCH/MULTI dependency path.
-    if i % 50 == 7:
-        dependents.append(q.enqueue("jobs.after", i, depends_on=job, result_ttl=3600).id)
-print(f"enqueued {len(ids)} jobs + {len(dependents)} dependents in {time.time() - t0:.1f}s", flush=True)
 
-finished = FinishedJobRegistry(queue=q)
-failed = FailedJobRegistry(queue=q)
-started = StartedJobRegistry(queue=q)
-total = jobs + len(dependents)
-deadline = time.time() + 600
-while finished.count + failed.count < total or len(q) or started.count:
-    if time.time() > deadline or any(p.poll() is not None for p in procs):
-        break
-    time.sleep(0.2)
-print(f"{workers} workers done {finished.count} jobs in {time.time() - t0:.1f}s", flush=True)
-for p in procs:
-    if p.poll() is not None:
-        print(f"a worker exited early with {p.returncode}")
-    p.send_signal(signal.SIGTERM)
-for p in procs:
-    p.wait(timeout=60)
+def stop_workers():
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    # A warm shutdown lets a running job finish; whatever is left after that is killed.
+    deadline = time.time() + 30
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+# Limits well inside the Rust side's 900 s, so that a failure is reported, not killed.
+started_at = time.time()
+try:
+    for w in range(workers):
+        procs.append(subprocess.Popen(
+            [rq_bin, "worker", "--quiet", "--worker-class", "rq.worker.SimpleWorker",
+             "--url", urls[w % len(urls)], "check"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        ))
+    deadline = time.time() + 60
+    while len(q.connection.smembers("rq:workers")) < workers:
+        if time.time() > deadline:
+            sys.exit("the workers did not register")
+        time.sleep(0.1)
+
+    ids = []
+    dependents = []
+    t0 = time.time()
+    for i in range(jobs):
+        job = q.enqueue("jobs.work", i, retry=Retry(max=2), result_ttl=3600)
+        ids.append(job.id)
+        # Every 50th job gets a dependent, released through rq's WATCH/MULTI dependency path.
+        if i % 50 == 7:
+            dependents.append(q.enqueue("jobs.after", i, depends_on=job, result_ttl=3600).id)
+    print(f"enqueued {len(ids)} jobs + {len(dependents)} dependents in {time.time() - t0:.1f}s", flush=True)
+
+    finished = FinishedJobRegistry(queue=q)
+    failed = FailedJobRegistry(queue=q)
+    started = StartedJobRegistry(queue=q)
+    total = jobs + len(dependents)
+    deadline = started_at + 700
+    while finished.count + failed.count < total or len(q) or started.count:
+        if time.time() > deadline or any(p.poll() is not None for p in procs):
+            break
+        time.sleep(0.2)
+    print(f"{workers} workers done {finished.count} jobs in {time.time() - t0:.1f}s", flush=True)
+    for p in procs:
+        if p.poll() is not None:
+            print(f"a worker exited early with {p.returncode}")
+finally:
+    stop_workers()
 
 errors = []
 done = {int(k): int(v) for k, v in conn.hgetall("jq:done").items()}
