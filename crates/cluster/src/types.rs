@@ -40,6 +40,9 @@ pub struct Request {
 pub struct Origin {
     /// The node's id.
     pub node: u64,
+    /// The node's process (its `run_id`): client ids start again in a restarted process, and
+    /// entries of the earlier one may still be applied after the restart.
+    pub boot: u64,
     /// The client's id on that node.
     pub client: u64,
     /// The client's `CLIENT CACHING yes|no` in effect for these commands.

@@ -469,7 +469,7 @@ impl WriteBatch {
     async fn flush(&mut self, shared: &Shared, out: &mut ReplyWriter) {
         let Some(cluster) = shared.cluster() else { return };
         // Writes only: `CLIENT CACHING` matters for reads.
-        let origin = Some(cluster::Origin { node: cluster.node_id(), client: self.client, caching: false });
+        let origin = Some(shared.origin(cluster, self.client, false));
         let req =
             cluster::Request { db: self.db, resp: self.resp, commands: std::mem::take(&mut self.commands), origin };
         let keep = std::mem::take(&mut self.keep);
@@ -533,7 +533,7 @@ async fn exec_in_cluster(
         db: session.db as u32,
         resp: if session.resp == Resp::V3 { 3 } else { 2 },
         commands,
-        origin: Some(cluster::Origin { node: cluster.node_id(), client: session.id, caching: session.caching }),
+        origin: Some(shared.origin(cluster, session.id, session.caching)),
     };
     match cluster.write(req).await {
         Ok((mut replies, index)) => {
@@ -755,7 +755,7 @@ impl Blocked<'_> {
                 db: session.db as u32,
                 resp,
                 commands: vec![cluster::Command { argv: cmd.argv.clone(), now_ms: unix_ms(), seed: rng.next_u64() }],
-                origin: Some(cluster::Origin { node: cluster.node_id(), client: session.id, caching: false }),
+                origin: Some(shared.origin(cluster, session.id, false)),
             };
             match cluster.write(req).await {
                 Ok((replies, index)) => {

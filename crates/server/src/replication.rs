@@ -34,7 +34,9 @@ impl Machine for Applier {
         let Some(shared) = self.shared.upgrade() else { return Vec::new() };
         // On the node the client is connected to, the commands run as that client's, for
         // client-side caching: its `NOLOOP` holds, its reads inside `EXEC` are remembered.
-        let origin = req.origin.filter(|o| shared.cluster().is_some_and(|c| c.node_id() == o.node));
+        let origin = req
+            .origin
+            .filter(|o| shared.cluster().is_some_and(|c| c.node_id() == o.node) && o.boot == shared.boot_id());
         let mut session = Session::new(origin.map_or(0, |o| o.client), true);
         if let Some(o) = origin {
             session.tracking = shared.tracking.tracker(o.client);
@@ -108,6 +110,16 @@ impl Machine for Applier {
 }
 
 impl Shared {
+    /// The origin a client's entries carry (see `cluster::Origin`).
+    pub fn origin(&self, cluster: &Cluster, client: u64, caching: bool) -> cluster::Origin {
+        cluster::Origin { node: cluster.node_id(), boot: self.boot_id(), client, caching }
+    }
+
+    /// This process among the node's incarnations: the start of its random `run_id`.
+    fn boot_id(&self) -> u64 {
+        self.run_id.get(..16).and_then(|h| u64::from_str_radix(h, 16).ok()).unwrap_or(0)
+    }
+
     /// True when `cluster-*` settings ask for a cluster.
     pub fn cluster_configured(&self) -> bool {
         self.config.get_i64("cluster-bootstrap-expect") > 0
