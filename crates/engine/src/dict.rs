@@ -201,18 +201,31 @@ impl<V> Dict<V> {
         self.rehash_idx.is_some()
     }
 
-    /// Looks a key up.
-    pub fn get(&self, hash: u64, key: &[u8]) -> Option<&V> {
+    /// The node of a key, in whichever table holds it.
+    #[inline]
+    fn node(&self, hash: u64, key: &[u8]) -> Option<&Node<V>> {
         if self.is_empty() {
             return None;
         }
-        if let Some(n) = self.tables[0].find(hash, key) {
-            return Some(&n.value);
+        match self.tables[0].find(hash, key) {
+            Some(n) => Some(n),
+            None if self.rehash_idx.is_some() => self.tables[1].find(hash, key),
+            None => None,
         }
-        if self.rehash_idx.is_some() {
-            return self.tables[1].find(hash, key).map(|n| &n.value);
-        }
-        None
+    }
+
+    /// Every node, table by table, bucket by bucket.
+    fn nodes(&self) -> impl Iterator<Item = &Node<V>> {
+        self.tables
+            .iter()
+            .flat_map(|t| t.buckets.iter())
+            .flat_map(|b| std::iter::successors(b.as_deref(), |n| n.next.as_deref()))
+    }
+
+    /// Looks a key up.
+    #[inline]
+    pub fn get(&self, hash: u64, key: &[u8]) -> Option<&V> {
+        self.node(hash, key).map(|n| &n.value)
     }
 
     /// Looks a key up for modification. Performs one rehash step, as Redis does on lookups.
@@ -223,15 +236,7 @@ impl<V> Dict<V> {
 
     /// The stamp kept beside a key (zero unless set).
     pub fn stamp(&self, hash: u64, key: &[u8]) -> Option<u32> {
-        if self.is_empty() {
-            return None;
-        }
-        let found = match self.tables[0].find(hash, key) {
-            Some(n) => Some(n),
-            None if self.rehash_idx.is_some() => self.tables[1].find(hash, key),
-            None => None,
-        };
-        found.map(|n| n.key.stamp())
+        self.node(hash, key).map(|n| n.key.stamp())
     }
 
     /// Looks a key up for modification and, if found, sets its stamp to `stamp` (when given).
@@ -405,14 +410,8 @@ impl<V> Dict<V> {
 
     /// Visits every entry (no order guarantee).
     pub fn for_each(&self, mut f: impl FnMut(&[u8], &V)) {
-        for t in &self.tables {
-            for b in &t.buckets {
-                let mut cur = b.as_deref();
-                while let Some(n) = cur {
-                    f(&n.key, &n.value);
-                    cur = n.next.as_deref();
-                }
-            }
+        for n in self.nodes() {
+            f(&n.key, &n.value);
         }
     }
 
@@ -567,15 +566,9 @@ impl<V: Clone> Clone for Dict<V> {
     /// A copy with the same hasher and stamps (entries re-inserted; bucket layout may differ).
     fn clone(&self) -> Self {
         let mut d = Dict::new(self.hasher.clone());
-        for t in &self.tables {
-            for b in &t.buckets {
-                let mut cur = b.as_deref();
-                while let Some(n) = cur {
-                    let h = d.hasher.hash(&n.key);
-                    d.insert_new_stamped(h, &n.key, n.value.clone(), n.key.stamp());
-                    cur = n.next.as_deref();
-                }
-            }
+        for n in self.nodes() {
+            let h = d.hasher.hash(&n.key);
+            d.insert_new_stamped(h, &n.key, n.value.clone(), n.key.stamp());
         }
         d
     }
