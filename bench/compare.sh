@@ -26,7 +26,6 @@ printf "%-6s %-3s | %12s %12s %6s | %8s %8s | %8s %8s\n" test P "tandem rps" "re
 # the load generator share this machine's cores and single runs vary by ±15%.
 ROUNDS=${ROUNDS:-4}
 bench1() { redis-benchmark -p "$1" -c "$CLIENTS" -n "$N" -P "$2" -t "$3" -r 1000000 --csv | tail -1 | tr -d '"'; }
-median() { python3 -c "import sys,statistics;print(round(statistics.median(float(x) for x in sys.argv[1:]), 3))" "$@"; }
 for P in 1 16; do
   for t in ${TESTS//,/ }; do
     trps=(); rrps=(); tp50=(); rp50=(); tp99=(); rp99=()

@@ -4,6 +4,7 @@
 #          both, TANDEM_ARGS to tandem-server only)
 #   stop   both servers
 #   mem PORT FIELD   one field of INFO memory
+#   median X...      the median of its arguments
 command -v redis-server >/dev/null || { echo "redis-server missing: apt-get install -y redis-server redis-tools" >&2; exit 1; }
 cargo build --release -q -p tandem-server
 TANDEM=target/release/tandem-server
@@ -26,4 +27,5 @@ start() {
   done
 }
 stop() { kill "$TPID" "$RPID" 2>/dev/null || true; wait "$TPID" "$RPID" 2>/dev/null || true; }
+median() { python3 -c "import sys,statistics;print(round(statistics.median(float(x) for x in sys.argv[1:]), 3))" "$@"; }
 mem() { redis-cli -p "$1" info memory | tr -d '\r' | awk -F: -v f="$2" '$1==f{print $2}'; }

@@ -21,7 +21,6 @@ ROUNDS=${ROUNDS:-3}
 cargo build --release -q -p testkit --bin tandem-load
 LOAD=target/release/tandem-load
 
-median() { python3 -c "import sys,statistics;print(round(statistics.median(float(x) for x in sys.argv[1:]), 3))" "$@"; }
 field() { sed -E "s/.*$1=([0-9.]+).*/\1/" <<<"$2"; }
 
 start

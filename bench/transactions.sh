@@ -20,7 +20,6 @@ LOAD=target/release/tandem-load
 
 start
 echo "machine: $(nproc) cores; redis $(redis-server --version | awk '{print $3}'); MULTI + $SIZE x SET + EXEC, $CLIENTS clients"
-median() { python3 -c "import sys,statistics;print(round(statistics.median(float(x) for x in sys.argv[1:]), 3))" "$@"; }
 t_tps=(); r_tps=(); t50=(); r50=(); t99=(); r99=()
 for round in $(seq "$ROUNDS"); do
   order=("$TP" "$RP"); [ $((round % 2)) -eq 0 ] && order=("$RP" "$TP")
