@@ -6,6 +6,7 @@
 # (both servers make the same ones: one read and one write per client per batch).
 #
 #   bench/instructions.sh                 # set get incr mset at -P 16, set get at -P 1
+#   SPECS="rpush:16 hset:1" bench/instructions.sh   # other tests and depths
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind missing: apt-get install -y valgrind" >&2; exit 1; }
@@ -32,8 +33,8 @@ count() { # server n test P
 }
 
 printf "%-10s | %10s %10s %6s\n" "test" tandem redis ratio
-for spec in "set 16" "get 16" "incr 16" "mset 16" "set 1" "get 1"; do
-  set -- $spec
+for spec in ${SPECS:-set:16 get:16 incr:16 mset:16 set:1 get:1}; do
+  set -- ${spec/:/ }
   declare -A r
   for s in tandem redis; do
     a=$(count $s "$N1" "$1" "$2"); b=$(count $s "$N2" "$1" "$2")

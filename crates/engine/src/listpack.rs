@@ -133,17 +133,6 @@ fn backlen_size(l: usize) -> usize {
     }
 }
 
-/// Appends the backlen of an entry of `l` bytes.
-fn write_backlen(out: &mut Vec<u8>, l: usize) {
-    let n = backlen_size(l);
-    // The first byte written holds the highest bits and has its high bit clear; the others
-    // carry the continuation bit, so reading backwards from the last byte stops at the first.
-    for i in (0..n).rev() {
-        let part = ((l >> (7 * i)) & 127) as u8;
-        out.push(if i == n - 1 { part } else { part | 128 });
-    }
-}
-
 /// Reads a backlen that ends just before `end`: the entry length and the backlen's size.
 fn read_backlen(buf: &[u8], end: usize) -> Option<(usize, usize)> {
     let mut val = 0usize;
@@ -163,70 +152,125 @@ fn read_backlen(buf: &[u8], end: usize) -> Option<(usize, usize)> {
     }
 }
 
-/// Appends the encoding of an integer in the smallest form.
-fn write_int(out: &mut Vec<u8>, v: i64) {
-    let start = out.len();
-    if (0..=127).contains(&v) {
-        out.push(v as u8);
-    } else if (-4096..=4095).contains(&v) {
-        let uv = (v as u64) & 0x1FFF;
-        out.push(0xC0 | (uv >> 8) as u8);
-        out.push(uv as u8);
-    } else if (i16::MIN as i64..=i16::MAX as i64).contains(&v) {
-        out.push(0xF1);
-        out.extend_from_slice(&(v as i16).to_le_bytes());
-    } else if (-(1 << 23)..(1 << 23)).contains(&v) {
-        out.push(0xF2);
-        out.extend_from_slice(&(v as i32).to_le_bytes()[..3]);
-    } else if (i32::MIN as i64..=i32::MAX as i64).contains(&v) {
-        out.push(0xF3);
-        out.extend_from_slice(&(v as i32).to_le_bytes());
-    } else {
-        out.push(0xF4);
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    let l = out.len() - start;
-    write_backlen(out, l);
+/// One entry's encoding, built on the stack around a borrowed payload: inserting an element
+/// writes it straight into the listpack's buffer, with no temporary allocation.
+struct Encoded<'a> {
+    /// The encoding byte(s), then an integer's data.
+    head: [u8; 9],
+    head_len: u8,
+    /// A string's bytes (empty for integers).
+    payload: &'a [u8],
+    backlen: [u8; 5],
+    backlen_len: u8,
 }
 
-/// Appends the encoding of a string element (as an integer when it is a canonical one).
-fn write_elem(out: &mut Vec<u8>, s: &[u8]) {
-    if s.len() <= 20 {
-        if let Some(v) = num::parse_i64(s) {
-            return write_int(out, v);
+impl<'a> Encoded<'a> {
+    /// The encoding of a string element (as an integer when it is a canonical one).
+    #[inline]
+    fn elem(s: &'a [u8]) -> Encoded<'a> {
+        if s.len() <= 20 {
+            if let Some(v) = num::parse_i64(s) {
+                return Encoded::int(v);
+            }
         }
+        let n = s.len();
+        let mut head = [0u8; 9];
+        let head_len = if n < 64 {
+            head[0] = 0x80 | n as u8;
+            1
+        } else if n < 4096 {
+            head[0] = 0xE0 | (n >> 8) as u8;
+            head[1] = n as u8;
+            2
+        } else {
+            head[0] = 0xF0;
+            head[1..5].copy_from_slice(&(n as u32).to_le_bytes());
+            5
+        };
+        Encoded::finish(head, head_len, s)
     }
-    let start = out.len();
-    let n = s.len();
-    if n < 64 {
-        out.push(0x80 | n as u8);
-    } else if n < 4096 {
-        out.push(0xE0 | (n >> 8) as u8);
-        out.push(n as u8);
-    } else {
-        out.push(0xF0);
-        out.extend_from_slice(&(n as u32).to_le_bytes());
+
+    /// The encoding of an integer in the smallest form.
+    #[inline]
+    fn int(v: i64) -> Encoded<'static> {
+        let mut head = [0u8; 9];
+        let head_len = if (0..=127).contains(&v) {
+            head[0] = v as u8;
+            1
+        } else if (-4096..=4095).contains(&v) {
+            let uv = (v as u64) & 0x1FFF;
+            head[0] = 0xC0 | (uv >> 8) as u8;
+            head[1] = uv as u8;
+            2
+        } else if (i16::MIN as i64..=i16::MAX as i64).contains(&v) {
+            head[0] = 0xF1;
+            head[1..3].copy_from_slice(&(v as i16).to_le_bytes());
+            3
+        } else if (-(1 << 23)..(1 << 23)).contains(&v) {
+            head[0] = 0xF2;
+            head[1..4].copy_from_slice(&(v as i32).to_le_bytes()[..3]);
+            4
+        } else if (i32::MIN as i64..=i32::MAX as i64).contains(&v) {
+            head[0] = 0xF3;
+            head[1..5].copy_from_slice(&(v as i32).to_le_bytes());
+            5
+        } else {
+            head[0] = 0xF4;
+            head[1..9].copy_from_slice(&v.to_le_bytes());
+            9
+        };
+        Encoded::finish(head, head_len, &[])
     }
-    out.extend_from_slice(s);
-    let l = out.len() - start;
-    write_backlen(out, l);
+
+    /// Adds the backlen of `encoding+data`. The first byte written holds the highest bits and
+    /// has its high bit clear; the others carry the continuation bit, so reading backwards
+    /// from the last byte stops at the first.
+    #[inline]
+    fn finish(head: [u8; 9], head_len: usize, payload: &'a [u8]) -> Encoded<'a> {
+        let l = head_len + payload.len();
+        let n = backlen_size(l);
+        let mut backlen = [0u8; 5];
+        for (j, i) in (0..n).rev().enumerate() {
+            let part = ((l >> (7 * i)) & 127) as u8;
+            backlen[j] = if i == n - 1 { part } else { part | 128 };
+        }
+        Encoded { head, head_len: head_len as u8, payload, backlen, backlen_len: n as u8 }
+    }
+
+    /// Bytes of the whole entry, backlen included.
+    #[inline]
+    fn len(&self) -> usize {
+        usize::from(self.head_len) + self.payload.len() + usize::from(self.backlen_len)
+    }
+
+    /// Writes the entry into `out`, which is exactly [`Encoded::len`] bytes.
+    #[inline]
+    fn write(&self, out: &mut [u8]) {
+        let h = usize::from(self.head_len);
+        let p = h + self.payload.len();
+        out[..h].copy_from_slice(&self.head[..h]);
+        out[h..p].copy_from_slice(self.payload);
+        out[p..].copy_from_slice(&self.backlen[..usize::from(self.backlen_len)]);
+    }
+}
+
+/// The size the allocator really hands out for a request of `n` bytes (jemalloc's size
+/// classes: multiples of 16 up to 128, then four classes per doubling). Growing a buffer to its
+/// class costs no memory the allocator would not spend anyway, and saves a `realloc` on each
+/// of the next few inserts (Redis's `lpInsert` checks `lp_malloc_size` for the same reason).
+#[inline]
+fn size_class(n: usize) -> usize {
+    if n <= 16 {
+        return n.next_power_of_two().max(8);
+    }
+    let lg = usize::BITS - 1 - (n - 1).leading_zeros();
+    let step = (1usize << (lg - 2)).max(16);
+    n.div_ceil(step) * step
 }
 
 /// The encoded size of `s` as an entry, backlen included.
 pub fn entry_size(s: &[u8]) -> usize {
-    let mut tmp = Vec::new();
-    // Only strings short enough to be integers need the trial encoding.
-    if s.len() <= 20 {
-        write_elem(&mut tmp, s);
-        return tmp.len();
-    }
-    let head = match s.len() {
-        0..=63 => 1,
-        64..=4095 => 2,
-        _ => 5,
-    };
-    let l = head + s.len();
-    l + backlen_size(l)
+    Encoded::elem(s).len()
 }
 
 /// Decodes the entry at `p` (bounds-checked): its value and the length of `encoding+data`.
@@ -436,31 +480,43 @@ impl Listpack {
     /// Inserts `s` before the element at offset `p` (or at the end when `p` is the
     /// terminator's offset). Returns the new element's offset.
     pub fn insert_at(&mut self, p: usize, s: &[u8]) -> usize {
-        let mut enc = Vec::with_capacity(s.len() + 8);
-        write_elem(&mut enc, s);
-        self.splice(p, 0, &enc, 1);
+        self.splice(p, 0, &Encoded::elem(s), 1);
         p
     }
 
     /// Inserts an integer before the element at offset `p`.
     pub fn insert_int_at(&mut self, p: usize, v: i64) -> usize {
-        let mut enc = Vec::with_capacity(12);
-        write_int(&mut enc, v);
-        self.splice(p, 0, &enc, 1);
+        self.splice(p, 0, &Encoded::int(v), 1);
         p
     }
 
-    /// Replaces `removed_bytes` at `p` (holding `removed` elements) with `enc` (holding
-    /// `added` elements; `removed` here is implied by the caller through `delta`).
-    fn splice(&mut self, p: usize, removed_bytes: usize, enc: &[u8], delta: isize) {
+    /// Replaces `removed_bytes` at `p` with `add` bytes, changing the count by `delta`;
+    /// returns the room made for the caller to fill.
+    fn splice_bytes(&mut self, p: usize, removed_bytes: usize, add: usize, delta: isize) -> &mut [u8] {
         let count = self.len() as isize;
-        // Grow by exactly what is needed: a listpack lives as long as its key and the
-        // allocator's size classes already round up.
-        if enc.len() > removed_bytes {
-            self.buf.reserve_exact(enc.len() - removed_bytes);
+        let old_len = self.buf.len();
+        if add > removed_bytes {
+            let need = old_len + add - removed_bytes;
+            if need > self.buf.capacity() {
+                // A listpack lives as long as its key: grow to what the allocator hands out
+                // anyway, never by doubling.
+                self.buf.reserve_exact(size_class(need) - old_len);
+            }
+            self.buf.resize(need, 0);
+            self.buf.copy_within(p + removed_bytes..old_len, p + add);
+        } else {
+            self.buf.copy_within(p + removed_bytes..old_len, p + add);
+            self.buf.truncate(old_len - (removed_bytes - add));
         }
-        self.buf.splice(p..p + removed_bytes, enc.iter().copied());
         self.set_header((count + delta) as usize);
+        &mut self.buf[p..p + add]
+    }
+
+    /// Replaces `removed_bytes` at `p` with the entry `enc`, changing the count by `delta`.
+    #[inline]
+    fn splice(&mut self, p: usize, removed_bytes: usize, enc: &Encoded<'_>, delta: isize) {
+        let out = self.splice_bytes(p, removed_bytes, enc.len(), delta);
+        enc.write(out);
     }
 
     /// Appends an element.
@@ -488,9 +544,7 @@ impl Listpack {
     /// Replaces the element at `p` with `s`; returns `p` (the element stays there).
     pub fn replace(&mut self, p: usize, s: &[u8]) -> usize {
         let old = self.entry_len(p);
-        let mut enc = Vec::with_capacity(s.len() + 8);
-        write_elem(&mut enc, s);
-        self.splice(p, old, &enc, 0);
+        self.splice(p, old, &Encoded::elem(s), 0);
         p
     }
 
@@ -508,7 +562,7 @@ impl Listpack {
             end += self.entry_len(end);
             k += 1;
         }
-        self.splice(p, end - p, &[], -(k as isize));
+        self.splice_bytes(p, end - p, 0, -(k as isize));
         self.shrink();
         (self.buf[p] != EOF).then_some(p)
     }
@@ -615,6 +669,28 @@ impl<'a> Iterator for RevIter<'a> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn size_classes_are_jemallocs() {
+        let classes = [8, 16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640];
+        for n in 1..=640usize {
+            let want = *classes.iter().find(|&&c| c >= n).unwrap();
+            assert_eq!(size_class(n), want, "{n}");
+        }
+        for (n, want) in [(4097, 5120), (8192, 8192), (8193, 10240), (16385, 20480)] {
+            assert_eq!(size_class(n), want, "{n}");
+        }
+    }
+
+    #[test]
+    fn growth_stays_within_the_size_class() {
+        let mut lp = Listpack::new();
+        for i in 0..500 {
+            lp.push_back(format!("element-{i}").as_bytes());
+            // Grown to the allocator's class for its size, not by doubling nor byte by byte.
+            assert_eq!(lp.allocated(), size_class(lp.bytes()), "after {i}");
+        }
+    }
 
     fn elems(lp: &Listpack) -> Vec<Vec<u8>> {
         lp.iter().map(|v| v.to_vec()).collect()
