@@ -20,6 +20,7 @@ pub mod monitor;
 pub mod notify;
 pub mod pubsub;
 pub mod session;
+pub mod signal;
 pub mod spec;
 pub mod stats;
 pub mod table;

@@ -105,7 +105,7 @@ pub struct Mailbox {
     limits: Arc<OutputLimits>,
     on_overflow: OnOverflow,
     /// Woken when bytes arrive or the client is closed.
-    pub notify: tokio::sync::Notify,
+    pub notify: crate::signal::Signal,
 }
 
 impl std::fmt::Debug for Mailbox {
@@ -127,7 +127,7 @@ impl Mailbox {
             closed: AtomicBool::new(false),
             limits,
             on_overflow,
-            notify: tokio::sync::Notify::new(),
+            notify: crate::signal::Signal::new(),
         }
     }
 
@@ -235,7 +235,7 @@ impl Mailbox {
                 return false;
             }
         }
-        self.notify.notify_one();
+        self.notify.notify();
         true
     }
 
@@ -292,7 +292,7 @@ impl Mailbox {
         p.closed_why = Some(why.to_string());
         self.len.store(0, Ordering::Relaxed);
         (self.on_overflow)();
-        self.notify.notify_one();
+        self.notify.notify();
     }
 }
 

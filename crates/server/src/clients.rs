@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::Notify;
 
 /// What `CLIENT LIST` shows of a connection, refreshed by the connection itself.
 #[derive(Clone, Debug, Default)]
@@ -60,7 +59,7 @@ pub struct Client {
     /// Set when the client must close.
     pub killed: AtomicBool,
     /// Wakes the connection when killed.
-    pub kill_notify: Notify,
+    pub kill_notify: commands::signal::Signal,
     /// Where messages for it wait (set once its session exists): pub/sub and invalidations
     /// redirected to it.
     pub mailbox: std::sync::OnceLock<Arc<commands::pubsub::Mailbox>>,
@@ -126,7 +125,7 @@ impl Client {
     /// Asks the connection to close.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
-        self.kill_notify.notify_one();
+        self.kill_notify.notify();
     }
 
     /// The `CLIENT LIST` line (without trailing newline).

@@ -51,7 +51,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, addr: SocketAddr,
             ..Snapshot::default()
         }),
         killed: false.into(),
-        kill_notify: tokio::sync::Notify::new(),
+        kill_notify: commands::signal::Signal::new(),
         mailbox: Default::default(),
     });
     shared.clients.add(client.clone());
@@ -115,7 +115,11 @@ async fn run(
                 stream.read_buf(&mut rbuf).await
             }
         };
+        // In this order, without drawing a random branch order: input is the common case, and
+        // a kill or mail arriving meanwhile is not missed (`killed` is checked after every
+        // read, and mail goes out after every command).
         let woke = tokio::select! {
+            biased;
             r = read => Woke::Read(r?),
             _ = client.kill_notify.notified() => return Ok(()),
             _ = mailbox.notify.notified() => Woke::Mail,
@@ -831,6 +835,9 @@ async fn write_out(
         }
         mailbox.set_unsent(out.len());
         tokio::select! {
+            // The write first: it usually completes at once, and the kill signal is then
+            // never polled.
+            biased;
             r = stream.write_all(&out.buf) => r?,
             // A client killed (or closed for its output buffer) while the socket is full.
             _ = sink.client.kill_notify.notified() => return Err(std::io::Error::other("client killed")),
