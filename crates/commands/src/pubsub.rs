@@ -168,10 +168,10 @@ impl Mailbox {
     }
 
     /// Takes the waiting bytes: the first `before` of them go in front of `out[at..]` (a
-    /// command's reply), the rest after it.
-    pub fn splice_into(&self, out: &mut Vec<u8>, at: usize, before: usize) {
+    /// command's reply), the rest after it; returns how many went in front.
+    pub fn splice_into(&self, out: &mut Vec<u8>, at: usize, before: usize) -> usize {
         if self.is_empty() {
-            return;
+            return 0;
         }
         let bytes = {
             let mut p = self.pending.lock();
@@ -181,6 +181,7 @@ impl Mailbox {
         let before = before.min(bytes.len());
         out.extend_from_slice(&bytes[before..]);
         out.splice(at..at, bytes[..before].iter().copied());
+        before
     }
 
     /// The connection's protocol (messages are encoded in it).

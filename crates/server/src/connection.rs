@@ -186,7 +186,8 @@ async fn run(
                 if covered {
                     settle(&mut local, &mut timing, Instant::now());
                     write_out(shared, stream, &mut out, &mut effects, &mut batch, &sink).await?;
-                    shared.pause.wait().await;
+                    // (The arguments still borrow the input buffer: no reading meanwhile.)
+                    delivering(shared, stream, &sink, None, shared.pause.wait()).await?;
                 }
             }
             if session.reply_mode == ReplyMode::SkipNext {
@@ -275,7 +276,8 @@ async fn run(
             // Messages that arrived before this command released its locks (its own `PUBLISH`
             // to a channel it subscribes to, a keyspace event it caused) go before its reply,
             // as in Redis; later ones after it (`Session::mail_mark`).
-            mailbox.splice_into(&mut out.buf, mark, session.mail_mark);
+            let reply_len = out.len() - mark;
+            let mail_before = mailbox.splice_into(&mut out.buf, mark, session.mail_mark);
             if !session.after_reply.is_empty() {
                 // Out of band: written whatever the reply mode.
                 out.buf.append(&mut session.after_reply);
@@ -294,7 +296,7 @@ async fn run(
                 write_out(shared, stream, &mut out, &mut effects, &mut batch, &sink).await?;
                 client.publish(session, unix_ms(), rbuf.len() - start);
                 client.set_flags("b");
-                let mut wait = Blocked { shared, client, stream: &mut *stream, rbuf: &mut rbuf };
+                let mut wait = Blocked { shared, sink: &sink, stream: &mut *stream, rbuf: &mut rbuf };
                 let reply = match on {
                     BlockOn::Here(w, argv) => wait.wait(w, &argv, session, &mut effects, &mut local, &mut rng).await,
                     BlockOn::Cluster(cluster, cmd) => {
@@ -316,15 +318,21 @@ async fn run(
                 break;
             }
             if let Some(ms) = session.wait_ms.take() {
+                // WAIT for replicas that do not exist: its reply is held until the timeout
+                // (for ever with 0), while earlier replies, and messages meanwhile, go out.
+                let at = mark + mail_before;
+                let held: Vec<u8> = out.buf.drain(at..at + reply_len).collect();
                 settle(&mut local, &mut timing, Instant::now());
                 local.flush(stats);
                 write_out(shared, stream, &mut out, &mut effects, &mut batch, &sink).await?;
+                // Input meanwhile is kept for after; a closed socket ends the connection.
                 if ms == 0 {
-                    // WAIT for replicas that do not exist, forever: until the client goes away.
-                    client.kill_notify.notified().await;
-                    return Ok(());
+                    delivering(shared, stream, &sink, Some(&mut rbuf), std::future::pending::<()>()).await?;
+                } else {
+                    let timeout = tokio::time::sleep(Duration::from_millis(ms as u64));
+                    delivering(shared, stream, &sink, Some(&mut rbuf), timeout).await?;
                 }
-                tokio::time::sleep(Duration::from_millis(ms as u64)).await;
+                out.buf.extend_from_slice(&held);
             }
             if out.len() >= OUTPUT_FLUSH_THRESHOLD {
                 settle(&mut local, &mut timing, Instant::now());
@@ -615,7 +623,7 @@ enum BlockOn<'a> {
 /// A connection whose client is blocked (`BLPOP` and friends), waiting for its reply.
 struct Blocked<'a> {
     shared: &'a Arc<Shared>,
-    client: &'a Arc<Client>,
+    sink: &'a Sink<'a>,
     stream: &'a mut TcpStream,
     rbuf: &'a mut Vec<u8>,
 }
@@ -706,9 +714,20 @@ impl Blocked<'_> {
                     true
                 }
             },
-            _ = self.client.kill_notify.notified() => {
+            _ = self.sink.client.kill_notify.notified() => {
                 w.cancel();
                 false
+            }
+            // Messages and invalidations go out while the client waits, as in Redis (its
+            // reply, not yet made, follows them).
+            _ = self.sink.mailbox.notify.notified() => {
+                let mut mail = Vec::new();
+                self.sink.mailbox.drain_into(&mut mail);
+                if send(self.shared, self.stream, &mail, self.sink).await.is_err() {
+                    w.cancel();
+                    return false;
+                }
+                true
             }
         }
     }
@@ -827,26 +846,82 @@ async fn write_out(
         durable(shared, std::mem::take(&mut effects.logged_upto)).await;
     }
     if !out.is_empty() {
-        let mailbox = sink.mailbox;
-        // Replies count towards `client-output-buffer-limit` while they wait for the socket;
-        // messages arriving meanwhile check the limit against them too.
-        if !mailbox.check_replies(out.len(), unix_ms()) {
-            return Err(std::io::Error::other("output buffer limit reached"));
-        }
-        mailbox.set_unsent(out.len());
-        tokio::select! {
-            // The write first: it usually completes at once, and the kill signal is then
-            // never polled.
-            biased;
-            r = stream.write_all(&out.buf) => r?,
-            // A client killed (or closed for its output buffer) while the socket is full.
-            _ = sink.client.kill_notify.notified() => return Err(std::io::Error::other("client killed")),
-        }
-        mailbox.set_unsent(0);
-        shared.net_output_bytes.fetch_add(out.len() as u64, Ordering::Relaxed);
+        send(shared, stream, &out.buf, sink).await?;
         out.clear();
     }
     Ok(())
+}
+
+/// Writes `bytes` (replies, or messages for a waiting client) to the socket.
+async fn send(shared: &Shared, stream: &mut TcpStream, bytes: &[u8], sink: &Sink<'_>) -> std::io::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let mailbox = sink.mailbox;
+    // Replies count towards `client-output-buffer-limit` while they wait for the socket;
+    // messages arriving meanwhile check the limit against them too.
+    if !mailbox.check_replies(bytes.len(), unix_ms()) {
+        return Err(std::io::Error::other("output buffer limit reached"));
+    }
+    mailbox.set_unsent(bytes.len());
+    tokio::select! {
+        // The write first: it usually completes at once, and the kill signal is then never
+        // polled.
+        biased;
+        r = stream.write_all(bytes) => r?,
+        // A client killed (or closed for its output buffer) while the socket is full.
+        _ = sink.client.kill_notify.notified() => return Err(std::io::Error::other("client killed")),
+    }
+    mailbox.set_unsent(0);
+    shared.net_output_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Waits for `until` (a `WAIT` timeout, a `CLIENT PAUSE`) while sending the client's messages
+/// as they arrive, as Redis writes to a waiting client. With `rbuf`, input arriving meanwhile
+/// is kept for later (up to [`BLOCKED_INPUT_LIMIT`]) and a closed socket ends the wait with an
+/// error, as does the client being killed.
+async fn delivering<F: std::future::Future>(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    sink: &Sink<'_>,
+    mut rbuf: Option<&mut Vec<u8>>,
+    until: F,
+) -> std::io::Result<F::Output> {
+    let mut until = std::pin::pin!(until);
+    loop {
+        let reading = rbuf.as_ref().is_some_and(|b| b.len() < BLOCKED_INPUT_LIMIT);
+        if let Some(b) = rbuf.as_deref_mut() {
+            if b.capacity() - b.len() < 4096 {
+                b.reserve(16 * 1024);
+            }
+        }
+        // (A disabled `select!` branch still builds its future: hence a read that may never be.)
+        let read = async {
+            match rbuf.as_deref_mut() {
+                Some(b) if reading => stream.read_buf(b).await,
+                _ => std::future::pending().await,
+            }
+        };
+        let mail = tokio::select! {
+            biased;
+            v = &mut until => return Ok(v),
+            _ = sink.client.kill_notify.notified() => return Err(std::io::Error::other("client killed")),
+            _ = sink.mailbox.notify.notified() => true,
+            r = read => match r? {
+                0 => return Err(std::io::Error::other("client closed")),
+                n => {
+                    shared.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    false
+                }
+            },
+        };
+        if mail {
+            let mut bytes = Vec::new();
+            sink.mailbox.drain_into(&mut bytes);
+            send(shared, stream, &bytes, sink).await?;
+        }
+    }
 }
 
 /// What woke an idle connection.
