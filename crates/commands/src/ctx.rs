@@ -562,8 +562,14 @@ impl<'a> Store<'a> {
             Some(Value::Hash(h)) if h.has_expired_fields(now) => {}
             _ => return 0,
         }
-        let (d, h) = self.db_to_change(db, key);
-        let gone = d.remove_expired_fields(h, key, now);
+        let (shard, h) = self.shard_to_change(db, key);
+        let gone = shard.dbs[db].remove_expired_fields(h, key, now);
+        // The hash changed whatever the command goes on to do (Redis's lazy field expiry
+        // signals the key even under a read): transactions watching it fail, its readers hear.
+        if !shard.watched.is_empty() {
+            shard.watched.touch(db, key, engine::watched::Change::Modified);
+        }
+        self.invalidate_now(key);
         self.stats.expired_subkeys += gone.len() as u64;
         let mut argv = Vec::with_capacity(gone.len() + 2);
         argv.push(b"HDEL".to_vec());

@@ -253,6 +253,38 @@ fn fields_expire_lazily_and_actively() {
     assert_eq!(c.cmd("HLEN both"), int(0));
 }
 
+/// A field removed because a command found it expired changes its hash for `WATCH` and
+/// client-side caching, as Redis's lazy field expiry signals the key (`hashTypeGetValue`),
+/// even when the command that found it only reads.
+#[test]
+fn lazily_expired_fields_fail_watchers_and_invalidate_trackers() {
+    let t = tandem(COMMON_FLAGS);
+    let mut c = t.client();
+    let mut watcher = t.client();
+    let mut tracker = t.client();
+    // Only lazy expiry: the cycle would otherwise race the reads below.
+    assert_eq!(c.cmd("DEBUG SET-ACTIVE-EXPIRE 0"), simple("OK"));
+    c.cmd("HSET h a 1 b 2");
+    assert_eq!(c.cmd("HPEXPIRE h 100 FIELDS 1 a"), ints(&[1]));
+    assert_eq!(watcher.cmd("WATCH h"), simple("OK"));
+    tracker.cmd("HELLO 3");
+    assert_eq!(tracker.cmd("CLIENT TRACKING on"), simple("OK"));
+    assert_eq!(tracker.cmd("HGET h b"), bulk("2"));
+    std::thread::sleep(Duration::from_millis(150));
+    // A read finds the field expired and removes it.
+    assert_eq!(c.cmd("HGET h a"), Frame::Null);
+    assert_eq!(c.cmd("HLEN h"), int(1));
+    assert_eq!(
+        tracker.read_frame(),
+        Frame::Push(vec![bulk("invalidate"), Frame::Array(vec![bulk("h")])]),
+        "the tracker hears of the hash's change"
+    );
+    watcher.cmd("MULTI");
+    watcher.cmd("SET x 1");
+    assert_eq!(watcher.cmd("EXEC"), Frame::NullArray, "the transaction watching the hash fails");
+    assert_eq!(c.cmd("DEBUG SET-ACTIVE-EXPIRE 1"), simple("OK"));
+}
+
 /// RENAME, COPY, MOVE and SWAPDB carry field times; a new value under the key drops them.
 #[test]
 fn field_times_move_with_their_hash() {
