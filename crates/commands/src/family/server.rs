@@ -214,7 +214,9 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
     } else if is(sub, "OBJECT") && argv.len() == 3 {
         let key = argv[2];
         let now = ctx.now_ms();
-        let Some(e) = ctx.store.lookup_read(key) else {
+        // Looked at, not accessed (Redis finds it in the dict directly): no access time,
+        // no hit or miss counted.
+        let Some(e) = ctx.store.peek(key) else {
             return Err(CmdError::NoSuchKey);
         };
         let enc = e.encoding();
