@@ -481,11 +481,15 @@ pub(crate) fn run_queued(ctx: &mut Ctx, argv: &[&[u8]], cmd: &'static Command) {
     let db = ctx.store.db;
     let dirty_before = ctx.store.dirty;
     let rewrite = ctx.rewrite.take();
+    // Timed one by one, as Redis's `call()` times what `EXEC` runs (EXEC's own time covers
+    // them all).
+    let t0 = std::time::Instant::now();
     let result = handler(ctx, argv);
+    let usec = t0.elapsed().as_micros() as u64;
     if ctx.session.tracking.is_some() {
         remember_reads(ctx, cmd, argv);
     }
-    ctx.store.stats.call(cmd, 0);
+    ctx.store.stats.call(cmd, usec);
     let changed = ctx.store.dirty > dirty_before;
     ctx.store.signal_watchers(changed);
     if let Err(e) = result {

@@ -3,7 +3,7 @@
 mod common;
 
 use common::pair;
-use testkit::Frame;
+use testkit::{simple, Frame};
 
 fn info_fields(reply: Frame, names: &[&str]) -> Vec<String> {
     let text = match reply {
@@ -51,4 +51,27 @@ fn error_and_keyspace_counters_match_redis() {
     let filt = |v: &Vec<String>| v.iter().filter(|l| !l.starts_with("rdb_changes")).cloned().collect::<Vec<_>>();
     assert_eq!(filt(&results[0]), filt(&results[1]));
     assert!(results[0].iter().any(|l| l.starts_with("errorstat_ERR:count=")), "{:?}", results[0]);
+}
+
+/// Commands run by `EXEC` are timed one by one in `INFO commandstats`, as Redis's `call()`
+/// times them (and `EXEC` itself covers them all).
+#[test]
+fn commands_inside_exec_are_timed() {
+    let (tandem, redis) = pair();
+    for server in [&*tandem, &*redis] {
+        let mut c = server.client();
+        c.send(&["CONFIG", "RESETSTAT"]);
+        c.send(&["MULTI"]);
+        c.send(&["DEBUG", "SLEEP", "0.2"]);
+        c.send(&["SET", "k", "v"]);
+        assert_eq!(c.send(&["EXEC"]), Frame::Array(vec![simple("OK"), simple("OK")]));
+        let stats = info_fields(c.send(&["INFO", "commandstats"]), &["cmdstat_debug", "cmdstat_exec"]);
+        let usec = |name: &str| -> u64 {
+            let line = stats.iter().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in {stats:?}"));
+            assert!(line.contains("calls=1,"), "{line}");
+            line.split("usec=").nth(1).and_then(|r| r.split(',').next()).and_then(|n| n.parse().ok()).unwrap()
+        };
+        assert!(usec("cmdstat_debug:") >= 150_000, "{stats:?}");
+        assert!(usec("cmdstat_exec:") >= 150_000, "{stats:?}");
+    }
 }
