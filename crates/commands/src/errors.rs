@@ -89,6 +89,9 @@ pub enum CmdError {
     Unblocked,
     /// `EXECABORT Transaction discarded because of previous errors.`
     ExecAbort,
+    /// `EXECABORT Transaction discarded because of: <error>`: `EXEC` itself refused (a
+    /// transaction that writes, while writes are refused).
+    ExecAbortBecause(Box<CmdError>),
     /// `ERR Command not allowed inside a transaction` (commands flagged `no-multi`).
     NotAllowedInMulti,
     /// `MISCONF ...`: writes refused after a failed background save.
@@ -139,6 +142,7 @@ impl fmt::Display for CmdError {
             }),
             CmdError::Unblocked => f.write_str("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
             CmdError::ExecAbort => f.write_str("EXECABORT Transaction discarded because of previous errors."),
+            CmdError::ExecAbortBecause(e) => write!(f, "EXECABORT Transaction discarded because of: {e}"),
             CmdError::NotAllowedInMulti => f.write_str("ERR Command not allowed inside a transaction"),
             CmdError::Misconf => f.write_str(
                 "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. \

@@ -138,6 +138,16 @@ pub fn execute(
         if let Some(e) = gate_error(gates, cmd, host) {
             return reject(session, out, host.stats(), local, e, Some(cmd));
         }
+        // `EXEC` of a transaction that writes is a write: refused as a whole, and the
+        // transaction discarded (Redis's `execCommandAbort`).
+        if cmd.spec.name == "exec" && session.multi.as_ref().is_some_and(|m| m.any_has(crate::spec::Flags::WRITE)) {
+            if let Some(e) = write_gate_error(gates, host) {
+                session.multi = None;
+                crate::family::transactions::unwatch_all(ks, session);
+                let e = CmdError::ExecAbortBecause(Box::new(e));
+                return reject(session, out, host.stats(), local, e, Some(cmd));
+            }
+        }
     }
     if session.resp == protocol::Resp::V2
         && session.subscribed()
@@ -455,14 +465,25 @@ fn gate_error(gates: u8, cmd: &Command, host: &dyn Host) -> Option<CmdError> {
     use crate::stats::Gate;
     let flags = cmd.spec.flags;
     let denies_writes = flags.has(crate::spec::Flags::WRITE) || cmd.spec.name == "ping";
-    if gates & Gate::Misconf as u8 != 0 && denies_writes {
-        return Some(CmdError::Misconf);
-    }
-    if gates & Gate::AofError as u8 != 0 && denies_writes {
-        return Some(CmdError::AofMisconf(host.aof_error()));
+    if denies_writes {
+        if let Some(e) = write_gate_error(gates, host) {
+            return Some(e);
+        }
     }
     if gates & Gate::Loading as u8 != 0 && !flags.has(crate::spec::Flags::LOADING) {
         return Some(CmdError::Loading);
+    }
+    None
+}
+
+/// Why writes are refused now, if they are (a failed background save, a failed AOF write).
+fn write_gate_error(gates: u8, host: &dyn Host) -> Option<CmdError> {
+    use crate::stats::Gate;
+    if gates & Gate::Misconf as u8 != 0 {
+        return Some(CmdError::Misconf);
+    }
+    if gates & Gate::AofError as u8 != 0 {
+        return Some(CmdError::AofMisconf(host.aof_error()));
     }
     None
 }

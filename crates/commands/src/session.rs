@@ -50,6 +50,12 @@ impl Multi {
         Some(self)
     }
 
+    /// True if a queued command has `flag` (Redis keeps the union of the queued commands'
+    /// flags to treat `EXEC` as a write, or a command that may replicate, when one is).
+    pub fn any_has(&self, flag: crate::spec::Flags) -> bool {
+        self.commands.iter().any(|(c, _)| c.spec.flags.has(flag))
+    }
+
     /// Number of commands queued.
     pub fn len(&self) -> usize {
         self.commands.len()

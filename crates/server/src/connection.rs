@@ -182,7 +182,10 @@ async fn run(
             if shared.pause.is_active() {
                 // Paused clients wait before running anything the pause covers; flush what
                 // earlier commands produced first so their clients are not held too.
-                let covered = shared.pause.covers(&argv);
+                use commands::spec::Flags;
+                let multi_writes =
+                    session.multi.as_ref().is_some_and(|m| m.any_has(Flags::WRITE) || m.any_has(Flags::MAY_REPLICATE));
+                let covered = shared.pause.covers(&argv, multi_writes);
                 if covered {
                     settle(&mut local, &mut timing, Instant::now());
                     write_out(shared, stream, &mut out, &mut effects, &mut batch, &sink).await?;

@@ -36,8 +36,9 @@ impl Pause {
         until != 0 && until > unix_ms()
     }
 
-    /// True if the pause holds this request (all commands, or writes in WRITE mode).
-    pub fn covers(&self, argv: &[&[u8]]) -> bool {
+    /// True if the pause holds this request (all commands, or writes in WRITE mode; `EXEC`
+    /// counts as a write when `multi_writes`, its transaction having queued one).
+    pub fn covers(&self, argv: &[&[u8]], multi_writes: bool) -> bool {
         let Ok(cmd) = commands::exec::resolve(argv) else {
             return false;
         };
@@ -48,7 +49,9 @@ impl Pause {
         if !self.write_only.load(Ordering::Relaxed) {
             return true;
         }
-        cmd.spec.flags.has(Flags::WRITE) || cmd.spec.flags.has(Flags::MAY_REPLICATE)
+        cmd.spec.flags.has(Flags::WRITE)
+            || cmd.spec.flags.has(Flags::MAY_REPLICATE)
+            || (multi_writes && cmd.spec.name == "exec")
     }
 
     /// Waits until the pause ends (deadline or unpause).

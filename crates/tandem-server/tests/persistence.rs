@@ -286,3 +286,41 @@ fn failed_background_save_refuses_writes_with_misconf() {
     assert_eq!(c.send(&["SET", "c", "3"]), simple("OK"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// While saves fail, `EXEC` of a transaction that writes is refused as a whole with
+/// `EXECABORT ... because of: MISCONF ...` (its commands were queued before), and a read-only
+/// transaction still runs, exactly as redis-server does.
+#[test]
+fn a_transaction_that_writes_is_refused_at_exec_while_saves_fail() {
+    let dir = data_dir("misconf-exec");
+    let t = tandem_in(&dir, &["--save", "3600 1"]);
+    let r = redis(&["--save", "3600 1"]);
+    let mut seen = Vec::new();
+    for (server_dir, mut c, mut other) in
+        [(dir.clone(), t.client(), t.client()), (r.dir.clone(), r.client(), r.client())]
+    {
+        c.send(&["SET", "a", "1"]);
+        assert_eq!(c.send(&["MULTI"]), simple("OK"));
+        assert_eq!(c.send(&["SET", "b", "2"]), simple("QUEUED"));
+        // The directory disappears: the next save cannot create its file.
+        std::fs::remove_dir_all(&server_dir).unwrap();
+        assert_eq!(other.send(&["BGSAVE"]), simple("Background saving started"));
+        wait_for("failed bgsave", Duration::from_secs(10), || {
+            info_field(&mut other, "rdb_last_bgsave_status") == "err"
+        });
+        let exec = c.send(&["EXEC"]);
+        let after = c.send(&["EXEC"]);
+        c.send(&["MULTI"]);
+        c.send(&["GET", "a"]);
+        let read_only = c.send(&["EXEC"]);
+        let b = c.send(&["GET", "b"]);
+        std::fs::create_dir_all(&server_dir).unwrap();
+        seen.push((exec, after, read_only, b));
+    }
+    assert_eq!(seen[0], seen[1], "tandem, then redis");
+    match &seen[0].0 {
+        Frame::Error(e) => assert!(e.starts_with(b"EXECABORT Transaction discarded because of: MISCONF "), "{e:?}"),
+        other => panic!("EXEC ran: {other:?}"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
