@@ -447,9 +447,10 @@ fn run_deferred(
     for (at, argv) in deferred {
         let argv: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
         let mut reply = ReplyWriter::new(out.resp);
+        let t0 = std::time::Instant::now();
         let outcome = execute(ks, host, session, env, &argv, &mut reply, effects, local, opts);
         if let Some(cmd) = outcome.command {
-            local.call(cmd, 0);
+            local.call(cmd, t0.elapsed().as_micros() as u64);
         }
         replies.push((at, reply.buf));
     }

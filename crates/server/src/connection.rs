@@ -268,6 +268,8 @@ async fn run(
                     }
                 }
             }
+            // (Kept for a blocked command, whose reply comes later: `SKIP` covers it too.)
+            let reply_dropped = matches!(session.reply_mode, ReplyMode::Off | ReplyMode::Skip);
             match session.reply_mode {
                 ReplyMode::Off => out.buf.truncate(mark),
                 ReplyMode::Skip => {
@@ -307,8 +309,11 @@ async fn run(
                     }
                 };
                 client.set_flags("N");
+                // Mail waiting now (the serving command's keyspace events and invalidations,
+                // published before it woke this client) goes before the reply, as in Redis.
+                mailbox.drain_into(&mut out.buf);
                 match reply {
-                    Some(bytes) if session.reply_mode != ReplyMode::Off => out.buf.extend_from_slice(&bytes),
+                    Some(bytes) if !reply_dropped => out.buf.extend_from_slice(&bytes),
                     Some(_) => {}
                     None => return Ok(()),
                 }
@@ -335,6 +340,8 @@ async fn run(
                     let timeout = tokio::time::sleep(Duration::from_millis(ms as u64));
                     delivering(shared, stream, &sink, Some(&mut rbuf), timeout).await?;
                 }
+                // Mail that came with the timeout goes first, as it arrived before the reply.
+                mailbox.drain_into(&mut out.buf);
                 out.buf.extend_from_slice(&held);
             }
             if out.len() >= OUTPUT_FLUSH_THRESHOLD {
@@ -882,8 +889,8 @@ async fn send(shared: &Shared, stream: &mut TcpStream, bytes: &[u8], sink: &Sink
 
 /// Waits for `until` (a `WAIT` timeout, a `CLIENT PAUSE`) while sending the client's messages
 /// as they arrive, as Redis writes to a waiting client. With `rbuf`, input arriving meanwhile
-/// is kept for later (up to [`BLOCKED_INPUT_LIMIT`]) and a closed socket ends the wait with an
-/// error, as does the client being killed.
+/// is kept for later (up to [`BLOCKED_INPUT_LIMIT`], after which reading stops) and a closed
+/// socket seen meanwhile ends the wait with an error, as does the client being killed.
 async fn delivering<F: std::future::Future>(
     shared: &Shared,
     stream: &mut TcpStream,

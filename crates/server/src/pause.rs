@@ -57,12 +57,14 @@ impl Pause {
     /// Waits until the pause ends (deadline or unpause).
     pub async fn wait(&self) {
         loop {
+            // Made before the deadline is read: `notify_waiters` reaches a future made before
+            // it, so an unpause between the read and the wait is not missed.
+            let notified = self.changed.notified();
             let until = self.until_ms.load(Ordering::SeqCst);
             let now = unix_ms();
             if until <= now {
                 return;
             }
-            let notified = self.changed.notified();
             tokio::select! {
                 _ = notified => {}
                 _ = tokio::time::sleep(Duration::from_millis((until - now) as u64)) => {}

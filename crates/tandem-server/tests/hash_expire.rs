@@ -265,12 +265,14 @@ fn lazily_expired_fields_fail_watchers_and_invalidate_trackers() {
     // Only lazy expiry: the cycle would otherwise race the reads below.
     assert_eq!(c.cmd("DEBUG SET-ACTIVE-EXPIRE 0"), simple("OK"));
     c.cmd("HSET h a 1 b 2");
-    assert_eq!(c.cmd("HPEXPIRE h 100 FIELDS 1 a"), ints(&[1]));
+    // Long enough for the watcher and tracker to be set up before it runs out.
+    assert_eq!(c.cmd("HPEXPIRE h 1000 FIELDS 1 a"), ints(&[1]));
     assert_eq!(watcher.cmd("WATCH h"), simple("OK"));
     tracker.cmd("HELLO 3");
     assert_eq!(tracker.cmd("CLIENT TRACKING on"), simple("OK"));
     assert_eq!(tracker.cmd("HGET h b"), bulk("2"));
-    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(c.cmd("HLEN h"), int(2), "set up before the field ran out");
+    std::thread::sleep(Duration::from_millis(1100));
     // A read finds the field expired and removes it.
     assert_eq!(c.cmd("HGET h a"), Frame::Null);
     assert_eq!(c.cmd("HLEN h"), int(1));
