@@ -403,8 +403,10 @@ fn the_log_is_compacted_into_snapshots_and_a_new_node_catches_up_from_one() {
             new.field("cluster_members").split(',').count() == 4
         });
         assert_eq!(new.field("cluster_role"), "learner");
+        // (At least one: a snapshot the leader writes while the node catches up may follow
+        // the first, as a debug build's slower writes made happen in CI.)
         wait_until("the new node to install a snapshot", Duration::from_secs(20), || {
-            num(new, "cluster_snapshots_installed") == 1
+            num(new, "cluster_snapshots_installed") >= 1
         });
         assert_eq!(nodes[leader].field("cluster_voters").split(',').count(), 3);
         let mut c = nodes[3].client();
