@@ -140,7 +140,9 @@ pub fn execute(
         }
         // `EXEC` of a transaction that writes is a write: refused as a whole, and the
         // transaction discarded (Redis's `execCommandAbort`).
-        if cmd.spec.name == "exec" && session.multi.as_ref().is_some_and(|m| m.any_has(crate::spec::Flags::WRITE)) {
+        if cmd.spec.name == "exec"
+            && session.multi.as_ref().is_some_and(|m| m.queued_flags().has(crate::spec::Flags::WRITE))
+        {
             if let Some(e) = write_gate_error(gates, host) {
                 session.multi = None;
                 crate::family::transactions::unwatch_all(ks, session);

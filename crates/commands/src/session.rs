@@ -20,6 +20,9 @@ pub struct Multi {
     commands: Vec<(&'static Command, usize)>,
     /// Set when a command was refused while queueing: `EXEC` replies `EXECABORT`.
     pub aborted: bool,
+    /// The union of the queued commands' flags (Redis's `mstate.cmd_flags`): `EXEC` counts as
+    /// a write, or as a command that may replicate, when one of them is.
+    flags: crate::spec::Flags,
 }
 
 impl std::fmt::Debug for Multi {
@@ -36,6 +39,7 @@ impl Multi {
             self.ends.push(self.bytes.len());
         }
         self.commands.push((cmd, self.ends.len()));
+        self.flags = self.flags | cmd.spec.flags;
     }
 
     /// Empties it for the next transaction, keeping its buffers unless they grew large.
@@ -47,13 +51,13 @@ impl Multi {
         self.ends.clear();
         self.commands.clear();
         self.aborted = false;
+        self.flags = crate::spec::Flags::default();
         Some(self)
     }
 
-    /// True if a queued command has `flag` (Redis keeps the union of the queued commands'
-    /// flags to treat `EXEC` as a write, or a command that may replicate, when one is).
-    pub fn any_has(&self, flag: crate::spec::Flags) -> bool {
-        self.commands.iter().any(|(c, _)| c.spec.flags.has(flag))
+    /// The union of the queued commands' flags.
+    pub fn queued_flags(&self) -> crate::spec::Flags {
+        self.flags
     }
 
     /// Number of commands queued.

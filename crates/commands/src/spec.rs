@@ -68,6 +68,12 @@ impl Flags {
     pub fn has(self, other: Flags) -> bool {
         self.0 & other.0 == other.0
     }
+
+    /// True if any bit of `other` is set.
+    #[inline]
+    pub fn has_any(self, other: Flags) -> bool {
+        self.0 & other.0 != 0
+    }
 }
 
 impl std::ops::BitOr for Flags {

@@ -182,10 +182,8 @@ async fn run(
             if shared.pause.is_active() {
                 // Paused clients wait before running anything the pause covers; flush what
                 // earlier commands produced first so their clients are not held too.
-                use commands::spec::Flags;
-                let multi_writes =
-                    session.multi.as_ref().is_some_and(|m| m.any_has(Flags::WRITE) || m.any_has(Flags::MAY_REPLICATE));
-                let covered = shared.pause.covers(&argv, multi_writes);
+                let queued = session.multi.as_ref().map(|m| m.queued_flags()).unwrap_or_default();
+                let covered = shared.pause.covers(&argv, queued);
                 if covered {
                     settle(&mut local, &mut timing, Instant::now());
                     write_out(shared, stream, &mut out, &mut effects, &mut batch, &sink).await?;
@@ -731,9 +729,7 @@ impl Blocked<'_> {
             // Messages and invalidations go out while the client waits, as in Redis (its
             // reply, not yet made, follows them).
             _ = self.sink.mailbox.notify.notified() => {
-                let mut mail = Vec::new();
-                self.sink.mailbox.drain_into(&mut mail);
-                if send(self.shared, self.stream, &mail, self.sink).await.is_err() {
+                if send_mail(self.shared, self.stream, self.sink).await.is_err() {
                     w.cancel();
                     return false;
                 }
@@ -887,6 +883,13 @@ async fn send(shared: &Shared, stream: &mut TcpStream, bytes: &[u8], sink: &Sink
     Ok(())
 }
 
+/// Sends what waits in the client's mailbox (to a client waiting for its reply).
+async fn send_mail(shared: &Shared, stream: &mut TcpStream, sink: &Sink<'_>) -> std::io::Result<()> {
+    let mut bytes = Vec::new();
+    sink.mailbox.drain_into(&mut bytes);
+    send(shared, stream, &bytes, sink).await
+}
+
 /// Waits for `until` (a `WAIT` timeout, a `CLIENT PAUSE`) while sending the client's messages
 /// as they arrive, as Redis writes to a waiting client. With `rbuf`, input arriving meanwhile
 /// is kept for later (up to [`BLOCKED_INPUT_LIMIT`], after which reading stops) and a closed
@@ -927,9 +930,7 @@ async fn delivering<F: std::future::Future>(
             },
         };
         if mail {
-            let mut bytes = Vec::new();
-            sink.mailbox.drain_into(&mut bytes);
-            send(shared, stream, &bytes, sink).await?;
+            send_mail(shared, stream, sink).await?;
         }
     }
 }

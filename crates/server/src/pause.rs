@@ -37,8 +37,8 @@ impl Pause {
     }
 
     /// True if the pause holds this request (all commands, or writes in WRITE mode; `EXEC`
-    /// counts as a write when `multi_writes`, its transaction having queued one).
-    pub fn covers(&self, argv: &[&[u8]], multi_writes: bool) -> bool {
+    /// counts as one when its transaction queued one: `queued`, the queued commands' flags).
+    pub fn covers(&self, argv: &[&[u8]], queued: Flags) -> bool {
         let Ok(cmd) = commands::exec::resolve(argv) else {
             return false;
         };
@@ -51,7 +51,7 @@ impl Pause {
         }
         cmd.spec.flags.has(Flags::WRITE)
             || cmd.spec.flags.has(Flags::MAY_REPLICATE)
-            || (multi_writes && cmd.spec.name == "exec")
+            || (cmd.spec.name == "exec" && queued.has_any(Flags::WRITE | Flags::MAY_REPLICATE))
     }
 
     /// Waits until the pause ends (deadline or unpause).
