@@ -153,6 +153,7 @@ impl Cluster {
         let sm = StateMachine::new(machine.clone(), cfg.dir.clone())?;
         let installed = sm.installed.clone();
         let clock = sm.clock.clone();
+        let growth = sm.growth.clone();
         let log = if cfg.durable {
             rt.block_on(sm.restore())?;
             LogStore::open(&cfg.dir)?
@@ -183,21 +184,38 @@ impl Cluster {
         let n = node.clone();
         node.rt.spawn(async move { n.form().await });
         let n = node.clone();
-        node.rt.spawn(async move { n.snapshot_when_due(machine).await });
+        node.rt.spawn(async move { n.snapshot_when_due(machine, growth).await });
         let n = node.clone();
         node.rt.spawn(async move { n.tend().await });
         Ok(node)
     }
 
     /// Takes a snapshot (and so lets openraft purge the log) once the log since the last one
-    /// is long enough: `snapshot_entries`, or the dataset's key count if larger.
-    async fn snapshot_when_due(&self, machine: Arc<dyn Machine>) {
+    /// is long enough: `snapshot_entries` writes, or as many as the dataset has keys if more
+    /// (a snapshot costs about a write per key); or, for large values, once its bytes reach
+    /// the rest of the process's memory (at least [`LOG_BYTES_FLOOR`]), as Redis rewrites its
+    /// AOF once it has doubled. Counted in writes, not entries: an entry carries a whole batch,
+    /// and a log counted in entries grew to many times the dataset under pipelined load.
+    async fn snapshot_when_due(&self, machine: Arc<dyn Machine>, growth: Arc<crate::store::Growth>) {
+        let mut since = growth.total();
+        let mut snapshot = None;
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let m = self.raft.metrics().borrow().clone();
-            let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
-            let last = m.snapshot.map(|l| l.index).unwrap_or(0);
-            if applied.saturating_sub(last) >= self.cfg.snapshot_entries.max(machine.keys()) {
+            if m.snapshot != snapshot {
+                // A snapshot installed from the leader (or ours, finished): the log before it
+                // is gone.
+                snapshot = m.snapshot;
+                since = growth.total();
+            }
+            let (writes, bytes) = growth.total();
+            let (writes, bytes) = (writes - since.0, bytes - since.1);
+            let due = writes >= self.cfg.snapshot_entries.max(machine.keys())
+                || bytes >= LOG_BYTES_FLOOR.max(machine.used_memory().saturating_sub(bytes));
+            if due {
+                // The cut is made now: what is applied from here on stays in the log.
+                since = growth.total();
+                let last = m.snapshot.map(|l| l.index).unwrap_or(0);
                 let _ = self.raft.trigger().snapshot().await;
                 // Let it finish before looking again (a build in progress ignores triggers).
                 let _ = self
@@ -205,6 +223,7 @@ impl Cluster {
                     .wait(Some(Duration::from_secs(600)))
                     .metrics(|m| m.snapshot.map(|l| l.index).unwrap_or(0) > last, "snapshot")
                     .await;
+                snapshot = self.raft.metrics().borrow().snapshot;
             }
         }
     }
@@ -773,6 +792,9 @@ fn role_name(state: ServerState) -> &'static str {
         ServerState::Shutdown => "shutdown",
     }
 }
+
+/// The log's size in bytes below which it is never compacted for its bytes alone.
+const LOG_BYTES_FLOOR: u64 = 64 << 20;
 
 /// A leader that has had no acknowledgement from a majority for this long refuses writes.
 const QUORUM_STALE: Duration = Duration::from_secs(2);

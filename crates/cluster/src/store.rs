@@ -223,7 +223,37 @@ pub struct StateMachine {
     pub installed: Arc<std::sync::atomic::AtomicU64>,
     /// The time of the entries applied here.
     pub clock: Arc<crate::clock::LogClock>,
+    /// How much the applied entries carried, for `snapshot_when_due`.
+    pub growth: Arc<Growth>,
 }
+
+/// Writes and bytes applied since the process started: how much the log has grown. One entry
+/// carries a whole batch of writes, so its length in entries says little about its size.
+#[derive(Default)]
+pub struct Growth {
+    writes: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+}
+
+impl Growth {
+    /// Counts an applied entry's writes (a blank or membership entry counts as one write).
+    fn add(&self, writes: u64, bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.writes.fetch_add(writes, Relaxed);
+        self.bytes.fetch_add(bytes, Relaxed);
+    }
+
+    /// (writes, bytes) so far.
+    pub fn total(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.writes.load(Relaxed), self.bytes.load(Relaxed))
+    }
+}
+
+/// What a write takes in the log beyond its arguments' bytes (the entry's vectors and
+/// allocations), roughly.
+const WRITE_OVERHEAD: u64 = 64;
+const ARG_OVERHEAD: u64 = 16;
 
 #[derive(Default)]
 struct Applied {
@@ -242,6 +272,7 @@ impl StateMachine {
             current: Arc::new(Mutex::new(None)),
             installed: Arc::default(),
             clock: Arc::default(),
+            growth: Arc::default(),
         })
     }
 
@@ -380,14 +411,25 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             s.last_applied = Some(entry.log_id);
             // One response per entry, in order, blank and membership entries included.
             out.push(match entry.payload {
-                EntryPayload::Blank => Response::default(),
+                EntryPayload::Blank => {
+                    self.growth.add(1, WRITE_OVERHEAD);
+                    Response::default()
+                }
                 EntryPayload::Normal(batch) => {
-                    if let Some(ms) = batch.parts.iter().flat_map(|p| &p.commands).map(|c| c.now_ms).max() {
+                    let (mut writes, mut bytes, mut latest) = (0, 0, None);
+                    for c in batch.parts.iter().flat_map(|p| &p.commands) {
+                        writes += 1;
+                        bytes += WRITE_OVERHEAD + c.argv.iter().map(|a| a.len() as u64 + ARG_OVERHEAD).sum::<u64>();
+                        latest = latest.max(Some(c.now_ms));
+                    }
+                    self.growth.add(writes, bytes);
+                    if let Some(ms) = latest {
                         self.clock.observe(ms);
                     }
                     Response { parts: batch.parts.iter().map(|p| self.machine.apply(p)).collect() }
                 }
                 EntryPayload::Membership(m) => {
+                    self.growth.add(1, WRITE_OVERHEAD);
                     s.membership = StoredMembership::new(Some(entry.log_id), m);
                     Response::default()
                 }
@@ -471,6 +513,9 @@ mod tests {
         }
         fn keys(&self) -> u64 {
             1
+        }
+        fn used_memory(&self) -> u64 {
+            0
         }
     }
 

@@ -126,4 +126,8 @@ pub trait Machine: Send + Sync + 'static {
 
     /// Keys in the dataset (how much a snapshot costs, against how long the log has grown).
     fn keys(&self) -> u64;
+
+    /// Bytes the process has allocated (`used_memory`): the log may grow as large as the
+    /// rest before a snapshot compacts it.
+    fn used_memory(&self) -> u64;
 }

@@ -107,6 +107,10 @@ impl Machine for Applier {
     fn keys(&self) -> u64 {
         self.shared.upgrade().map_or(0, |s| s.ks.total_keys())
     }
+
+    fn used_memory(&self) -> u64 {
+        crate::memory::allocated().unwrap_or_else(crate::info::rss_bytes)
+    }
 }
 
 impl Shared {

@@ -446,6 +446,41 @@ fn the_log_is_compacted_into_snapshots_and_a_new_node_catches_up_from_one() {
 }
 
 #[test]
+fn a_pipelined_load_is_compacted_by_its_writes_not_its_entries() {
+    in_netns("a_pipelined_load_is_compacted_by_its_writes_not_its_entries", || {
+        // One entry carries a whole batch of pipelined writes: 10,000 overwrites of ten keys
+        // take far fewer than 1,000 entries, yet the log holds all of them until a snapshot.
+        let nodes = start_cluster_with(3, 3, &["--cluster-snapshot-entries", "1000"]);
+        let mut c = nodes[0].client();
+        for round in 0..20 {
+            for i in 0..500 {
+                c.write_command(&["SET", &format!("k{}", i % 10), &format!("{round}-{i}")]).unwrap();
+            }
+            for _ in 0..500 {
+                assert_eq!(c.read_frame(), simple("OK"));
+            }
+        }
+        let num = |n: &Node, f: &str| n.field(f).parse::<u64>().unwrap_or(0);
+        let entries = num(&nodes[0], "cluster_last_log_index");
+        assert!(entries < 1000, "the writes took {entries} entries: this test needs them batched");
+        wait_until("a snapshot on every node", Duration::from_secs(20), || {
+            nodes.iter().all(|n| num(n, "cluster_snapshot_index") > 0)
+        });
+        assert_eq!(c.send(&["GET", "k9"]), bulk("19-499"));
+        // Few writes of large values: compacted once the log's bytes outgrow the rest of
+        // memory (at least 64 MiB), long before 1,000 writes.
+        let before: Vec<u64> = nodes.iter().map(|n| num(n, "cluster_snapshot_index")).collect();
+        let value = "v".repeat(1 << 20);
+        for _ in 0..80 {
+            assert_eq!(c.send(&["SET", "big", &value]), simple("OK"));
+        }
+        wait_until("a snapshot for the log's bytes on every node", Duration::from_secs(20), || {
+            nodes.iter().zip(&before).all(|(n, b)| num(n, "cluster_snapshot_index") > *b)
+        });
+    });
+}
+
+#[test]
 fn a_whole_cluster_restart_keeps_every_acknowledged_write_and_a_node_without_its_state_rejoins_anew() {
     in_netns(
         "a_whole_cluster_restart_keeps_every_acknowledged_write_and_a_node_without_its_state_rejoins_anew",
