@@ -411,7 +411,20 @@ impl CutPart<'_> {
             let emitted = &mut walk.emitted[d];
             let hasher = db.main.hasher();
             let volatile = !db.expires.is_empty();
+            // The bucket some steps ahead is loaded while this one is visited.
+            let mut ahead = walk.cursor;
+            for _ in 0..crate::dict::PREFETCH_AHEAD {
+                ahead = db.main.next_scan_cursor(ahead);
+                if ahead == 0 {
+                    break;
+                }
+                db.main.prefetch_scan(ahead);
+            }
             loop {
+                if ahead != 0 {
+                    ahead = db.main.next_scan_cursor(ahead);
+                    db.main.prefetch_scan(ahead);
+                }
                 walk.cursor = db.main.scan(walk.cursor, |key, value| {
                     left = left.saturating_sub(1);
                     let needs_hash = saved.is_some() || in_steps || !emitted.is_empty() || volatile;
