@@ -99,6 +99,8 @@ pub struct Cluster {
     pub(crate) leader_heard: parking_lot::Mutex<std::time::Instant>,
     /// The term this node leads in and since when (first seen by a proposal).
     leading_since: parking_lot::Mutex<Option<(u64, std::time::Instant)>>,
+    /// The Raft log (a handle on the one openraft writes), for purging by size.
+    log: LogStore,
     pub(crate) rt: tokio::runtime::Runtime,
 }
 
@@ -160,6 +162,7 @@ impl Cluster {
         } else {
             LogStore::in_memory()
         };
+        let log_handle = log.clone();
         let raft = rt
             .block_on(Raft::new(cfg.node_id, Arc::new(raft_config), Network { peers: peers.clone() }, log, sm))
             .map_err(io::Error::other)?;
@@ -177,6 +180,7 @@ impl Cluster {
             hold_until: Default::default(),
             leading_since: Default::default(),
             leader_heard: parking_lot::Mutex::new(std::time::Instant::now()),
+            log: log_handle,
             rt,
         });
         let n = node.clone();
@@ -198,7 +202,8 @@ impl Cluster {
     /// and a log counted in entries grew to many times the dataset under pipelined load.
     async fn snapshot_when_due(&self, machine: Arc<dyn Machine>, growth: Arc<crate::store::Growth>) {
         let mut since = growth.total();
-        let mut snapshot = None;
+        // (A restored snapshot is not news: the log replayed after it counts.)
+        let mut snapshot = self.raft.metrics().borrow().snapshot;
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let m = self.raft.metrics().borrow().clone();
@@ -224,6 +229,14 @@ impl Cluster {
                     .metrics(|m| m.snapshot.map(|l| l.index).unwrap_or(0) > last, "snapshot")
                     .await;
                 snapshot = self.raft.metrics().borrow().snapshot;
+                // openraft keeps a number of entries after a snapshot; entries being batches,
+                // that could be most of the log. Keep a bounded number of writes and bytes.
+                let keep_writes = self.cfg.snapshot_entries.min(1000);
+                if let Some(upto) = snapshot {
+                    if let Some(purge) = self.log.purge_point(upto.index, keep_writes, LOG_BYTES_KEPT).await {
+                        let _ = self.raft.trigger().purge_log(purge).await;
+                    }
+                }
             }
         }
     }
@@ -795,6 +808,9 @@ fn role_name(state: ServerState) -> &'static str {
 
 /// The log's size in bytes below which it is never compacted for its bytes alone.
 const LOG_BYTES_FLOOR: u64 = 64 << 20;
+
+/// At most this many bytes of entries a snapshot covers stay in the log after it.
+const LOG_BYTES_KEPT: u64 = 16 << 20;
 
 /// A leader that has had no acknowledgement from a majority for this long refuses writes.
 const QUORUM_STALE: Duration = Duration::from_secs(2);

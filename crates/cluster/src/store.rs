@@ -102,6 +102,28 @@ impl LogStore {
         })
     }
 
+    /// After a snapshot covering the log up to `upto`: the last index to purge so that, of
+    /// the entries the snapshot covers, the log keeps only the latest ones holding at most
+    /// `keep_writes` writes and `keep_bytes` bytes (a follower a little behind catches up
+    /// from those instead of a whole image). None: keep them all. Counted in writes and
+    /// bytes: openraft's own rule keeps a number of entries, and one entry is a whole batch.
+    pub async fn purge_point(&self, upto: u64, keep_writes: u64, keep_bytes: u64) -> Option<u64> {
+        let inner = self.inner.lock().await;
+        let (mut writes, mut bytes) = (0, 0);
+        for (index, e) in inner.log.range(..=upto).rev() {
+            let (w, b) = match &e.payload {
+                EntryPayload::Normal(batch) => batch_size(batch),
+                _ => (1, WRITE_OVERHEAD),
+            };
+            writes += w;
+            bytes += b;
+            if writes > keep_writes || bytes > keep_bytes {
+                return Some(*index);
+            }
+        }
+        None
+    }
+
     /// Rewrites the log file from memory (after a purge or truncation), if durable.
     async fn rewrite(&self, image: Vec<u8>) -> Result<(), StorageError<NodeId>> {
         if let Some(d) = &self.disk {
@@ -248,6 +270,16 @@ impl Growth {
         use std::sync::atomic::Ordering::Relaxed;
         (self.writes.load(Relaxed), self.bytes.load(Relaxed))
     }
+}
+
+/// The writes a batch carries and the bytes they take in the log, roughly.
+fn batch_size(batch: &crate::types::Batch) -> (u64, u64) {
+    let (mut writes, mut bytes) = (0, 0);
+    for c in batch.parts.iter().flat_map(|p| &p.commands) {
+        writes += 1;
+        bytes += WRITE_OVERHEAD + c.argv.iter().map(|a| a.len() as u64 + ARG_OVERHEAD).sum::<u64>();
+    }
+    (writes, bytes)
 }
 
 /// What a write takes in the log beyond its arguments' bytes (the entry's vectors and
@@ -416,14 +448,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     Response::default()
                 }
                 EntryPayload::Normal(batch) => {
-                    let (mut writes, mut bytes, mut latest) = (0, 0, None);
-                    for c in batch.parts.iter().flat_map(|p| &p.commands) {
-                        writes += 1;
-                        bytes += WRITE_OVERHEAD + c.argv.iter().map(|a| a.len() as u64 + ARG_OVERHEAD).sum::<u64>();
-                        latest = latest.max(Some(c.now_ms));
-                    }
+                    let (writes, bytes) = batch_size(&batch);
                     self.growth.add(writes, bytes);
-                    if let Some(ms) = latest {
+                    if let Some(ms) = batch.parts.iter().flat_map(|p| &p.commands).map(|c| c.now_ms).max() {
                         self.clock.observe(ms);
                     }
                     Response { parts: batch.parts.iter().map(|p| self.machine.apply(p)).collect() }
