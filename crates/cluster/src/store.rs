@@ -111,10 +111,7 @@ impl LogStore {
         let inner = self.inner.lock().await;
         let (mut writes, mut bytes) = (0, 0);
         for (index, e) in inner.log.range(..=upto).rev() {
-            let (w, b) = match &e.payload {
-                EntryPayload::Normal(batch) => batch_size(batch),
-                _ => (1, WRITE_OVERHEAD),
-            };
+            let (w, b) = entry_size(&e.payload);
             writes += w;
             bytes += b;
             if writes > keep_writes || bytes > keep_bytes {
@@ -258,9 +255,10 @@ pub struct Growth {
 }
 
 impl Growth {
-    /// Counts an applied entry's writes (a blank or membership entry counts as one write).
-    fn add(&self, writes: u64, bytes: u64) {
+    /// Counts an applied entry.
+    fn add(&self, payload: &EntryPayload<TypeConfig>) {
         use std::sync::atomic::Ordering::Relaxed;
+        let (writes, bytes) = entry_size(payload);
         self.writes.fetch_add(writes, Relaxed);
         self.bytes.fetch_add(bytes, Relaxed);
     }
@@ -272,8 +270,10 @@ impl Growth {
     }
 }
 
-/// The writes a batch carries and the bytes they take in the log, roughly.
-fn batch_size(batch: &crate::types::Batch) -> (u64, u64) {
+/// The writes an entry carries and the bytes they take in the log, roughly (a blank or
+/// membership entry counts as one write).
+fn entry_size(payload: &EntryPayload<TypeConfig>) -> (u64, u64) {
+    let EntryPayload::Normal(batch) = payload else { return (1, WRITE_OVERHEAD) };
     let (mut writes, mut bytes) = (0, 0);
     for c in batch.parts.iter().flat_map(|p| &p.commands) {
         writes += 1;
@@ -441,22 +441,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut out = Vec::new();
         for entry in entries {
             s.last_applied = Some(entry.log_id);
+            self.growth.add(&entry.payload);
             // One response per entry, in order, blank and membership entries included.
             out.push(match entry.payload {
-                EntryPayload::Blank => {
-                    self.growth.add(1, WRITE_OVERHEAD);
-                    Response::default()
-                }
+                EntryPayload::Blank => Response::default(),
                 EntryPayload::Normal(batch) => {
-                    let (writes, bytes) = batch_size(&batch);
-                    self.growth.add(writes, bytes);
                     if let Some(ms) = batch.parts.iter().flat_map(|p| &p.commands).map(|c| c.now_ms).max() {
                         self.clock.observe(ms);
                     }
                     Response { parts: batch.parts.iter().map(|p| self.machine.apply(p)).collect() }
                 }
                 EntryPayload::Membership(m) => {
-                    self.growth.add(1, WRITE_OVERHEAD);
                     s.membership = StoredMembership::new(Some(entry.log_id), m);
                     Response::default()
                 }

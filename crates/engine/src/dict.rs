@@ -527,63 +527,44 @@ impl<V> Dict<V> {
         best.map(|(_, n)| (&*n.key, &n.value))
     }
 
-    /// The cursor [`Dict::scan`] would return from `cursor`, without visiting anything: where
-    /// a walk goes next, so that it can fetch ahead (see [`Dict::prefetch_scan`]).
-    pub fn next_scan_cursor(&self, cursor: u64) -> u64 {
-        if self.is_empty() {
-            return 0;
-        }
-        let masks = (self.tables[0].mask() as u64, self.tables[1].mask() as u64);
-        let m = if self.rehash_idx.is_some() { masks.0.max(masks.1) } else { masks.0 };
-        let mut v = cursor;
-        if self.rehash_idx.is_none() || masks.0 == masks.1 {
-            v |= !m;
-            return v.reverse_bits().wrapping_add(1).reverse_bits();
-        }
-        // As `scan` does: every bucket of the larger table that expands the smaller one's.
-        let small = masks.0.min(masks.1);
-        loop {
-            v |= !m;
-            v = v.reverse_bits().wrapping_add(1).reverse_bits();
-            if v & (small ^ m) == 0 {
-                return v;
-            }
-        }
-    }
-
-    /// Asks the CPU to start loading the first entry of the bucket a scan at `cursor` visits
-    /// (of the main table; both tables while rehashing). A walk over a large table stalls on
-    /// every entry it reaches (a cache and TLB miss each: 91% of a snapshot walk's time);
-    /// issued some buckets ahead, those loads overlap instead.
+    /// Asks the CPU to start loading the first entries of the buckets a scan at `cursor`
+    /// visits, and returns the cursor that scan would return (0: the end). A walk over a large
+    /// table stalls on every entry it reaches (a cache and TLB miss each: 91% of a snapshot
+    /// walk's time); issued some steps ahead, those loads overlap instead.
     #[inline]
-    pub fn prefetch_scan(&self, cursor: u64) {
-        let tables = if self.rehash_idx.is_some() { &self.tables[..] } else { &self.tables[..1] };
-        for t in tables {
-            if let Some(Some(n)) = t.buckets.get((cursor & t.mask() as u64) as usize) {
-                prefetch(&**n);
+    pub fn prefetch_scan(&self, cursor: u64) -> u64 {
+        self.scan_buckets(cursor, |t, idx| {
+            if let Some(n) = t.buckets[idx].as_deref() {
+                prefetch(n);
             }
-        }
+        })
     }
 
     /// One step of a reverse-binary cursor scan (the `SCAN` guarantee: every element present
     /// from start to end of a full scan is returned at least once, even across resizes).
     /// Returns the next cursor; 0 means the scan is complete.
     pub fn scan(&self, cursor: u64, mut f: impl FnMut(&[u8], &V)) -> u64 {
-        if self.is_empty() {
-            return 0;
-        }
-        let mut v = cursor;
-        let emit_bucket = |t: &Table<V>, idx: usize, f: &mut dyn FnMut(&[u8], &V)| {
+        self.scan_buckets(cursor, |t, idx| {
             let mut cur = t.buckets[idx].as_deref();
             while let Some(n) = cur {
                 f(&n.key, &n.value);
                 cur = n.next.as_deref();
             }
-        };
+        })
+    }
+
+    /// The buckets one scan step from `cursor` covers, given to `visit` (table, index), and
+    /// the next cursor: [`Dict::scan`] reads them, [`Dict::prefetch_scan`] only asks for them.
+    #[inline]
+    fn scan_buckets(&self, cursor: u64, mut visit: impl FnMut(&Table<V>, usize)) -> u64 {
+        if self.is_empty() {
+            return 0;
+        }
+        let mut v = cursor;
         if self.rehash_idx.is_none() {
             let t = &self.tables[0];
             let m0 = t.mask() as u64;
-            emit_bucket(t, (v & m0) as usize, &mut f);
+            visit(t, (v & m0) as usize);
             v |= !m0;
             v = v.reverse_bits().wrapping_add(1).reverse_bits();
         } else {
@@ -594,10 +575,10 @@ impl<V> Dict<V> {
             };
             let m0 = small.mask() as u64;
             let m1 = large.mask() as u64;
-            emit_bucket(small, (v & m0) as usize, &mut f);
+            visit(small, (v & m0) as usize);
             // Visit every bucket of the larger table that expands the small table's bucket.
             loop {
-                emit_bucket(large, (v & m1) as usize, &mut f);
+                visit(large, (v & m1) as usize);
                 v |= !m1;
                 v = v.reverse_bits().wrapping_add(1).reverse_bits();
                 if v & (m0 ^ m1) == 0 {
@@ -652,7 +633,7 @@ impl<V> Drop for Dict<V> {
     }
 }
 
-/// How many buckets ahead a walk over a table prefetches (see [`Dict::prefetch_scan`]): enough
+/// How many buckets (or scan steps) ahead a walk over a table prefetches: enough
 /// loads in flight to cover a miss's latency, few enough to stay in cache until reached.
 pub const PREFETCH_AHEAD: usize = 8;
 
@@ -835,13 +816,13 @@ mod tests {
     }
 
     #[test]
-    fn next_scan_cursor_is_where_scan_goes_through_growth_rehash_and_shrink() {
+    fn prefetch_scan_steps_as_scan_does_through_growth_rehash_and_shrink() {
         let mut d = dict();
         let h = d.hasher().clone();
         let check = |d: &Dict<u64>| {
             let mut c = 0;
             for _ in 0..200 {
-                let next = d.next_scan_cursor(c);
+                let next = d.prefetch_scan(c);
                 assert_eq!(next, d.scan(c, |_, _| {}), "from cursor {c}, rehashing {}", d.rehash_idx.is_some());
                 c = next;
                 if c == 0 {

@@ -411,20 +411,15 @@ impl CutPart<'_> {
             let emitted = &mut walk.emitted[d];
             let hasher = db.main.hasher();
             let volatile = !db.expires.is_empty();
-            // The bucket some steps ahead is loaded while this one is visited.
-            let mut ahead = walk.cursor;
+            // The buckets some steps ahead load while this one is visited (`None`: the
+            // prefetching reached the end of the table).
+            let mut ahead = Some(walk.cursor);
+            let fetch = |ahead: Option<u64>| ahead.map(|c| db.main.prefetch_scan(c)).filter(|c| *c != 0);
             for _ in 0..crate::dict::PREFETCH_AHEAD {
-                ahead = db.main.next_scan_cursor(ahead);
-                if ahead == 0 {
-                    break;
-                }
-                db.main.prefetch_scan(ahead);
+                ahead = fetch(ahead);
             }
             loop {
-                if ahead != 0 {
-                    ahead = db.main.next_scan_cursor(ahead);
-                    db.main.prefetch_scan(ahead);
-                }
+                ahead = fetch(ahead);
                 walk.cursor = db.main.scan(walk.cursor, |key, value| {
                     left = left.saturating_sub(1);
                     let needs_hash = saved.is_some() || in_steps || !emitted.is_empty() || volatile;

@@ -186,7 +186,7 @@ pub fn rss_bytes() -> u64 {
 
 fn memory(o: &mut String) {
     let rss = rss_bytes();
-    let used = crate::memory::allocated().unwrap_or(rss);
+    let used = crate::memory::used();
     let _ = write!(
         o,
         "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\nmem_allocator:{}\r\n",

@@ -13,6 +13,11 @@ pub fn allocated() -> Option<u64> {
     (a > 0).then_some(a)
 }
 
+/// `used_memory`: the allocator's count, or the resident set size when it cannot tell.
+pub fn used() -> u64 {
+    allocated().unwrap_or_else(crate::info::rss_bytes)
+}
+
 /// The allocator's name for `mem_allocator`.
 pub fn allocator_name() -> &'static str {
     "jemalloc-5.3.0"

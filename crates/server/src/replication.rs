@@ -109,7 +109,7 @@ impl Machine for Applier {
     }
 
     fn used_memory(&self) -> u64 {
-        crate::memory::allocated().unwrap_or_else(crate::info::rss_bytes)
+        crate::memory::used()
     }
 }
 
