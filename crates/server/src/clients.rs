@@ -18,8 +18,8 @@ pub struct Snapshot {
     pub name: String,
     /// Selected database.
     pub db: usize,
-    /// Last command.
-    pub cmd: String,
+    /// Last command (a name from the command table).
+    pub cmd: &'static str,
     /// Protocol version.
     pub resp: u8,
     /// Library name.
@@ -65,21 +65,29 @@ pub struct Client {
     pub mailbox: std::sync::OnceLock<Arc<commands::pubsub::Mailbox>>,
 }
 
+/// Whether two names are equal, without a call for the empty ones.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && (a.is_empty() || a == b)
+}
+
 impl Client {
     /// Publishes the session's state after a command.
     pub fn publish(&self, s: &Session, now_ms: i64, qbuf: usize) {
         self.last_ms.store(now_ms as u64, Ordering::Relaxed);
         let mut snap = self.snapshot.lock();
-        if snap.db != s.db || snap.cmd != s.last_cmd || snap.name.as_bytes() != s.name.as_slice() {
-            snap.db = s.db;
-            snap.cmd = s.last_cmd.to_string();
+        // (Called after every batch: the names are compared without calling `memcmp` when
+        // they are empty, as they usually are; that call was 2% of an `LPOP -P 16` profile.)
+        snap.db = s.db;
+        snap.cmd = s.last_cmd;
+        if !same(snap.name.as_bytes(), &s.name) {
             snap.name = String::from_utf8_lossy(&s.name).into_owned();
         }
         snap.resp = if s.resp == Resp::V3 { 3 } else { 2 };
-        if snap.lib_name.as_bytes() != s.lib_name.as_slice() {
+        if !same(snap.lib_name.as_bytes(), &s.lib_name) {
             snap.lib_name = String::from_utf8_lossy(&s.lib_name).into_owned();
         }
-        if snap.lib_ver.as_bytes() != s.lib_ver.as_slice() {
+        if !same(snap.lib_ver.as_bytes(), &s.lib_ver) {
             snap.lib_ver = String::from_utf8_lossy(&s.lib_ver).into_owned();
         }
         snap.qbuf = qbuf;
@@ -108,7 +116,7 @@ impl Client {
             n = 1;
         }
         let flags = std::str::from_utf8(&buf[..n]).unwrap_or("N");
-        if snap.flags != flags && snap.flags != "b" {
+        if !same(snap.flags.as_bytes(), flags.as_bytes()) && snap.flags != "b" {
             snap.flags = flags.into();
         }
         snap.redir = s.tracking.as_ref().map_or(-1, |t| t.redirect as i64);
