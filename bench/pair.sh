@@ -7,7 +7,7 @@
 #   median X...      the median of its arguments
 command -v redis-server >/dev/null || { echo "redis-server missing: apt-get install -y redis-server redis-tools" >&2; exit 1; }
 cargo build --release -q -p tandem-server
-TANDEM=target/release/tandem-server
+TANDEM=${TANDEM:-target/release/tandem-server}
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 TP=$(free_port); RP=$(free_port)
