@@ -8,9 +8,21 @@
 //! a flag and an [`AtomicWaker`] do: no lock, and nothing to undo when the wait is dropped.
 
 use futures_util::task::AtomicWaker;
+use std::cell::Cell;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+
+thread_local! {
+    /// Signals given on this thread: a connection compares it around its commands to learn
+    /// whether they woke other connections (see `server::turn`).
+    static GIVEN: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How many signals this thread has given.
+pub fn given_here() -> u64 {
+    GIVEN.with(Cell::get)
+}
 
 /// A flag that wakes its waiter when set (a permit, like `Notify::notify_one`'s: a signal
 /// given while no one waits is taken by the next wait).
@@ -30,6 +42,7 @@ impl Signal {
     pub fn notify(&self) {
         self.set.store(true, Ordering::Release);
         self.waker.wake();
+        GIVEN.with(|g| g.set(g.get().wrapping_add(1)));
     }
 
     /// Ready (taking the signal) if it was given; otherwise the task is woken when it is.

@@ -20,6 +20,7 @@ pub mod pause;
 pub mod persist;
 pub mod rates;
 pub mod replication;
+pub mod turn;
 
 use clients::Clients;
 use commands::Stats;

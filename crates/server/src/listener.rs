@@ -38,8 +38,7 @@ impl Workers {
             std::thread::Builder::new()
                 .name(format!("tandem-worker-{i}"))
                 .spawn(move || {
-                    let rt =
-                        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("worker runtime");
+                    let rt = crate::turn::runtime().expect("worker runtime");
                     rt.block_on(async move {
                         while let Some((stream, addr)) = rx.recv().await {
                             match TcpStream::from_std(stream) {

@@ -154,7 +154,7 @@ fn main() {
         n => n as usize,
     };
     // This thread accepts and serves connections too; see server::listener::Workers.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let rt = server::turn::runtime().expect("tokio runtime");
     rt.block_on(async move {
         let server = match server::Server::bind(config, file).await {
             Ok(s) => s,
