@@ -862,14 +862,14 @@ async fn write_out(
     if effects.logged_upto > 0 {
         durable(shared, std::mem::take(&mut effects.logged_upto)).await;
     }
-    if out.is_empty() {
-        // Nothing to wait with: this connection ends the turn (see `turn`).
-        crate::turn::end();
+    if at_turn_end && !out.is_empty() {
+        // After the other connections of this thread that are ready have run (see `turn`).
+        crate::turn::end_of_turn().await;
     } else {
-        if at_turn_end {
-            // After the other connections of this thread that are ready have run (see `turn`).
-            crate::turn::end_of_turn().await;
-        }
+        // A write that goes now, or nothing to write: the turn ends for the replies waiting.
+        crate::turn::end();
+    }
+    if !out.is_empty() {
         send(shared, stream, &out.buf, sink).await?;
         out.clear();
     }
@@ -888,8 +888,6 @@ async fn send(shared: &Shared, stream: &mut TcpStream, bytes: &[u8], sink: &Sink
         return Err(std::io::Error::other("output buffer limit reached"));
     }
     mailbox.set_unsent(bytes.len());
-    // A write that goes now ends the turn for the replies waiting for it (see `turn`).
-    crate::turn::end();
     tokio::select! {
         // The write first: it usually completes at once, and the kill signal is then never
         // polled.
@@ -907,6 +905,8 @@ async fn send(shared: &Shared, stream: &mut TcpStream, bytes: &[u8], sink: &Sink
 async fn send_mail(shared: &Shared, stream: &mut TcpStream, sink: &Sink<'_>) -> std::io::Result<()> {
     let mut bytes = Vec::new();
     sink.mailbox.drain_into(&mut bytes);
+    // A write that goes now: the turn ends for the replies waiting (see `crate::turn`).
+    crate::turn::end();
     send(shared, stream, &bytes, sink).await
 }
 

@@ -31,6 +31,7 @@ thread_local! {
 
 /// A single-threaded runtime, to be driven from the calling thread, whose turns end as
 /// described above.
+///
 /// The thread must drive no other executor afterwards: tasks waiting for the end of a turn
 /// on it would wait for ever.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
