@@ -210,15 +210,11 @@ mod tests {
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 7), i),
             payload: EntryPayload::Normal(crate::types::Batch {
-                parts: vec![crate::types::Request {
-                    db: 0,
-                    resp: 2,
-                    commands: vec![crate::types::Command {
-                        argv: vec![b"SET".to_vec(), format!("k{i}").into_bytes(), b"v".to_vec()],
-                        now_ms: 1,
-                        seed: i,
-                    }],
-                    origin: None,
+                now_ms: 1,
+                parts: vec![{
+                    let mut b = crate::types::Request::builder(0, 2, None);
+                    b.push(&[b"SET".to_vec(), format!("k{i}").into_bytes(), b"v".to_vec()], i);
+                    b.finish()
                 }],
             }),
         }

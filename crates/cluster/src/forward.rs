@@ -61,7 +61,7 @@ mod tests {
     use super::*;
 
     fn req(db: u32) -> Request {
-        Request { db, resp: 2, commands: Vec::new(), origin: None }
+        Request::builder(db, 2, None).finish()
     }
 
     #[test]
@@ -71,7 +71,7 @@ mod tests {
         assert!(q.enqueue(req(1)).1);
         assert!(!q.enqueue(req(2)).1, "a third write joins the queue, no third sender");
         let batch = q.next_batch().unwrap();
-        assert_eq!(batch.iter().map(|(r, _)| r.db).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!(batch.iter().map(|(r, _)| r.db()).collect::<Vec<_>>(), vec![0, 1, 2]);
         assert!(q.next_batch().is_none());
         assert!(q.enqueue(req(3)).1, "a sender ended, so a new write starts one");
         assert!(q.next_batch().is_some());

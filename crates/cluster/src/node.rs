@@ -591,15 +591,9 @@ impl Cluster {
                 .metrics(|m| m.last_applied.is_some_and(|l| l.leader_id.term >= term), "applied own term")
                 .await;
         }
-        let now = self.clock.stamp_ms();
-        let mut parts = reqs;
-        for req in &mut parts {
-            for c in &mut req.commands {
-                c.now_ms = now;
-            }
-        }
+        let now_ms = self.clock.stamp_ms();
         let unknown = |why: String| vec![Err(Proposal::Failed(WriteError::Unknown(why))); n];
-        let rx = match self.raft.client_write_ff(Batch { parts }).await {
+        let rx = match self.raft.client_write_ff(Batch { now_ms, parts: reqs }).await {
             Ok(rx) => rx,
             Err(fatal) => return Ok(unknown(fatal.to_string())),
         };

@@ -273,19 +273,18 @@ impl Growth {
 /// The writes an entry carries and the bytes they take in the log, roughly (a blank or
 /// membership entry counts as one write).
 fn entry_size(payload: &EntryPayload<TypeConfig>) -> (u64, u64) {
-    let EntryPayload::Normal(batch) = payload else { return (1, WRITE_OVERHEAD) };
+    let EntryPayload::Normal(batch) = payload else { return (1, REQUEST_OVERHEAD) };
     let (mut writes, mut bytes) = (0, 0);
-    for c in batch.parts.iter().flat_map(|p| &p.commands) {
-        writes += 1;
-        bytes += WRITE_OVERHEAD + c.argv.iter().map(|a| a.len() as u64 + ARG_OVERHEAD).sum::<u64>();
+    for p in &batch.parts {
+        writes += p.len() as u64;
+        bytes += REQUEST_OVERHEAD + p.as_bytes().len() as u64;
     }
     (writes, bytes)
 }
 
-/// What a write takes in the log beyond its arguments' bytes (the entry's vectors and
-/// allocations), roughly.
-const WRITE_OVERHEAD: u64 = 64;
-const ARG_OVERHEAD: u64 = 16;
+/// What a request takes in the log beyond its encoding (its allocation and the entry's
+/// vector), roughly.
+const REQUEST_OVERHEAD: u64 = 64;
 
 #[derive(Default)]
 struct Applied {
@@ -446,10 +445,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             out.push(match entry.payload {
                 EntryPayload::Blank => Response::default(),
                 EntryPayload::Normal(batch) => {
-                    if let Some(ms) = batch.parts.iter().flat_map(|p| &p.commands).map(|c| c.now_ms).max() {
-                        self.clock.observe(ms);
+                    if !batch.parts.is_empty() {
+                        self.clock.observe(batch.now_ms);
                     }
-                    Response { parts: batch.parts.iter().map(|p| self.machine.apply(p)).collect() }
+                    Response { parts: batch.parts.iter().map(|p| self.machine.apply(batch.now_ms, p)).collect() }
                 }
                 EntryPayload::Membership(m) => {
                     s.membership = StoredMembership::new(Some(entry.log_id), m);
@@ -522,7 +521,7 @@ mod tests {
     struct Text(std::sync::Mutex<String>);
 
     impl Machine for Text {
-        fn apply(&self, _req: &crate::types::Request) -> Vec<Vec<u8>> {
+        fn apply(&self, _now_ms: i64, _req: &crate::types::Request) -> Vec<Vec<u8>> {
             Vec::new()
         }
         fn begin_snapshot(&self, path: &std::path::Path) -> std::io::Result<crate::types::SnapshotJob> {

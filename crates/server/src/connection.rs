@@ -205,10 +205,10 @@ async fn run(
             let seed = rng.next_u64();
             let cluster = shared.cluster();
             let route = match cluster {
-                Some(c) => route(c, session, &argv, now, seed),
+                Some(c) => route(c, session, &argv),
                 None => Route::Here,
             };
-            if !matches!(route, Route::Log(..)) && !batch.is_empty() {
+            if !matches!(route, Route::Log) && !batch.is_empty() {
                 // Anything else runs after the writes before it have applied.
                 batch.flush(shared, &mut out).await;
             }
@@ -219,7 +219,7 @@ async fn run(
             // Set when the command blocked the client (waited on once the input buffer is free).
             let mut block: Option<BlockOn> = None;
             match route {
-                Route::Log(cmd) => {
+                Route::Log => {
                     // A write in a cluster: through the log, replying with what applying it
                     // gave. A pipeline's consecutive writes go as one entry.
                     let keep = !matches!(session.reply_mode, ReplyMode::Off | ReplyMode::Skip);
@@ -231,14 +231,14 @@ async fn run(
                             out.raw(&line);
                         }
                     }
-                    batch.push(session, cmd, keep);
+                    batch.push(shared, session, &argv, seed, keep);
                     if batch.is_full() {
                         batch.flush(shared, &mut out).await;
                     }
                 }
                 Route::Block(cluster, cmd) => block = Some(BlockOn::Cluster(cluster, cmd)),
                 Route::Exec(cluster) => {
-                    exec_in_cluster(shared, cluster, session, now, seed, &mut out, &mut batch.written).await;
+                    exec_in_cluster(shared, cluster, session, seed, &mut out, &mut batch.written).await;
                     timing = commands::exec::resolve(&argv).ok().map(|c| (c, t0));
                 }
                 Route::Read(cluster) => {
@@ -375,10 +375,10 @@ async fn run(
 /// Where a command runs in a cluster.
 enum Route<'a> {
     /// A write: through the log, applied on every node.
-    Log(cluster::Command),
+    Log,
     /// A blocking command (`BLPOP` ...): through the log, again each time a key it waits on
     /// receives a value on this node, until it gets one (see [`Blocked::in_cluster`]).
-    Block(&'a Arc<cluster::Cluster>, cluster::Command),
+    Block(&'a Arc<cluster::Cluster>, Vec<Vec<u8>>),
     /// A read: here, once this node is as up to date as the read's consistency asks.
     Read(&'a Arc<cluster::Cluster>),
     /// `EXEC` of a transaction: its commands through the log as one entry (see
@@ -391,13 +391,7 @@ enum Route<'a> {
 /// Routes a command: writes that pass the checks a node can make alone (known command,
 /// arity, authentication) go through the log; anything failing them runs here and gets its
 /// error here.
-fn route<'a>(
-    cluster: &'a Arc<cluster::Cluster>,
-    session: &Session,
-    argv: &[&[u8]],
-    now_ms: i64,
-    seed: u64,
-) -> Route<'a> {
+fn route<'a>(cluster: &'a Arc<cluster::Cluster>, session: &Session, argv: &[&[u8]]) -> Route<'a> {
     use commands::spec::Flags;
     let Ok(cmd) = commands::exec::resolve(argv) else { return Route::Here };
     if !session.authenticated || session.monitor || (session.resp == Resp::V2 && session.subscribed()) {
@@ -418,15 +412,12 @@ fn route<'a>(
         return Route::Read(cluster);
     }
     if cmd.spec.flags.has(Flags::BLOCKING) && cmd.spec.flags.has(Flags::WRITE) {
-        return Route::Block(
-            cluster,
-            cluster::Command { argv: argv.iter().map(|a| a.to_vec()).collect(), now_ms, seed },
-        );
+        return Route::Block(cluster, argv.iter().map(|a| a.to_vec()).collect());
     }
     // Writes, and messages: a `PUBLISH` applied on every node reaches every node's
     // subscribers, in the log's order.
     if cmd.spec.flags.has(Flags::WRITE) || matches!(cmd.spec.name.as_str(), "publish" | "spublish") {
-        return Route::Log(cluster::Command { argv: argv.iter().map(|a| a.to_vec()).collect(), now_ms, seed });
+        return Route::Log;
     }
     if cmd.spec.flags.has(Flags::READONLY) {
         return Route::Read(cluster);
@@ -442,11 +433,8 @@ const MAX_BATCH: usize = 1024;
 /// of the connection runs and before its replies are written, so replies keep their order.
 #[derive(Default)]
 struct WriteBatch {
-    db: u32,
-    resp: u8,
-    /// The connection's client id.
-    client: u64,
-    commands: Vec<cluster::Command>,
+    /// The writes, encoded as they go through the log (none when the batch is empty).
+    req: Option<cluster::RequestBuilder>,
     /// Per command: whether its reply is sent (`CLIENT REPLY OFF|SKIP` drop it).
     keep: Vec<bool>,
     /// The channels of the `PUBLISH`es (and whether shard channels) among the commands, by
@@ -459,23 +447,26 @@ struct WriteBatch {
 impl WriteBatch {
     #[inline]
     fn is_empty(&self) -> bool {
-        self.commands.is_empty()
+        self.req.is_none()
     }
 
     fn is_full(&self) -> bool {
-        self.commands.len() >= MAX_BATCH
+        self.keep.len() >= MAX_BATCH
     }
 
     /// Adds a write (the session's database and protocol are those of the whole batch: the
     /// commands that change them are not writes, so they flush it first).
-    fn push(&mut self, session: &Session, cmd: cluster::Command, keep: bool) {
-        if self.commands.is_empty() {
-            self.db = session.db as u32;
-            self.resp = if session.resp == Resp::V3 { 3 } else { 2 };
-            self.client = session.id;
-        }
-        if cmd.argv.len() == 3 {
-            let name = &cmd.argv[0];
+    fn push(&mut self, shared: &Shared, session: &Session, argv: &[&[u8]], seed: u64, keep: bool) {
+        let n = self.keep.len();
+        let req = self.req.get_or_insert_with(|| {
+            let resp = if session.resp == Resp::V3 { 3 } else { 2 };
+            // Writes only: `CLIENT CACHING` matters for reads.
+            let origin = shared.cluster().map(|c| shared.origin(c, session.id, false));
+            cluster::Request::builder(session.db as u32, resp, origin)
+        });
+        req.push(argv, seed);
+        if argv.len() == 3 {
+            let name = argv[0];
             let kind = if name.eq_ignore_ascii_case(b"publish") {
                 Some(Kind::Channel)
             } else if name.eq_ignore_ascii_case(b"spublish") {
@@ -484,10 +475,9 @@ impl WriteBatch {
                 None
             };
             if let Some(kind) = kind {
-                self.publishes.push((self.commands.len(), kind, cmd.argv[1].clone()));
+                self.publishes.push((n, kind, argv[1].to_vec()));
             }
         }
-        self.commands.push(cmd);
         self.keep.push(keep);
     }
 
@@ -496,10 +486,8 @@ impl WriteBatch {
     /// `is_empty` first: outside a cluster this is never called.)
     async fn flush(&mut self, shared: &Shared, out: &mut ReplyWriter) {
         let Some(cluster) = shared.cluster() else { return };
-        // Writes only: `CLIENT CACHING` matters for reads.
-        let origin = Some(shared.origin(cluster, self.client, false));
-        let req =
-            cluster::Request { db: self.db, resp: self.resp, commands: std::mem::take(&mut self.commands), origin };
+        let Some(req) = self.req.take() else { return };
+        let req = req.finish();
         let keep = std::mem::take(&mut self.keep);
         let mut publishes = std::mem::take(&mut self.publishes).into_iter().peekable();
         match cluster.write(req).await {
@@ -538,31 +526,29 @@ async fn exec_in_cluster(
     shared: &Arc<Shared>,
     cluster: &Arc<cluster::Cluster>,
     session: &mut Session,
-    now_ms: i64,
     seed: u64,
     out: &mut ReplyWriter,
     written: &mut u64,
 ) {
     use commands::family::transactions::{unwatch_all, watched_check};
     let multi = session.multi.take().expect("routed as EXEC inside MULTI");
-    let command = |argv: Vec<Vec<u8>>| cluster::Command { argv, now_ms, seed };
-    let mut commands: Vec<cluster::Command> = watched_check(session).into_iter().map(command).collect();
-    commands.push(command(vec![b"MULTI".to_vec()]));
+    let resp = if session.resp == Resp::V3 { 3 } else { 2 };
+    let mut req =
+        cluster::Request::builder(session.db as u32, resp, Some(shared.origin(cluster, session.id, session.caching)));
+    if let Some(check) = watched_check(session) {
+        req.push(&check, seed);
+    }
+    req.push(&[b"MULTI"], seed);
     let mut selects = Vec::new();
     for (_, argv) in multi.commands() {
         if argv.len() == 2 && argv[0].eq_ignore_ascii_case(b"select") {
             selects.push(argv[1].to_vec());
         }
-        commands.push(command(argv.iter().map(|a| a.to_vec()).collect()));
+        req.push(&argv, seed);
     }
-    commands.push(command(vec![b"EXEC".to_vec()]));
+    req.push(&[b"EXEC"], seed);
     unwatch_all(&shared.ks, session);
-    let req = cluster::Request {
-        db: session.db as u32,
-        resp: if session.resp == Resp::V3 { 3 } else { 2 },
-        commands,
-        origin: Some(shared.origin(cluster, session.id, session.caching)),
-    };
+    let req = req.finish();
     match cluster.write(req).await {
         Ok((mut replies, index)) => {
             *written = (*written).max(index);
@@ -633,7 +619,7 @@ enum BlockOn<'a> {
     /// Its waiter on this server, and its command's arguments (to run again if poked).
     Here(Arc<Waiter>, Vec<Vec<u8>>),
     /// A blocking command in a cluster (see [`Blocked::in_cluster`]).
-    Cluster(&'a Arc<cluster::Cluster>, cluster::Command),
+    Cluster(&'a Arc<cluster::Cluster>, Vec<Vec<u8>>),
 }
 
 /// A connection whose client is blocked (`BLPOP` and friends), waiting for its reply.
@@ -755,13 +741,13 @@ impl Blocked<'_> {
     async fn in_cluster(
         &mut self,
         cluster: &Arc<cluster::Cluster>,
-        cmd: cluster::Command,
+        cmd: Vec<Vec<u8>>,
         session: &Session,
         written: &mut u64,
         rng: &mut Rng,
     ) -> Option<Vec<u8>> {
         let shared = self.shared;
-        let argv: SmallVec<[&[u8]; 8]> = cmd.argv.iter().map(|a| a.as_slice()).collect();
+        let argv: SmallVec<[&[u8]; 8]> = cmd.iter().map(|a| a.as_slice()).collect();
         let Ok(spec) = commands::exec::resolve(&argv) else { return None };
         let keys: Vec<&[u8]> = match commands::keys::key_positions(&spec.spec, &argv) {
             Ok(pos) => pos.iter().map(|(i, _)| argv[*i]).collect(),
@@ -788,12 +774,10 @@ impl Blocked<'_> {
         let resp = if session.resp == Resp::V3 { 3 } else { 2 };
         let mut reading = true;
         let reply = 'outer: loop {
-            let req = cluster::Request {
-                db: session.db as u32,
-                resp,
-                commands: vec![cluster::Command { argv: cmd.argv.clone(), now_ms: unix_ms(), seed: rng.next_u64() }],
-                origin: Some(shared.origin(cluster, session.id, false)),
-            };
+            let mut req =
+                cluster::Request::builder(session.db as u32, resp, Some(shared.origin(cluster, session.id, false)));
+            req.push(&cmd, rng.next_u64());
+            let req = req.finish();
             match cluster.write(req).await {
                 Ok((replies, index)) => {
                     *written = (*written).max(index);

@@ -80,9 +80,10 @@ async fn reap(cluster: &Arc<cluster::Cluster>, found: Found) {
             argv.push(b"TANDEM".to_vec());
             argv.push(b"REAP".to_vec());
             argv.extend(chunk.iter().map(|k| k.to_vec()));
-            // (Time and seed are the leader's to stamp; REAP uses no randomness.)
-            let cmd = cluster::Command { argv, now_ms: 0, seed: 0 };
-            let req = cluster::Request { db: db as u32, resp: 2, commands: vec![cmd], origin: None };
+            // (Time is the leader's to stamp; REAP uses no randomness.)
+            let mut req = cluster::Request::builder(db as u32, 2, None);
+            req.push(&argv, 0);
+            let req = req.finish();
             if let Err(e) = cluster.write(req).await {
                 tracing::debug!("expired keys not reaped this time: {}", e.reply_text());
                 return;

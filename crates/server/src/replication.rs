@@ -30,29 +30,31 @@ struct Applier {
 }
 
 impl Machine for Applier {
-    fn apply(&self, req: &Request) -> Vec<Vec<u8>> {
+    fn apply(&self, now_ms: i64, req: &Request) -> Vec<Vec<u8>> {
         let Some(shared) = self.shared.upgrade() else { return Vec::new() };
         // On the node the client is connected to, the commands run as that client's, for
         // client-side caching: its `NOLOOP` holds, its reads inside `EXEC` are remembered.
         let origin = req
-            .origin
+            .origin()
             .filter(|o| shared.cluster().is_some_and(|c| c.node_id() == o.node) && o.boot == shared.boot_id());
         let mut session = Session::new(origin.map_or(0, |o| o.client), true);
         if let Some(o) = origin {
             session.tracking = shared.tracking.tracker(o.client);
             session.caching = o.caching;
         }
-        session.db = req.db as usize;
-        let resp = if req.resp == 3 { Resp::V3 } else { Resp::V2 };
+        session.db = req.db() as usize;
+        let resp = if req.resp() == 3 { Resp::V3 } else { Resp::V2 };
         session.resp = resp;
         let mut effects = Effects::default();
         let mut local = LocalStats::default();
         // Replay mode: the command was checked (authentication, gates) where it arrived.
         let opts = ExecOptions { may_expire: true, replay: true };
-        let mut replies = Vec::with_capacity(req.commands.len());
-        for c in &req.commands {
-            let mut env = Env { now_ms: c.now_ms, rng: Rng::new(c.seed) };
-            let argv: Vec<&[u8]> = c.argv.iter().map(|a| a.as_slice()).collect();
+        let mut replies = Vec::with_capacity(req.len());
+        let mut argv: Vec<&[u8]> = Vec::new();
+        for c in req.commands() {
+            let mut env = Env { now_ms, rng: Rng::new(c.seed) };
+            argv.clear();
+            argv.extend(c.argv());
             let mut out = ReplyWriter::new(resp);
             execute(&shared.ks, &*shared, &mut session, &mut env, &argv, &mut out, &mut effects, &mut local, opts);
             replies.push(out.buf);
