@@ -386,14 +386,21 @@ fn the_log_is_compacted_into_snapshots_and_a_new_node_catches_up_from_one() {
             let args: Vec<&str> = ["SREM", "big"].into_iter().chain(chunk[1..].iter().map(String::as_str)).collect();
             assert_eq!(clients[1].send(&args), Frame::Integer(3));
         }
-        // A snapshot is due once the log since the last one holds as many entries as the
-        // dataset has keys (here about as many as the writes so far): overwrite some more.
-        for i in 0..200i64 {
-            assert_eq!(clients[0].send(&["INCR", "counter"]), Frame::Integer(i + 1));
-        }
+        // Overwrite until every node has a snapshot holding the set (a snapshot is due once
+        // the log since the last one holds some writes per key the dataset had then).
         let num = |n: &Node, f: &str| n.field(f).parse::<u64>().unwrap_or(0);
-        wait_until("a snapshot and a purged log on every node", Duration::from_secs(20), || {
-            nodes.iter().all(|n| num(n, "cluster_snapshot_index") >= 50 && num(n, "cluster_log_first_index") > 1)
+        let set_done = num(&nodes[leader], "cluster_last_applied");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut i = 0i64;
+        while !nodes.iter().all(|n| num(n, "cluster_snapshot_index") >= set_done) {
+            assert!(std::time::Instant::now() < deadline, "no snapshot after the set's writes");
+            for _ in 0..100 {
+                i += 1;
+                assert_eq!(clients[0].send(&["INCR", "counter"]), Frame::Integer(i));
+            }
+        }
+        wait_until("a purged log on every node", Duration::from_secs(20), || {
+            nodes.iter().all(|n| num(n, "cluster_log_first_index") > 1)
         });
         // A fourth node joins; the entries it lacks are gone from the log, so it can only
         // catch up from a snapshot. With three voters already it stays a learner.
