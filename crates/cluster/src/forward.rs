@@ -8,10 +8,10 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::node::WriteError;
-use crate::types::Request;
+use crate::types::{Replies, Request};
 
 /// A write's outcome: its replies and log index, or why there are none.
-pub type Outcome = Result<(Vec<Vec<u8>>, u64), WriteError>;
+pub type Outcome = Result<(Replies, u64), WriteError>;
 
 /// Batches in flight at once.
 pub const SENDERS: usize = 2;

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::types::{NodeId, Request, TypeConfig};
+use crate::types::{NodeId, Replies, Request, TypeConfig};
 
 /// The longest frame accepted (a batch of log entries).
 const MAX_FRAME: usize = 256 << 20;
@@ -86,7 +86,7 @@ pub struct Hello {
 #[derive(Serialize, Deserialize, Debug)]
 pub enum WriteReply {
     /// Applied: the replies and the entry's log index.
-    Applied(#[serde(with = "crate::types::byte_strings")] Vec<Vec<u8>>, u64),
+    Applied(Replies, u64),
     /// Not applied, for certain (the receiver was not the leader, or had no quorum).
     Refused(String),
     /// Proposed, outcome unknown.

@@ -18,7 +18,7 @@ use crate::forward::{self, Outcome};
 use crate::net::{self, CallError, Hello, Network, Peers, ReadIndexReply, Rpc, WriteReply};
 use crate::read::{Gate, ReadError};
 use crate::store::{LogStore, StateMachine};
-use crate::types::{Batch, Machine, NodeId, Raft, Request};
+use crate::types::{Batch, Machine, NodeId, Raft, Replies, Request};
 
 /// How a node is configured (from `cluster-*` settings).
 #[derive(Clone, Debug)]
@@ -152,7 +152,7 @@ impl Cluster {
             }
         };
         let peers = Arc::new(Peers::new(cfg.bind_ip));
-        let sm = StateMachine::new(machine.clone(), cfg.dir.clone())?;
+        let sm = StateMachine::new(machine.clone(), cfg.dir.clone(), cfg.node_id)?;
         let installed = sm.installed.clone();
         let clock = sm.clock.clone();
         let growth = sm.growth.clone();
@@ -460,7 +460,7 @@ impl Cluster {
     /// log index, from any node: batched with other connections' writes (see
     /// [`crate::forward`]) and proposed here if this node leads, else forwarded to the leader.
     /// Callable from any runtime.
-    pub async fn write(self: &Arc<Self>, req: Request) -> Result<(Vec<Vec<u8>>, u64), WriteError> {
+    pub async fn write(self: &Arc<Self>, req: Request) -> Result<(Replies, u64), WriteError> {
         // Every write waits in one queue, whether this node leads or not: a sender task takes
         // all that wait as one batch (one log entry, see `propose_many`), to propose here or to
         // send to the leader; with no leader known it waits for one (`run_batch`).
@@ -556,10 +556,7 @@ impl Cluster {
     /// the leader's time; one outcome per request, in order. Gives the
     /// requests back, unproposed, if this node does not lead (after a transfer in progress
     /// ends: it holds new proposals, see [`crate::transfer`]).
-    async fn propose_many(
-        &self,
-        reqs: Vec<Request>,
-    ) -> Result<Vec<Result<(Vec<Vec<u8>>, u64), Proposal>>, Vec<Request>> {
+    async fn propose_many(&self, reqs: Vec<Request>) -> Result<Vec<Result<(Replies, u64), Proposal>>, Vec<Request>> {
         self.transfer_settled().await;
         let n = reqs.len();
         let caught_up = {
@@ -785,7 +782,7 @@ fn outcome_of_reply(r: WriteReply) -> Outcome {
 }
 
 /// A write's outcome for the client, from a proposal here.
-fn outcome_of_proposal(p: Result<(Vec<Vec<u8>>, u64), Proposal>) -> Outcome {
+fn outcome_of_proposal(p: Result<(Replies, u64), Proposal>) -> Outcome {
     match p {
         Ok(reply) => Ok(reply),
         Err(Proposal::Failed(e)) => Err(e),

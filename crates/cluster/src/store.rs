@@ -235,6 +235,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 #[derive(Clone)]
 pub struct StateMachine {
     machine: Arc<dyn Machine>,
+    /// This node: the replies of entries it proposed are kept, for the clients waiting.
+    me: NodeId,
     state: Arc<Mutex<Applied>>,
     dir: PathBuf,
     current: Arc<Mutex<Option<SnapshotMeta<NodeId, BasicNode>>>>,
@@ -294,10 +296,11 @@ struct Applied {
 
 impl StateMachine {
     /// A state machine applying through `machine`, keeping snapshots in `dir` (created).
-    pub fn new(machine: Arc<dyn Machine>, dir: PathBuf) -> std::io::Result<StateMachine> {
+    pub fn new(machine: Arc<dyn Machine>, dir: PathBuf, me: NodeId) -> std::io::Result<StateMachine> {
         std::fs::create_dir_all(&dir)?;
         Ok(StateMachine {
             machine,
+            me,
             state: Arc::new(Mutex::new(Applied::default())),
             dir,
             current: Arc::new(Mutex::new(None)),
@@ -445,10 +448,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             out.push(match entry.payload {
                 EntryPayload::Blank => Response::default(),
                 EntryPayload::Normal(batch) => {
-                    if !batch.parts.is_empty() {
+                    // (A batch without commands says nothing of the time: its JSON form in the
+                    // log file has no place for one.)
+                    if batch.parts.iter().any(|p| !p.is_empty()) {
                         self.clock.observe(batch.now_ms);
                     }
-                    Response { parts: batch.parts.iter().map(|p| self.machine.apply(batch.now_ms, p)).collect() }
+                    // Only the node that proposed the entry has clients waiting for its replies.
+                    let replies = entry.log_id.leader_id.node_id == self.me;
+                    let apply = |p| self.machine.apply(batch.now_ms, p, replies);
+                    Response { parts: batch.parts.iter().map(apply).collect() }
                 }
                 EntryPayload::Membership(m) => {
                     s.membership = StoredMembership::new(Some(entry.log_id), m);
@@ -521,8 +529,8 @@ mod tests {
     struct Text(std::sync::Mutex<String>);
 
     impl Machine for Text {
-        fn apply(&self, _now_ms: i64, _req: &crate::types::Request) -> Vec<Vec<u8>> {
-            Vec::new()
+        fn apply(&self, _now_ms: i64, _req: &crate::types::Request, _replies: bool) -> crate::types::Replies {
+            crate::types::Replies::default()
         }
         fn begin_snapshot(&self, path: &std::path::Path) -> std::io::Result<crate::types::SnapshotJob> {
             let (path, text) = (path.to_path_buf(), self.0.lock().unwrap().clone());
@@ -548,7 +556,7 @@ mod tests {
     async fn a_build_finishing_after_a_newer_install_does_not_replace_it() {
         let dir = std::env::temp_dir().join(format!("tandem-sm-{}", std::process::id()));
         let machine = Arc::new(Text(std::sync::Mutex::new("old".into())));
-        let mut sm = StateMachine::new(machine.clone(), dir.clone()).unwrap();
+        let mut sm = StateMachine::new(machine.clone(), dir.clone(), 1).unwrap();
         sm.apply((1..=5).map(blank)).await.unwrap();
         // Cut at index 5; meanwhile a snapshot at index 10 arrives from the leader.
         let mut builder = sm.get_snapshot_builder().await;
@@ -563,7 +571,7 @@ mod tests {
         assert_eq!(current.meta.snapshot_id, "newer");
         assert_eq!(current.snapshot.into_inner(), b"new");
         // And after a restart, the newer one is what comes back.
-        let restarted = StateMachine::new(machine.clone(), dir.clone()).unwrap();
+        let restarted = StateMachine::new(machine.clone(), dir.clone(), 1).unwrap();
         restarted.restore().await.unwrap();
         assert_eq!(*machine.0.lock().unwrap(), "new");
         std::fs::remove_dir_all(&dir).unwrap();

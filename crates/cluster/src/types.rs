@@ -361,14 +361,60 @@ pub struct Origin {
     pub caching: bool,
 }
 
-/// What applying an entry produced: for each part of its [`Batch`], the encoded reply of each
-/// command, for the client that sent it (none for entries no client waits for).
+/// What applying an entry produced: for each part of its [`Batch`], the encoded replies of its
+/// commands, for the client that sent it (empty for entries no client waits for: those
+/// another node proposed).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Response {
     /// Never sent anywhere (forwarded writes' replies travel in `net::WriteReply`); openraft
     /// only asks that the type be serialisable.
     #[serde(skip)]
-    pub parts: Vec<Vec<Vec<u8>>>,
+    pub parts: Vec<Replies>,
+}
+
+/// The encoded replies of a request's commands, one after the other in one buffer: one
+/// allocation for a request's replies, however many commands it had, on the leader that makes
+/// them and on the node that receives them.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Replies {
+    #[serde(with = "serde_bytes")]
+    buf: Vec<u8>,
+    /// Where each reply ends in `buf` (64 bits: a transaction's replies may pass 4 GiB).
+    ends: Vec<u64>,
+}
+
+impl Replies {
+    /// Replies written into `buf`, each ending at one of `ends`.
+    pub fn new(buf: Vec<u8>, ends: Vec<u64>) -> Replies {
+        Replies { buf, ends }
+    }
+
+    /// How many replies.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The replies in order. (Bounds are checked: a peer's malformed answer gives empty
+    /// replies, not a panic.)
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut start = 0usize;
+        self.ends.iter().map(move |&end| {
+            let end = usize::try_from(end).unwrap_or(usize::MAX);
+            let s = self.buf.get(start..end).unwrap_or_default();
+            start = start.max(end);
+            s
+        })
+    }
+
+    /// The last reply.
+    pub fn last(&self) -> Option<&[u8]> {
+        self.iter().last()
+    }
 }
 
 /// A list of byte strings serialised as binary strings (MessagePack `bin`), not as lists of
@@ -413,7 +459,8 @@ pub trait Machine: Send + Sync + 'static {
     /// Applies one committed entry's commands in order, at the entry's time `now_ms`, and
     /// returns their encoded replies. Must be deterministic: the same request on the same
     /// dataset gives the same dataset and replies on every node.
-    fn apply(&self, now_ms: i64, req: &Request) -> Vec<Vec<u8>>;
+    /// Replies are kept only if `replies` (the node that proposed the entry sends them).
+    fn apply(&self, now_ms: i64, req: &Request, replies: bool) -> Replies;
 
     /// Cuts a point-in-time image of the dataset now (no entry is being applied) to be
     /// written as an RDB file at `path` by the returned job, while applies go on.
@@ -480,6 +527,17 @@ mod tests {
         let mut count = whole;
         count[0] = 200;
         assert!(Request::from_bytes(Bytes::from(count)).is_err(), "more commands than the buffer holds");
+    }
+
+    #[test]
+    fn replies_read_back_in_order_and_a_malformed_answer_does_not_panic() {
+        let r = Replies::new(b"+OK\r\n:1\r\n$-1\r\n".to_vec(), vec![5, 9, 14]);
+        let wire = rmp_serde::to_vec_named(&r).unwrap();
+        let r: Replies = rmp_serde::from_slice(&wire).unwrap();
+        assert_eq!(r.iter().collect::<Vec<_>>(), vec![&b"+OK\r\n"[..], b":1\r\n", b"$-1\r\n"]);
+        assert_eq!((r.len(), r.last()), (3, Some(&b"$-1\r\n"[..])));
+        let bad = Replies::new(b"+OK\r\n".to_vec(), vec![5, 2, 99]);
+        assert_eq!(bad.iter().collect::<Vec<_>>(), vec![&b"+OK\r\n"[..], b"", b""]);
     }
 
     #[test]

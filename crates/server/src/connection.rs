@@ -550,12 +550,12 @@ async fn exec_in_cluster(
     unwatch_all(&shared.ks, session);
     let req = req.finish();
     match cluster.write(req).await {
-        Ok((mut replies, index)) => {
+        Ok((replies, index)) => {
             *written = (*written).max(index);
-            let reply = replies.pop().unwrap_or_default();
+            let reply = replies.last().unwrap_or_default();
             // Only a transaction that ran (an array, not a null one) moved the connection.
             let ran = reply.starts_with(b"*") && !reply.starts_with(b"*-1");
-            out.buf.extend_from_slice(&reply);
+            out.buf.extend_from_slice(reply);
             for db in selects.into_iter().filter(|_| ran) {
                 if let Some(db) =
                     engine::num::parse_i64(&db).filter(|d| *d >= 0 && (*d as usize) < shared.ks.databases())
@@ -781,8 +781,8 @@ impl Blocked<'_> {
             match cluster.write(req).await {
                 Ok((replies, index)) => {
                     *written = (*written).max(index);
-                    match replies.into_iter().next() {
-                        Some(r) if r != empty.buf => break Some(r),
+                    match replies.iter().next() {
+                        Some(r) if r != empty.buf => break Some(r.to_vec()),
                         _ => w.found_nothing(),
                     }
                 }

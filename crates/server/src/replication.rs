@@ -13,7 +13,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use cluster::types::SnapshotJob;
-use cluster::{Cluster, ClusterConfig, Machine, Request};
+use cluster::{Cluster, ClusterConfig, Machine, Replies, Request};
 use commands::exec::{execute, ExecOptions};
 use commands::host::Host;
 use commands::stats::LocalStats;
@@ -30,8 +30,8 @@ struct Applier {
 }
 
 impl Machine for Applier {
-    fn apply(&self, now_ms: i64, req: &Request) -> Vec<Vec<u8>> {
-        let Some(shared) = self.shared.upgrade() else { return Vec::new() };
+    fn apply(&self, now_ms: i64, req: &Request, replies: bool) -> Replies {
+        let Some(shared) = self.shared.upgrade() else { return Replies::default() };
         // On the node the client is connected to, the commands run as that client's, for
         // client-side caching: its `NOLOOP` holds, its reads inside `EXEC` are remembered.
         let origin = req
@@ -49,15 +49,20 @@ impl Machine for Applier {
         let mut local = LocalStats::default();
         // Replay mode: the command was checked (authentication, gates) where it arrived.
         let opts = ExecOptions { may_expire: true, replay: true };
-        let mut replies = Vec::with_capacity(req.len());
+        // All the replies in one buffer; on a node no client waits on, one reply at a time.
+        let mut out = ReplyWriter::new(resp);
+        let mut ends = Vec::with_capacity(if replies { req.len() } else { 0 });
         let mut argv: Vec<&[u8]> = Vec::new();
         for c in req.commands() {
             let mut env = Env { now_ms, rng: Rng::new(c.seed) };
             argv.clear();
             argv.extend(c.argv());
-            let mut out = ReplyWriter::new(resp);
             execute(&shared.ks, &*shared, &mut session, &mut env, &argv, &mut out, &mut effects, &mut local, opts);
-            replies.push(out.buf);
+            if replies {
+                ends.push(out.buf.len() as u64);
+            } else {
+                out.buf.clear();
+            }
         }
         local.flush(&shared.stats);
         // The client's own invalidations: to its mailbox, as everyone else's (its reply comes
@@ -67,7 +72,10 @@ impl Machine for Applier {
                 mailbox.deliver(crate::connection::unix_ms(), |w| w.buf.extend_from_slice(&session.after_reply));
             }
         }
-        replies
+        if !replies {
+            out.buf = Vec::new();
+        }
+        Replies::new(out.buf, ends)
     }
 
     fn begin_snapshot(&self, path: &Path) -> std::io::Result<SnapshotJob> {
