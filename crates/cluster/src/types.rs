@@ -79,7 +79,7 @@ pub struct RequestBuilder {
 
 impl RequestBuilder {
     /// Starts a request for a connection with database `db`, protocol `resp` (2 or 3).
-    pub fn new(db: u32, resp: u8, origin: Option<Origin>) -> RequestBuilder {
+    fn new(db: u32, resp: u8, origin: Option<Origin>) -> RequestBuilder {
         let mut buf = Vec::with_capacity(128);
         buf.extend_from_slice(&0u32.to_le_bytes());
         buf.extend_from_slice(&db.to_le_bytes());
@@ -110,16 +110,6 @@ impl RequestBuilder {
             self.buf.extend_from_slice(a);
         }
         self.count += 1;
-    }
-
-    /// Commands added so far.
-    pub fn len(&self) -> usize {
-        self.count as usize
-    }
-
-    /// True if no command was added.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
     }
 
     /// The request.
@@ -164,7 +154,7 @@ impl<'a> Reader<'a> {
 }
 
 impl Request {
-    /// Starts building one (see [`RequestBuilder::new`]).
+    /// Starts building one for a connection with database `db`, protocol `resp` (2 or 3).
     pub fn builder(db: u32, resp: u8, origin: Option<Origin>) -> RequestBuilder {
         RequestBuilder::new(db, resp, origin)
     }

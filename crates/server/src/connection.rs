@@ -208,7 +208,7 @@ async fn run(
                 Some(c) => route(c, session, &argv),
                 None => Route::Here,
             };
-            if !matches!(route, Route::Log) && !batch.is_empty() {
+            if !matches!(route, Route::Log(_)) && !batch.is_empty() {
                 // Anything else runs after the writes before it have applied.
                 batch.flush(shared, &mut out).await;
             }
@@ -219,7 +219,7 @@ async fn run(
             // Set when the command blocked the client (waited on once the input buffer is free).
             let mut block: Option<BlockOn> = None;
             match route {
-                Route::Log => {
+                Route::Log(cluster) => {
                     // A write in a cluster: through the log, replying with what applying it
                     // gave. A pipeline's consecutive writes go as one entry.
                     let keep = !matches!(session.reply_mode, ReplyMode::Off | ReplyMode::Skip);
@@ -231,7 +231,7 @@ async fn run(
                             out.raw(&line);
                         }
                     }
-                    batch.push(shared, session, &argv, seed, keep);
+                    batch.push(shared, cluster, session, &argv, seed, keep);
                     if batch.is_full() {
                         batch.flush(shared, &mut out).await;
                     }
@@ -375,7 +375,7 @@ async fn run(
 /// Where a command runs in a cluster.
 enum Route<'a> {
     /// A write: through the log, applied on every node.
-    Log,
+    Log(&'a Arc<cluster::Cluster>),
     /// A blocking command (`BLPOP` ...): through the log, again each time a key it waits on
     /// receives a value on this node, until it gets one (see [`Blocked::in_cluster`]).
     Block(&'a Arc<cluster::Cluster>, Vec<Vec<u8>>),
@@ -417,7 +417,7 @@ fn route<'a>(cluster: &'a Arc<cluster::Cluster>, session: &Session, argv: &[&[u8
     // Writes, and messages: a `PUBLISH` applied on every node reaches every node's
     // subscribers, in the log's order.
     if cmd.spec.flags.has(Flags::WRITE) || matches!(cmd.spec.name.as_str(), "publish" | "spublish") {
-        return Route::Log;
+        return Route::Log(cluster);
     }
     if cmd.spec.flags.has(Flags::READONLY) {
         return Route::Read(cluster);
@@ -456,14 +456,18 @@ impl WriteBatch {
 
     /// Adds a write (the session's database and protocol are those of the whole batch: the
     /// commands that change them are not writes, so they flush it first).
-    fn push(&mut self, shared: &Shared, session: &Session, argv: &[&[u8]], seed: u64, keep: bool) {
+    fn push(
+        &mut self,
+        shared: &Shared,
+        cluster: &cluster::Cluster,
+        session: &Session,
+        argv: &[&[u8]],
+        seed: u64,
+        keep: bool,
+    ) {
         let n = self.keep.len();
-        let req = self.req.get_or_insert_with(|| {
-            let resp = if session.resp == Resp::V3 { 3 } else { 2 };
-            // Writes only: `CLIENT CACHING` matters for reads.
-            let origin = shared.cluster().map(|c| shared.origin(c, session.id, false));
-            cluster::Request::builder(session.db as u32, resp, origin)
-        });
+        // Writes only: `CLIENT CACHING` matters for reads.
+        let req = self.req.get_or_insert_with(|| request_of(shared, cluster, session, false));
         req.push(argv, seed);
         if argv.len() == 3 {
             let name = argv[0];
@@ -518,6 +522,18 @@ impl WriteBatch {
     }
 }
 
+/// A request for the client's writes through the log: in its database and protocol, sent as
+/// its own (`caching`: its `CLIENT CACHING` in effect).
+fn request_of(
+    shared: &Shared,
+    cluster: &cluster::Cluster,
+    session: &Session,
+    caching: bool,
+) -> cluster::RequestBuilder {
+    let resp = if session.resp == Resp::V3 { 3 } else { 2 };
+    cluster::Request::builder(session.db as u32, resp, Some(shared.origin(cluster, session.id, caching)))
+}
+
 /// `EXEC` in a cluster: the queued commands go through the log as one entry — `TANDEM
 /// WATCHED` with the watched keys' versions if any, `MULTI`, the commands, `EXEC` — which every
 /// node applies in one piece (`commands::family::transactions`); the client gets the `EXEC`
@@ -532,9 +548,7 @@ async fn exec_in_cluster(
 ) {
     use commands::family::transactions::{unwatch_all, watched_check};
     let multi = session.multi.take().expect("routed as EXEC inside MULTI");
-    let resp = if session.resp == Resp::V3 { 3 } else { 2 };
-    let mut req =
-        cluster::Request::builder(session.db as u32, resp, Some(shared.origin(cluster, session.id, session.caching)));
+    let mut req = request_of(shared, cluster, session, session.caching);
     if let Some(check) = watched_check(session) {
         req.push(&check, seed);
     }
@@ -771,11 +785,9 @@ impl Blocked<'_> {
         kind.reply_unblocked_empty(&mut empty);
         let w = Arc::new(Waiter::new(session.id, session.db, session.resp, &keys, kind, deadline, true));
         shared.waiters.add(&shared.ks, &w);
-        let resp = if session.resp == Resp::V3 { 3 } else { 2 };
         let mut reading = true;
         let reply = 'outer: loop {
-            let mut req =
-                cluster::Request::builder(session.db as u32, resp, Some(shared.origin(cluster, session.id, false)));
+            let mut req = request_of(shared, cluster, session, false);
             req.push(&cmd, rng.next_u64());
             let req = req.finish();
             match cluster.write(req).await {
