@@ -133,22 +133,9 @@ pub fn execute(
     if !session.authenticated && !cmd.spec.flags.has(crate::spec::Flags::NO_AUTH) && !opts.replay {
         return reject(session, out, host.stats(), local, CmdError::NoAuth, Some(cmd));
     }
-    let gates = host.stats().gates.load(std::sync::atomic::Ordering::Relaxed);
-    if gates != 0 && !opts.replay {
-        if let Some(e) = gate_error(gates, cmd, host) {
-            return reject(session, out, host.stats(), local, e, Some(cmd));
-        }
-        // `EXEC` of a transaction that writes is a write: refused as a whole, and the
-        // transaction discarded (Redis's `execCommandAbort`).
-        if cmd.spec.name == "exec"
-            && session.multi.as_ref().is_some_and(|m| m.queued_flags().has(crate::spec::Flags::WRITE))
-        {
-            if let Some(e) = write_gate_error(gates, host) {
-                session.multi = None;
-                crate::family::transactions::unwatch_all(ks, session);
-                let e = CmdError::ExecAbortBecause(Box::new(e));
-                return reject(session, out, host.stats(), local, e, Some(cmd));
-            }
+    if !opts.replay {
+        if let Some(refused) = check_gates(ks, host, session, cmd, out, local) {
+            return refused;
         }
     }
     if session.resp == protocol::Resp::V2
@@ -460,6 +447,61 @@ fn run_deferred(
     for (at, reply) in replies.into_iter().rev() {
         out.buf.splice(at..at, reply);
     }
+}
+
+/// Refuses `cmd` if a closed gate (a failed background save or AOF write, loading) denies
+/// it now, writing the refusal; `None` lets it run.
+fn check_gates(
+    ks: &Keyspace,
+    host: &dyn Host,
+    session: &mut Session,
+    cmd: &'static Command,
+    out: &mut ReplyWriter,
+    local: &mut LocalStats,
+) -> Option<Outcome> {
+    let gates = host.stats().gates.load(std::sync::atomic::Ordering::Relaxed);
+    if gates == 0 {
+        return None;
+    }
+    if let Some(e) = gate_error(gates, cmd, host) {
+        return Some(reject(session, out, host.stats(), local, e, Some(cmd)));
+    }
+    // `EXEC` of a transaction that writes is a write: refused as a whole, and the
+    // transaction discarded (Redis's `execCommandAbort`).
+    if cmd.spec.name == "exec"
+        && session.multi.as_ref().is_some_and(|m| m.queued_flags().has(crate::spec::Flags::WRITE))
+    {
+        if let Some(e) = write_gate_error(gates, host) {
+            session.multi = None;
+            crate::family::transactions::unwatch_all(ks, session);
+            let e = CmdError::ExecAbortBecause(Box::new(e));
+            return Some(reject(session, out, host.stats(), local, e, Some(cmd)));
+        }
+    }
+    None
+}
+
+/// For a command a cluster node sends through the log instead of running it with
+/// [`execute`] (every node applies the log's commands as replays, which pass the gates): the
+/// refusal `execute` would give it here first, as Redis gives it. Writes the error and returns
+/// true if refused.
+pub fn refused_by_gate(
+    ks: &Keyspace,
+    host: &dyn Host,
+    session: &mut Session,
+    argv: &[&[u8]],
+    out: &mut ReplyWriter,
+    local: &mut LocalStats,
+) -> bool {
+    if host.stats().gates.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        return false;
+    }
+    let Ok(cmd) = resolve(argv) else { return false };
+    if check_gates(ks, host, session, cmd, out, local).is_none() {
+        return false;
+    }
+    local.total_commands += 1;
+    true
 }
 
 /// The refusal a closed gate gives this command, in Redis's order (MISCONF before LOADING).

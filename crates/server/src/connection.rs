@@ -208,7 +208,10 @@ async fn run(
                 Some(c) => route(c, session, &argv),
                 None => Route::Here,
             };
-            if !matches!(route, Route::Log(_)) && !batch.is_empty() {
+            // (A closed gate may refuse a write for the log here.)
+            let gated = matches!(route, Route::Log(_) | Route::Block(..) | Route::Exec(_))
+                && stats.gates.load(Ordering::Relaxed) != 0;
+            if (gated || !matches!(route, Route::Log(_))) && !batch.is_empty() {
                 // Anything else runs after the writes before it have applied.
                 batch.flush(shared, &mut out).await;
             }
@@ -218,7 +221,17 @@ async fn run(
             session.mail_mark = usize::MAX;
             // Set when the command blocked the client (waited on once the input buffer is free).
             let mut block: Option<BlockOn> = None;
+            // The log's commands apply as replays, past the gates: a write refused here
+            // (`-MISCONF` after a failed save) is refused before it is sent.
+            let route = if gated
+                && commands::exec::refused_by_gate(&shared.ks, &**shared, session, &argv, &mut out, &mut local)
+            {
+                Route::Refused
+            } else {
+                route
+            };
             match route {
+                Route::Refused => {}
                 Route::Log(cluster) => {
                     // A write in a cluster: through the log, replying with what applying it
                     // gave. A pipeline's consecutive writes go as one entry.
@@ -386,6 +399,8 @@ enum Route<'a> {
     Exec(&'a Arc<cluster::Cluster>),
     /// Anything else (and everything outside a cluster): here, now.
     Here,
+    /// A command for the log that a closed gate refused here (its error written).
+    Refused,
 }
 
 /// Routes a command: writes that pass the checks a node can make alone (known command,
@@ -548,6 +563,16 @@ async fn exec_in_cluster(
 ) {
     use commands::family::transactions::{unwatch_all, watched_check};
     let multi = session.multi.take().expect("routed as EXEC inside MULTI");
+    if session.watch_dirty.as_ref().is_some_and(|d| d.load(Ordering::Relaxed)) {
+        // A watched key was modified by an entry this node applied after `WATCH` (by any
+        // client, through any node): that entry precedes this `EXEC` in the log, so the
+        // transaction fails, as in Redis, even if the key holds what it held then (the same
+        // value written again, or changed and changed back), which the versions compared in
+        // the log cannot tell.
+        unwatch_all(&shared.ks, session);
+        out.null_array();
+        return;
+    }
     let mut req = request_of(shared, cluster, session, session.caching);
     if let Some(check) = watched_check(session) {
         req.push(&check, seed);

@@ -1358,6 +1358,20 @@ fn transactions_apply_whole_on_every_node_and_watch_sees_writes_through_any_node
         assert_eq!(w.send(&["SET", "k", "mine"]), simple("QUEUED"));
         assert_eq!(w.send(&["EXEC"]), Frame::Array(vec![simple("OK")]));
         assert_eq!(b.send(&["GET", "k"]), bulk("mine"));
+        // So does a write of the same value, or a change and back, once the watching node has
+        // applied it (its linearizable GET waits for that), though the key holds what it did.
+        assert_eq!(b.send(&["SET", "k", "same"]), simple("OK"));
+        for writes in [&["same"][..], &["other", "same"]] {
+            assert_eq!(w.send(&["WATCH", "k"]), simple("OK"));
+            for v in writes {
+                assert_eq!(b.send(&["SET", "k", v]), simple("OK"));
+            }
+            assert_eq!(w.send(&["GET", "k"]), bulk("same"));
+            assert_eq!(w.send(&["MULTI"]), simple("OK"));
+            assert_eq!(w.send(&["SET", "k", "mine"]), simple("QUEUED"));
+            assert_eq!(w.send(&["EXEC"]), Frame::NullArray, "after {writes:?}");
+        }
+        assert_eq!(b.send(&["GET", "k"]), bulk("same"));
         // Read-modify-write through every node at once loses no update.
         let per_client = 25;
         std::thread::scope(|s| {
@@ -1379,6 +1393,55 @@ fn transactions_apply_whole_on_every_node_and_watch_sees_writes_through_any_node
             })
             .collect();
         assert!(digests.iter().all(|d| *d == digests[0]), "{digests:?}");
+    });
+}
+
+/// A node whose background save failed refuses writes from its clients with `-MISCONF`, as
+/// one Redis does, before they reach the log (which every node applies past such checks), and
+/// goes on applying the writes that come through other nodes.
+#[test]
+fn a_node_whose_save_failed_refuses_its_clients_writes_but_applies_the_log() {
+    in_netns("a_node_whose_save_failed_refuses_its_clients_writes_but_applies_the_log", || {
+        let nodes = start_cluster_with(3, 3, &["--save", "3600 1"]);
+        agreed_leader(&nodes);
+        let dir = nodes[0].proc.as_ref().unwrap().dir.clone();
+        let mut a = nodes[0].client();
+        let mut b = nodes[1].client();
+        assert_eq!(a.send(&["SET", "before", "1"]), simple("OK"));
+        let mut queued = nodes[0].client();
+        assert_eq!(queued.send(&["MULTI"]), simple("OK"));
+        assert_eq!(queued.send(&["INCR", "refused"]), simple("QUEUED"));
+        // Its directory disappears: the next save cannot create its file.
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(a.send(&["BGSAVE"]), simple("Background saving started"));
+        wait_until("a failed save", Duration::from_secs(10), || {
+            nodes[0].info_section("persistence").contains("rdb_last_bgsave_status:err")
+        });
+        let misconf = |f: Frame| matches!(f, Frame::Error(e) if e.starts_with(b"MISCONF "));
+        assert!(misconf(a.send(&["SET", "refused", "1"])));
+        assert!(misconf(a.send(&["PING"])));
+        assert!(matches!(queued.send(&["EXEC"]),
+            Frame::Error(e) if e.starts_with(b"EXECABORT Transaction discarded because of: MISCONF ")));
+        assert!(misconf(a.send(&["BLPOP", "refused", "0"])));
+        // Pipelined: every write refused, in order, none sent.
+        a.send_raw(&[encode_command(&["SET", "refused", "2"]), encode_command(&["DEL", "before"])].concat()).unwrap();
+        assert!(misconf(a.read_frame()) && misconf(a.read_frame()));
+        // Reads and messages still go; writes through other nodes apply here too.
+        assert_eq!(a.send(&["PUBLISH", "ch", "m"]), Frame::Integer(0));
+        assert_eq!(b.send(&["SET", "through-b", "1"]), simple("OK"));
+        assert_eq!(a.send(&["GET", "through-b"]), bulk("1"));
+        for n in &nodes {
+            let mut c = n.client();
+            assert_eq!(c.send(&["EXISTS", "refused", "before"]), Frame::Integer(1), "node {}", n.port);
+        }
+        // Its directory back, a good save opens the gate again.
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(a.send(&["BGSAVE"]), simple("Background saving started"));
+        wait_until("a good save", Duration::from_secs(10), || {
+            nodes[0].info_section("persistence").contains("rdb_last_bgsave_status:ok")
+        });
+        assert_eq!(a.send(&["SET", "after", "1"]), simple("OK"));
+        assert_eq!(b.send(&["GET", "after"]), bulk("1"));
     });
 }
 

@@ -15,7 +15,10 @@
 //! decision must be the same on every node: there `WATCH` also records the key's version (a
 //! digest of value and time to live), the `EXEC` goes through the log as
 //! `TANDEM WATCHED db key version ...`, `MULTI`, the commands, `EXEC`, and every node compares
-//! the versions when it applies it.
+//! the versions when it applies it. The watching node's own flag goes first: a change it has
+//! applied since `WATCH` fails the `EXEC` there without going through the log, which also
+//! catches what versions cannot see (the same value written again, a change and back); only
+//! such a write still in flight when the `EXEC` is sent is judged by the versions alone.
 
 use crate::ctx::{Ctx, Locks};
 use crate::errors::{CmdError, CmdResult};
