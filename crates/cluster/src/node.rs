@@ -99,6 +99,8 @@ pub struct Cluster {
     pub(crate) leader_heard: parking_lot::Mutex<std::time::Instant>,
     /// The term this node leads in and since when (first seen by a proposal).
     leading_since: parking_lot::Mutex<Option<(u64, std::time::Instant)>>,
+    /// Where the entries committed before this process heard from a leader end.
+    backlog: Arc<crate::store::Backlog>,
     /// The Raft log (a handle on the one openraft writes), for purging by size.
     log: LogStore,
     pub(crate) rt: tokio::runtime::Runtime,
@@ -156,6 +158,7 @@ impl Cluster {
         let installed = sm.installed.clone();
         let clock = sm.clock.clone();
         let growth = sm.growth.clone();
+        let backlog = sm.backlog.clone();
         let log = if cfg.durable {
             rt.block_on(sm.restore())?;
             LogStore::open(&cfg.dir)?
@@ -180,6 +183,7 @@ impl Cluster {
             hold_until: Default::default(),
             leading_since: Default::default(),
             leader_heard: parking_lot::Mutex::new(std::time::Instant::now()),
+            backlog,
             log: log_handle,
             rt,
         });
@@ -304,6 +308,10 @@ impl Cluster {
             // must not unseat a leader it no longer follows. To it, this node is unreachable.
             Rpc::Vote(_, r) if !self.is_voter(r.vote.leader_id().voted_for()) => None,
             Rpc::Append(_, r) => {
+                if let Some(c) = &r.leader_commit {
+                    // Before the entries it commits can apply.
+                    self.backlog.learned(c.index);
+                }
                 let answer = self.raft.append_entries(r).await;
                 if matches!(&answer, Ok(a) if !matches!(a, openraft::raft::AppendEntriesResponse::HigherVote(_))) {
                     *self.leader_heard.lock() = std::time::Instant::now();

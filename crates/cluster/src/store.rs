@@ -246,6 +246,41 @@ pub struct StateMachine {
     pub clock: Arc<crate::clock::LogClock>,
     /// How much the applied entries carried, for `snapshot_when_due`.
     pub growth: Arc<Growth>,
+    /// The backlog: the log up to this index had been committed before this process heard
+    /// of the cluster's progress (see [`Backlog`]).
+    pub backlog: Arc<Backlog>,
+}
+
+/// Where the backlog of this process ends: the entries committed before it came up, which a
+/// node applies after a restart (its log since the snapshot) or when it joins (the leader's log
+/// since its snapshot). Their messages — `PUBLISH`, keyspace events — went to the subscribers
+/// of the time when they were written; a subscriber that connects while the node catches up
+/// must not receive them (again), as a Redis subscriber never receives what was published
+/// before it subscribed. The end is the first commit index the node learns: the leader's, from
+/// its first AppendEntries that carries one, or, on a node that leads from the start, the
+/// last entry of its first apply (a new leader commits its predecessors' entries with its
+/// first one, before it takes any write).
+pub struct Backlog(std::sync::atomic::AtomicU64);
+
+impl Default for Backlog {
+    fn default() -> Self {
+        Backlog(std::sync::atomic::AtomicU64::new(Backlog::UNKNOWN))
+    }
+}
+
+impl Backlog {
+    const UNKNOWN: u64 = u64::MAX;
+
+    /// Records the first commit index learned (later ones are ignored).
+    pub fn learned(&self, index: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let _ = self.0.compare_exchange(Backlog::UNKNOWN, index, Relaxed, Relaxed);
+    }
+
+    /// The end, if learned.
+    pub fn end(&self) -> Option<u64> {
+        Some(self.0.load(std::sync::atomic::Ordering::Relaxed)).filter(|e| *e != Backlog::UNKNOWN)
+    }
 }
 
 /// Writes and bytes applied since the process started: how much the log has grown. One entry
@@ -307,6 +342,7 @@ impl StateMachine {
             installed: Arc::default(),
             clock: Arc::default(),
             growth: Arc::default(),
+            backlog: Arc::default(),
         })
     }
 
@@ -441,8 +477,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut s = self.state.lock().await;
         let mut out = Vec::new();
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        if let Some(last) = entries.last() {
+            // The first apply of a node no leader has told a commit index: it leads, and this
+            // is the backlog (see `Backlog`).
+            self.backlog.learned(last.log_id.index);
+        }
+        let backlog = self.backlog.end().unwrap_or(0);
         for entry in entries {
             s.last_applied = Some(entry.log_id);
+            let quiet = entry.log_id.index <= backlog;
             self.growth.add(&entry.payload);
             // One response per entry, in order, blank and membership entries included.
             out.push(match entry.payload {
@@ -455,7 +499,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                     // Only the node that proposed the entry has clients waiting for its replies.
                     let replies = entry.log_id.leader_id.node_id == self.me;
-                    let apply = |p| self.machine.apply(batch.now_ms, p, replies);
+                    let apply = |p| self.machine.apply(batch.now_ms, p, replies, quiet);
                     Response { parts: batch.parts.iter().map(apply).collect() }
                 }
                 EntryPayload::Membership(m) => {
@@ -529,7 +573,13 @@ mod tests {
     struct Text(std::sync::Mutex<String>);
 
     impl Machine for Text {
-        fn apply(&self, _now_ms: i64, _req: &crate::types::Request, _replies: bool) -> crate::types::Replies {
+        fn apply(
+            &self,
+            _now_ms: i64,
+            _req: &crate::types::Request,
+            _replies: bool,
+            _quiet: bool,
+        ) -> crate::types::Replies {
             crate::types::Replies::default()
         }
         fn begin_snapshot(&self, path: &std::path::Path) -> std::io::Result<crate::types::SnapshotJob> {

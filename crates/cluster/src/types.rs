@@ -450,7 +450,9 @@ pub trait Machine: Send + Sync + 'static {
     /// returns their encoded replies. Must be deterministic: the same request on the same
     /// dataset gives the same dataset and replies on every node.
     /// Replies are kept only if `replies` (the node that proposed the entry sends them).
-    fn apply(&self, now_ms: i64, req: &Request, replies: bool) -> Replies;
+    /// `quiet`: the entry is part of this process's backlog (see [`crate::store::Backlog`]):
+    /// it changes the dataset as any other, but its messages are not delivered.
+    fn apply(&self, now_ms: i64, req: &Request, replies: bool, quiet: bool) -> Replies;
 
     /// Cuts a point-in-time image of the dataset now (no entry is being applied) to be
     /// written as an RDB file at `path` by the returned job, while applies go on.

@@ -212,6 +212,8 @@ pub struct Store<'a> {
     pub touched: Vec<(usize, Vec<u8>)>,
     /// `notify-keyspace-events` when the command began (class bits; 0 = off).
     pub notify_flags: u32,
+    /// Messages are not delivered (`ExecOptions::quiet`): `PUBLISH` reaches no subscriber.
+    pub quiet: bool,
     /// Keyspace events this command caused, published when it ends.
     pub events: Vec<crate::notify::Event>,
     /// Client-side caching: the registry, for its counts.

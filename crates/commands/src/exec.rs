@@ -47,11 +47,15 @@ pub struct ExecOptions {
     /// authentication, no gates (the server is `-LOADING` for everyone else meanwhile), and no
     /// blocking (a blocking command replies as if it had timed out at once).
     pub replay: bool,
+    /// Messages are not delivered: neither `PUBLISH` nor keyspace events reach subscribers (a
+    /// cluster node applying entries committed before it came up, whose messages went out
+    /// when they were written).
+    pub quiet: bool,
 }
 
 impl Default for ExecOptions {
     fn default() -> Self {
-        ExecOptions { may_expire: true, replay: false }
+        ExecOptions { may_expire: true, replay: false, quiet: false }
     }
 }
 
@@ -222,7 +226,8 @@ pub fn execute(
             ready: Vec::new(),
             hidden_hash: None,
             touched: Vec::new(),
-            notify_flags: host.notify_flags(),
+            notify_flags: if opts.quiet { 0 } else { host.notify_flags() },
+            quiet: opts.quiet,
             events: Vec::new(),
             tracking: host.tracking(),
             bcast,

@@ -617,7 +617,7 @@ impl Shared {
         let mut rng = Rng::new(crate::random_seed());
         let mut reader = Reader::new(data, start);
         let mut multi: Option<Vec<Vec<&[u8]>>> = None;
-        let opts = ExecOptions { may_expire: true, replay: true };
+        let opts = ExecOptions { may_expire: true, replay: true, quiet: false };
         let mut run = |argv: &[&[u8]]| {
             let mut env = Env { now_ms: unix_ms(), rng: Rng::new(rng.next_u64()) };
             let outcome =

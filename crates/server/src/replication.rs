@@ -30,7 +30,7 @@ struct Applier {
 }
 
 impl Machine for Applier {
-    fn apply(&self, now_ms: i64, req: &Request, replies: bool) -> Replies {
+    fn apply(&self, now_ms: i64, req: &Request, replies: bool, quiet: bool) -> Replies {
         let Some(shared) = self.shared.upgrade() else { return Replies::default() };
         // On the node the client is connected to, the commands run as that client's, for
         // client-side caching: its `NOLOOP` holds, its reads inside `EXEC` are remembered.
@@ -48,7 +48,7 @@ impl Machine for Applier {
         let mut effects = Effects::default();
         let mut local = LocalStats::default();
         // Replay mode: the command was checked (authentication, gates) where it arrived.
-        let opts = ExecOptions { may_expire: true, replay: true };
+        let opts = ExecOptions { may_expire: true, replay: true, quiet };
         // All the replies in one buffer; on a node no client waits on, one reply at a time.
         let mut out = ReplyWriter::new(resp);
         let mut ends = Vec::with_capacity(if replies { req.len() } else { 0 });

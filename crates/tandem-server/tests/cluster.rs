@@ -568,6 +568,58 @@ fn a_whole_cluster_restart_keeps_every_acknowledged_write_and_a_node_without_its
     );
 }
 
+/// After a whole-cluster restart every node applies its log again (from its snapshot on):
+/// the messages and keyspace events of those entries went out when they were written, and
+/// subscribers that connect meanwhile receive only what is published from then on.
+#[test]
+fn a_restart_replays_the_log_without_delivering_its_messages_again() {
+    in_netns("a_restart_replays_the_log_without_delivering_its_messages_again", || {
+        let extra = ["--appendonly", "yes", "--notify-keyspace-events", "KEA"];
+        let states: Vec<PathBuf> = (0..3).map(|_| temp_dir("cluster-state")).collect();
+        let start = |i: usize| spawn_node_in(i + 1, &seeds(3), 3, &extra, Some(states[i].as_path()));
+        let mut nodes: Vec<Node> = (0..3).map(start).collect();
+        agreed_leader(&nodes);
+        let mut c = nodes[0].client();
+        for i in 0..20 {
+            assert_eq!(c.send(&["PUBLISH", "news", &format!("old-{i}")]), Frame::Integer(0));
+            assert_eq!(c.send(&["SET", &format!("k{i}"), "v"]), simple("OK"));
+        }
+        drop(c);
+        for n in nodes.iter_mut() {
+            n.proc.take().unwrap().kill();
+        }
+        nodes = (0..3).map(start).collect();
+        // Subscribed before any entry can apply: no leader yet, so nothing is committed.
+        let mut subs: Vec<RawClient> = nodes
+            .iter()
+            .map(|n| {
+                let mut s = n.client();
+                s.send(&["SUBSCRIBE", "news"]);
+                s.send(&["PSUBSCRIBE", "__key*__:*"]);
+                s
+            })
+            .collect();
+        agreed_leader(&nodes);
+        for n in &nodes {
+            let mut c = n.client();
+            wait_until("the log applied again", Duration::from_secs(20), || c.send(&["GET", "k19"]) == bulk("v"));
+        }
+        assert_eq!(nodes[1].client().send(&["PUBLISH", "news", "new"]), Frame::Integer(1));
+        for (s, n) in subs.iter_mut().zip(&nodes) {
+            assert_eq!(
+                s.read_frame(),
+                Frame::Array(vec![bulk("message"), bulk("news"), bulk("new")]),
+                "the first message on node {}",
+                n.port
+            );
+        }
+        drop(nodes);
+        for s in &states {
+            let _ = std::fs::remove_dir_all(s);
+        }
+    });
+}
+
 #[test]
 fn losing_the_leader_costs_an_election_and_a_lone_node_refuses_writes() {
     in_netns("losing_the_leader_costs_an_election_and_a_lone_node_refuses_writes", || {

@@ -142,6 +142,10 @@ fn sunsubscribe(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 /// `PUBLISH channel message`
 fn publish(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    if ctx.store.quiet {
+        ctx.out.int(0);
+        return Ok(());
+    }
     let n = ctx.host.pubsub().publish(argv[1], argv[2], ctx.host.unix_time_us() / 1000);
     ctx.out.int(n as i64);
     Ok(())
@@ -149,6 +153,10 @@ fn publish(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
 
 /// `SPUBLISH shardchannel message`
 fn spublish(ctx: &mut Ctx, argv: &[&[u8]]) -> CmdResult {
+    if ctx.store.quiet {
+        ctx.out.int(0);
+        return Ok(());
+    }
     let n = ctx.host.pubsub().spublish(argv[1], argv[2], ctx.host.unix_time_us() / 1000);
     ctx.out.int(n as i64);
     Ok(())
