@@ -99,7 +99,7 @@ pub struct Cluster {
     pub(crate) leader_heard: parking_lot::Mutex<std::time::Instant>,
     /// The term this node leads in and since when (first seen by a proposal).
     leading_since: parking_lot::Mutex<Option<(u64, std::time::Instant)>>,
-    /// Where the entries committed before this process heard from a leader end.
+    /// Where the entries committed before this process learned the commit index end.
     backlog: Arc<crate::store::Backlog>,
     /// The Raft log (a handle on the one openraft writes), for purging by size.
     log: LogStore,
@@ -159,12 +159,17 @@ impl Cluster {
         let clock = sm.clock.clone();
         let growth = sm.growth.clone();
         let backlog = sm.backlog.clone();
-        let log = if cfg.durable {
+        let mut log = if cfg.durable {
             rt.block_on(sm.restore())?;
             LogStore::open(&cfg.dir)?
         } else {
             LogStore::in_memory()
         };
+        {
+            use openraft::storage::RaftLogStorage as _;
+            let state = rt.block_on(log.get_log_state()).map_err(io::Error::other)?;
+            backlog.set_boot_term(state.last_log_id.map_or(0, |l| l.leader_id.term));
+        }
         let log_handle = log.clone();
         let raft = rt
             .block_on(Raft::new(cfg.node_id, Arc::new(raft_config), Network { peers: peers.clone() }, log, sm))
@@ -308,8 +313,9 @@ impl Cluster {
             // must not unseat a leader it no longer follows. To it, this node is unreachable.
             Rpc::Vote(_, r) if !self.is_voter(r.vote.leader_id().voted_for()) => None,
             Rpc::Append(_, r) => {
-                if let Some(c) = &r.leader_commit {
-                    // Before the entries it commits can apply.
+                // Before the entries it commits can apply; only a commit of the leader's own
+                // term says what its predecessors committed (see `store::Backlog`).
+                if let Some(c) = r.leader_commit.filter(|c| c.leader_id.term == r.vote.leader_id().term) {
                     self.backlog.learned(c.index);
                 }
                 let answer = self.raft.append_entries(r).await;

@@ -251,35 +251,53 @@ pub struct StateMachine {
     pub backlog: Arc<Backlog>,
 }
 
-/// Where the backlog of this process ends: the entries committed before it came up, which a
-/// node applies after a restart (its log since the snapshot) or when it joins (the leader's log
-/// since its snapshot). Their messages — `PUBLISH`, keyspace events — went to the subscribers
-/// of the time when they were written; a subscriber that connects while the node catches up
-/// must not receive them (again), as a Redis subscriber never receives what was published
-/// before it subscribed. The end is the first commit index the node learns: the leader's, from
-/// its first AppendEntries that carries one, or, on a node that leads from the start, the
-/// last entry of its first apply (a new leader commits its predecessors' entries with its
-/// first one, before it takes any write).
-pub struct Backlog(std::sync::atomic::AtomicU64);
+/// Where the backlog of this process ends: the entries the cluster had committed before this
+/// node first learned its commit index, which it applies after a restart (its log since its
+/// snapshot) or when it joins (the leader's log since the leader's snapshot). Their messages —
+/// `PUBLISH`, keyspace events — went to the subscribers of the time when they were written; a
+/// subscriber that connects meanwhile must not receive them (again), as a Redis subscriber
+/// never receives what was published before it subscribed. Entries applied while the end is
+/// unknown are backlog too. The end is learned from the first AppendEntries whose commit index
+/// is of the leader's own term (before a new leader commits its first entry, it sends the
+/// commit index it restarted with, its snapshot's, which says nothing of what its predecessors
+/// committed), or, on a node that leads, from its own first entry of a term begun in this
+/// process. Entries committed after that are delivered, late if the node is far behind.
+/// (Client-side caching invalidations are sent for every entry: they keep caches right.)
+pub struct Backlog {
+    end: std::sync::atomic::AtomicU64,
+    /// The last term in the log when the process started: a leader's first entry (a blank
+    /// one) of a later term was appended by this process.
+    boot_term: std::sync::atomic::AtomicU64,
+}
 
 impl Default for Backlog {
     fn default() -> Self {
-        Backlog(std::sync::atomic::AtomicU64::new(Backlog::UNKNOWN))
+        Backlog { end: std::sync::atomic::AtomicU64::new(Backlog::UNKNOWN), boot_term: Default::default() }
     }
 }
 
 impl Backlog {
     const UNKNOWN: u64 = u64::MAX;
 
-    /// Records the first commit index learned (later ones are ignored).
+    /// Records the first end learned (later ones are ignored).
     pub fn learned(&self, index: u64) {
         use std::sync::atomic::Ordering::Relaxed;
-        let _ = self.0.compare_exchange(Backlog::UNKNOWN, index, Relaxed, Relaxed);
+        let _ = self.end.compare_exchange(Backlog::UNKNOWN, index, Relaxed, Relaxed);
     }
 
-    /// The end, if learned.
-    pub fn end(&self) -> Option<u64> {
-        Some(self.0.load(std::sync::atomic::Ordering::Relaxed)).filter(|e| *e != Backlog::UNKNOWN)
+    /// Whether the entry at `index` is backlog.
+    pub fn holds(&self, index: u64) -> bool {
+        let end = self.end.load(std::sync::atomic::Ordering::Relaxed);
+        end == Backlog::UNKNOWN || index <= end
+    }
+
+    /// Records the last term of the log the process started with.
+    pub fn set_boot_term(&self, term: u64) {
+        self.boot_term.store(term, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn boot_term(&self) -> u64 {
+        self.boot_term.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -477,16 +495,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut s = self.state.lock().await;
         let mut out = Vec::new();
-        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
-        if let Some(last) = entries.last() {
-            // The first apply of a node no leader has told a commit index: it leads, and this
-            // is the backlog (see `Backlog`).
-            self.backlog.learned(last.log_id.index);
-        }
-        let backlog = self.backlog.end().unwrap_or(0);
         for entry in entries {
             s.last_applied = Some(entry.log_id);
-            let quiet = entry.log_id.index <= backlog;
+            let id = entry.log_id;
+            if matches!(entry.payload, EntryPayload::Blank)
+                && id.leader_id.node_id == self.me
+                && id.leader_id.term > self.backlog.boot_term()
+            {
+                // This process's first entry as a leader: everything before it was committed
+                // by earlier leaders (see `Backlog`).
+                self.backlog.learned(id.index);
+            }
+            let quiet = self.backlog.holds(id.index);
             self.growth.add(&entry.payload);
             // One response per entry, in order, blank and membership entries included.
             out.push(match entry.payload {

@@ -451,7 +451,8 @@ pub trait Machine: Send + Sync + 'static {
     /// dataset gives the same dataset and replies on every node.
     /// Replies are kept only if `replies` (the node that proposed the entry sends them).
     /// `quiet`: the entry is part of this process's backlog (see [`crate::store::Backlog`]):
-    /// it changes the dataset as any other, but its messages are not delivered.
+    /// it changes the dataset as any other, but its `PUBLISH` messages and keyspace events
+    /// are not delivered (client-side caching invalidations are).
     fn apply(&self, now_ms: i64, req: &Request, replies: bool, quiet: bool) -> Replies;
 
     /// Cuts a point-in-time image of the dataset now (no entry is being applied) to be

@@ -44,8 +44,10 @@ pub struct ExecOptions {
     /// When false, expired keys are hidden but not removed (a follower's local read).
     pub may_expire: bool,
     /// Replaying a log (AOF at start-up, or a cluster's committed entries): no
-    /// authentication, no gates (the server is `-LOADING` for everyone else meanwhile), and no
-    /// blocking (a blocking command replies as if it had timed out at once).
+    /// authentication, no gates (they were checked where the command arrived: at start-up the
+    /// server is `-LOADING` for everyone else; a cluster node checks its clients' writes before
+    /// sending them to the log), and no blocking (a blocking command replies as if it had
+    /// timed out at once).
     pub replay: bool,
     /// Messages are not delivered: neither `PUBLISH` nor keyspace events reach subscribers (a
     /// cluster node applying entries committed before it came up, whose messages went out

@@ -251,7 +251,7 @@ async fn run(
                 }
                 Route::Block(cluster, cmd) => block = Some(BlockOn::Cluster(cluster, cmd)),
                 Route::Exec(cluster) => {
-                    exec_in_cluster(shared, cluster, session, seed, &mut out, &mut batch.written).await;
+                    exec_in_cluster(shared, cluster, session, seed, &mut out, &mut local, &mut batch.written).await;
                     timing = commands::exec::resolve(&argv).ok().map(|c| (c, t0));
                 }
                 Route::Read(cluster) => {
@@ -405,7 +405,7 @@ enum Route<'a> {
 
 /// Routes a command: writes that pass the checks a node can make alone (known command,
 /// arity, authentication) go through the log; anything failing them runs here and gets its
-/// error here.
+/// error here. (`run` checks the gates, `-MISCONF`, before sending a write to the log.)
 fn route<'a>(cluster: &'a Arc<cluster::Cluster>, session: &Session, argv: &[&[u8]]) -> Route<'a> {
     use commands::spec::Flags;
     let Ok(cmd) = commands::exec::resolve(argv) else { return Route::Here };
@@ -559,6 +559,7 @@ async fn exec_in_cluster(
     session: &mut Session,
     seed: u64,
     out: &mut ReplyWriter,
+    local: &mut LocalStats,
     written: &mut u64,
 ) {
     use commands::family::transactions::{unwatch_all, watched_check};
@@ -571,6 +572,8 @@ async fn exec_in_cluster(
         // the log cannot tell.
         unwatch_all(&shared.ks, session);
         out.null_array();
+        // (Counted here, as nothing applies it.)
+        local.total_commands += 1;
         return;
     }
     let mut req = request_of(shared, cluster, session, session.caching);
