@@ -246,8 +246,8 @@ pub struct StateMachine {
     pub clock: Arc<crate::clock::LogClock>,
     /// How much the applied entries carried, for `snapshot_when_due`.
     pub growth: Arc<Growth>,
-    /// The backlog: the log up to this index had been committed before this process heard
-    /// of the cluster's progress (see [`Backlog`]).
+    /// Which applied entries are this process's backlog, applied without their messages
+    /// (see [`Backlog`]).
     pub backlog: Arc<Backlog>,
 }
 

@@ -50,8 +50,8 @@ pub struct ExecOptions {
     /// timed out at once).
     pub replay: bool,
     /// Messages are not delivered: neither `PUBLISH` nor keyspace events reach subscribers (a
-    /// cluster node applying entries committed before it came up, whose messages went out
-    /// when they were written).
+    /// cluster node applying its backlog, `cluster::store::Backlog`, whose messages went out
+    /// when the entries were written).
     pub quiet: bool,
 }
 

@@ -66,7 +66,8 @@ impl Machine for Applier {
         }
         local.flush(&shared.stats);
         // The client's own invalidations: to its mailbox, as everyone else's (its reply comes
-        // from whichever node applied the entry first, so they cannot be placed after it here).
+        // from the node that proposed the entry, the leader, so they cannot be placed after it
+        // here; its connection writes mail after the replies it has received).
         if let Some(o) = origin.filter(|_| !session.after_reply.is_empty()) {
             if let Some(mailbox) = shared.client_mailbox(o.client) {
                 mailbox.deliver(crate::connection::unix_ms(), |w| w.buf.extend_from_slice(&session.after_reply));
