@@ -21,7 +21,7 @@ use openraft::{
 use tokio::sync::Mutex;
 
 use crate::disk;
-use crate::types::{Machine, NodeId, Response, TypeConfig};
+use crate::types::{Machine, NodeId, Request, Response, TypeConfig};
 
 #[derive(Default)]
 struct LogInner {
@@ -519,8 +519,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                     // Only the node that proposed the entry has clients waiting for its replies.
                     let replies = entry.log_id.leader_id.node_id == self.me;
-                    let apply = |p| self.machine.apply(batch.now_ms, p, replies, quiet);
-                    Response { parts: batch.parts.iter().map(apply).collect() }
+                    let mut ahead = Prefetch::default();
+                    let apply = |(i, p)| {
+                        ahead.before(&*self.machine, &batch.parts, i);
+                        self.machine.apply(batch.now_ms, p, replies, quiet)
+                    };
+                    Response { parts: batch.parts.iter().enumerate().map(apply).collect() }
                 }
                 EntryPayload::Membership(m) => {
                     s.membership = StoredMembership::new(Some(entry.log_id), m);
@@ -584,6 +588,37 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 }
 
+/// Keeps [`Machine::prefetch`] some commands ahead of the request being applied: a client's
+/// pipelined writes are one request, the single writes of many clients as many; a window of
+/// commands lets the misses of the next ones overlap while staying in the cache until they run
+/// (an entry may hold thousands).
+#[derive(Default)]
+struct Prefetch {
+    /// Requests of the entry handed to the machine so far.
+    next: usize,
+    /// Commands in those requests from the one being applied on.
+    commands: usize,
+}
+
+impl Prefetch {
+    /// Commands to keep ahead.
+    const WINDOW: usize = 32;
+
+    fn before(&mut self, machine: &dyn Machine, parts: &[Request], i: usize) {
+        if i > 0 && i <= self.next {
+            self.commands -= parts[i - 1].len();
+        }
+        let from = self.next;
+        while self.next < parts.len() && (self.next <= i || self.commands < Self::WINDOW) {
+            self.commands += parts[self.next].len();
+            self.next += 1;
+        }
+        if self.next > from {
+            machine.prefetch(&parts[from..self.next]);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -616,6 +651,63 @@ mod tests {
         fn used_memory(&self) -> u64 {
             0
         }
+    }
+
+    /// Records which requests (by their first command's seed) it is asked to prefetch.
+    #[derive(Default)]
+    struct Hints(std::sync::Mutex<Vec<Vec<u64>>>);
+
+    impl Machine for Hints {
+        fn apply(&self, _: i64, _: &Request, _: bool, _: bool) -> crate::types::Replies {
+            crate::types::Replies::default()
+        }
+        fn prefetch(&self, reqs: &[Request]) {
+            self.0.lock().unwrap().push(reqs.iter().map(|r| r.commands().next().unwrap().seed).collect());
+        }
+        fn begin_snapshot(&self, _: &std::path::Path) -> std::io::Result<crate::types::SnapshotJob> {
+            Err(std::io::Error::other("no snapshots"))
+        }
+        fn install_snapshot(&self, _: &[u8]) -> Result<(), String> {
+            Ok(())
+        }
+        fn keys(&self) -> u64 {
+            0
+        }
+        fn used_memory(&self) -> u64 {
+            0
+        }
+    }
+
+    #[test]
+    fn requests_are_prefetched_once_each_before_they_apply_and_a_window_ahead() {
+        // Requests of 1, 20, 1, 1, 16, 40 and 1 commands, the first command's seed naming it.
+        let sizes = [1usize, 20, 1, 1, 16, 40, 1];
+        let parts: Vec<Request> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let mut b = Request::builder(0, 2, None);
+                for _ in 0..n {
+                    b.push(&[&b"SET"[..], b"k", b"v"], i as u64);
+                }
+                b.finish()
+            })
+            .collect();
+        let machine = Hints::default();
+        let mut ahead = Prefetch::default();
+        let mut seen = Vec::new();
+        for i in 0..parts.len() {
+            ahead.before(&machine, &parts, i);
+            seen.extend(machine.0.lock().unwrap().drain(..).flatten());
+            assert!(seen.contains(&(i as u64)), "request {i} prefetched before it applies: {seen:?}");
+            // Handed over: this request and the next ones until they hold a window of
+            // commands (or the entry ends), and no more than that.
+            let next = seen.len();
+            let held = |to: usize| sizes[i..to].iter().sum::<usize>();
+            assert!(next == parts.len() || held(next) >= Prefetch::WINDOW, "{i}: {seen:?}");
+            assert!(next == i + 1 || held(next - 1) < Prefetch::WINDOW, "{i}: {seen:?}");
+        }
+        assert_eq!(seen, (0..parts.len() as u64).collect::<Vec<_>>(), "each once, in order");
     }
 
     fn blank(i: u64) -> Entry<TypeConfig> {

@@ -455,6 +455,10 @@ pub trait Machine: Send + Sync + 'static {
     /// are not delivered (client-side caching invalidations are).
     fn apply(&self, now_ms: i64, req: &Request, replies: bool, quiet: bool) -> Replies;
 
+    /// Called with an entry's requests just before they are applied, in case the machine can
+    /// prepare for them (start loading their keys into the cache); a hint that changes nothing.
+    fn prefetch(&self, _reqs: &[Request]) {}
+
     /// Cuts a point-in-time image of the dataset now (no entry is being applied) to be
     /// written as an RDB file at `path` by the returned job, while applies go on.
     fn begin_snapshot(&self, path: &std::path::Path) -> std::io::Result<SnapshotJob>;

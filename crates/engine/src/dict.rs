@@ -540,6 +540,41 @@ impl<V> Dict<V> {
         })
     }
 
+    /// Asks the CPU to start loading the bucket slots a lookup of `hash` reads (first of the
+    /// two steps of [`Dict::prefetch_entry`]'s doc).
+    #[inline]
+    pub fn prefetch_bucket(&self, hash: u64) {
+        for t in self.live_tables() {
+            prefetch(&t.buckets[hash as usize & t.mask()]);
+        }
+    }
+
+    /// Asks the CPU to start loading the first entry of the buckets a lookup of `hash` walks.
+    /// On a large keyspace a lookup misses the cache twice, on the bucket slot and on the
+    /// entry (a third of a cluster node's time applying pipelined `SET`s). A caller with a
+    /// batch of keys calls [`Dict::prefetch_bucket`] for all of them, then this for all of
+    /// them, then looks them up: the misses of the batch overlap instead of following one
+    /// another.
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u64) {
+        for t in self.live_tables() {
+            if let Some(n) = t.buckets[hash as usize & t.mask()].as_deref() {
+                prefetch(n);
+                if std::mem::size_of::<Node<V>>() > 64 {
+                    // The entry's second cache line (its value, when the node spans two).
+                    prefetch_raw((n as *const Node<V>).cast::<u8>().wrapping_add(64));
+                }
+            }
+        }
+    }
+
+    /// The tables a lookup may read: the first, and the second while rehashing.
+    #[inline]
+    fn live_tables(&self) -> impl Iterator<Item = &Table<V>> {
+        let n = if self.rehash_idx.is_some() { 2 } else { 1 };
+        self.tables[..n].iter().filter(|t| !t.buckets.is_empty())
+    }
+
     /// One step of a reverse-binary cursor scan (the `SCAN` guarantee: every element present
     /// from start to end of a full scan is returned at least once, even across resizes).
     /// Returns the next cursor; 0 means the scan is complete.
@@ -640,11 +675,17 @@ pub const PREFETCH_AHEAD: usize = 8;
 /// A hint to load the cache line at `p` (no effect on other architectures).
 #[inline(always)]
 pub fn prefetch<T>(p: &T) {
+    prefetch_raw((p as *const T).cast());
+}
+
+/// [`prefetch`] of any address, which need not be valid.
+#[inline(always)]
+pub fn prefetch_raw(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint: it never faults and changes no state, whatever the
     // address.
     unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>((p as *const T).cast());
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast());
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
@@ -812,6 +853,39 @@ mod tests {
         }
         for i in 0..100u64 {
             assert!(seen.contains(&key(i)), "missing key {i}");
+        }
+    }
+
+    #[test]
+    fn lookup_hints_stay_inside_the_tables_through_growth_rehash_and_shrink() {
+        let mut d = dict();
+        let h = d.hasher().clone();
+        let hashes = [0, 1, 0x8000_0000_0000_0000, u64::MAX, 0x1234_5678_9abc_def0];
+        let hint = |d: &Dict<u64>, i: u64| {
+            for x in hashes.iter().copied().chain([h.hash(&key(i))]) {
+                d.prefetch_bucket(x);
+                d.prefetch_entry(x);
+            }
+        };
+        hint(&d, 0);
+        let mut rehashing = 0;
+        for i in 0..3000u64 {
+            let k = key(i);
+            d.insert(h.hash(&k), &k, i);
+            rehashing += d.rehash_idx.is_some() as usize;
+            hint(&d, i);
+        }
+        for i in 0..2990u64 {
+            let k = key(i);
+            d.remove(h.hash(&k), &k);
+            if i % 50 == 0 {
+                d.shrink_if_needed();
+            }
+            hint(&d, i);
+        }
+        assert!(rehashing > 0, "hinted while rehashing");
+        for i in 2990..3000u64 {
+            assert_eq!(d.get(h.hash(&key(i)), &key(i)), Some(&i), "hints change nothing");
         }
     }
 

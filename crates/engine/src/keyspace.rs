@@ -589,6 +589,32 @@ impl Keyspace {
         self.shards[shard].try_lock()
     }
 
+    /// Asks the CPU to start loading what looking up `keys` (database, key) will read, so
+    /// that a batch of commands about to run (a cluster node applying an entry of pipelined
+    /// writes) waits for memory once per group of keys instead of twice per key (see
+    /// [`Dict::prefetch_entry`]). Only a hint: shards another thread holds are skipped, and
+    /// it never waits for a lock (nor could it deadlock, whatever the caller holds).
+    pub fn prefetch(&self, keys: &[(usize, &[u8])]) {
+        /// Keys in flight at once: about as many cache misses as one core overlaps.
+        const GROUP: usize = 16;
+        for group in keys.chunks(GROUP) {
+            let mut held: [Option<(usize, u64, MutexGuard<'_, Shard>)>; GROUP] = std::array::from_fn(|_| None);
+            for (slot, &(db, key)) in held.iter_mut().zip(group) {
+                let hash = self.hash(key);
+                // (A second key of a shard already held is skipped: `try_lock` fails.)
+                if let Some(g) = self.shards[self.shard_of(hash)].try_lock() {
+                    if let Some(d) = g.dbs.get(db) {
+                        d.main.prefetch_bucket(hash);
+                        *slot = Some((db, hash, g));
+                    }
+                }
+            }
+            for (db, hash, g) in held.iter().flatten() {
+                g.dbs[*db].main.prefetch_entry(*hash);
+            }
+        }
+    }
+
     /// Locks every shard in order, without capturing them for a pending snapshot (as
     /// [`Keyspace::lock_deferred`]): readers of the whole keyspace must not make a snapshot copy
     /// it all at once; a caller that changes a shard calls [`Shard::capture_now`] first.
@@ -682,6 +708,31 @@ mod tests {
     }
     use super::*;
     use crate::value::Str;
+
+    #[test]
+    fn prefetching_skips_held_shards_and_missing_databases_and_changes_nothing() {
+        let ks = Keyspace::new(2, 4, 1);
+        let keys: Vec<Vec<u8>> = (0..50).map(|i| format!("key:{i}").into_bytes()).collect();
+        for k in &keys {
+            let h = ks.hash(k);
+            ks.lock(ks.shard_of(h)).dbs[1].set(h, k, Value::Str(Str::from_bytes(k)), 0);
+        }
+        // More keys than one group, a database that does not exist, and a shard this very
+        // thread holds (a lock that waited would never return).
+        let mut batch: Vec<(usize, &[u8])> = keys.iter().map(|k| (1, k.as_slice())).collect();
+        batch.push((7, b"key:1"));
+        batch.push((0, b"absent"));
+        let held = ks.lock(ks.shard_of(ks.hash(&keys[0])));
+        ks.prefetch(&batch);
+        drop(held);
+        ks.prefetch(&batch);
+        for k in &keys {
+            let h = ks.hash(k);
+            let shard = ks.lock(ks.shard_of(h));
+            assert!(matches!(shard.dbs[1].value(h, k), Some(Value::Str(v)) if v.to_vec() == *k));
+        }
+        assert_eq!(ks.total_keys(), 50);
+    }
 
     #[test]
     fn set_get_expire_remove() {

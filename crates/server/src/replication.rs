@@ -79,6 +79,12 @@ impl Machine for Applier {
         Replies::new(out.buf, ends)
     }
 
+    fn prefetch(&self, reqs: &[Request]) {
+        if let Some(shared) = self.shared.upgrade() {
+            prefetch_keys(&shared, reqs);
+        }
+    }
+
     fn begin_snapshot(&self, path: &Path) -> std::io::Result<SnapshotJob> {
         let shared = self.shared.upgrade().ok_or_else(|| std::io::Error::other("shutting down"))?;
         // Paced like BGSAVE: the walk rests while clients are being served.
@@ -122,6 +128,27 @@ impl Machine for Applier {
     fn used_memory(&self) -> u64 {
         crate::memory::used()
     }
+}
+
+/// Starts loading the keyspace entries the commands of an entry's requests will touch: a
+/// client's pipelined writes arrive as one request, the single writes of many clients as one
+/// entry, and applied one by one each command waited for two cache misses in turn on a large
+/// keyspace (see `Keyspace::prefetch`). Commands with one key at a fixed position only (`SET`,
+/// `INCR`, `LPUSH`, `HSET`, ...), which is what pipelines mostly hold; a `SELECT` inside a
+/// request only makes the later hints useless.
+fn prefetch_keys(shared: &Shared, reqs: &[Request]) {
+    let table = commands::table::table();
+    let mut keys: Vec<(usize, &[u8])> = Vec::with_capacity(reqs.iter().map(Request::len).sum());
+    for req in reqs {
+        for c in req.commands() {
+            let mut args = c.argv();
+            let pos = args.next().and_then(|name| table.lookup(name)).and_then(|cmd| cmd.single_key);
+            if let Some(key) = pos.filter(|&p| p > 0).and_then(|p| args.nth(p - 1)) {
+                keys.push((req.db() as usize, key));
+            }
+        }
+    }
+    shared.ks.prefetch(&keys);
 }
 
 impl Shared {
