@@ -590,8 +590,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
 /// Keeps [`Machine::prefetch`] some commands ahead of the request being applied: a client's
 /// pipelined writes are one request, the single writes of many clients as many; a window of
-/// commands lets the misses of the next ones overlap while staying in the cache until they run
-/// (an entry may hold thousands).
+/// commands (counted in whole requests) lets the misses of the next ones overlap without
+/// handing over a whole entry, which may hold thousands. It starts afresh with each entry.
 #[derive(Default)]
 struct Prefetch {
     /// Requests of the entry handed to the machine so far.

@@ -85,7 +85,7 @@ fn reject(
 /// [`crate::table::Table::lookup`], remembering per thread the last name found as the client
 /// spelled it: a pipeline mostly repeats one command, and lower-casing, hashing and probing
 /// its name were 3% of a pipelined push's time. (The table never changes once built.)
-fn lookup_remembered(name: &[u8]) -> Option<&'static Command> {
+pub fn lookup_remembered(name: &[u8]) -> Option<&'static Command> {
     /// Longer names are looked up every time.
     const MAX: usize = 16;
     type Last = ([u8; MAX], usize, Option<&'static Command>);
@@ -610,7 +610,8 @@ mod tests {
     fn a_remembered_name_resolves_as_the_table_does_whatever_came_before() {
         // Same lengths, other cases, an unknown name, a long one and a container between
         // repeats: each answer is the table's own.
-        let names: [&[u8]; 12] = [
+        // (`zremrangebyscore` is the longest name remembered, `georadiusbymember` one longer.)
+        let names: [&[u8]; 18] = [
             b"SET",
             b"SET",
             b"GET",
@@ -623,6 +624,12 @@ mod tests {
             b"not_a_command_and_long",
             b"CONFIG",
             b"GET",
+            b"zremrangebyscore",
+            b"ZREMRANGEBYSCORE",
+            b"zremrangebyscore",
+            b"georadiusbymember",
+            b"GEORADIUSBYMEMBER",
+            b"georadiusbymember",
         ];
         let name = |c: Option<&Command>| c.map(|c| c.spec.name.clone());
         for _ in 0..2 {

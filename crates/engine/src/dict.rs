@@ -561,7 +561,8 @@ impl<V> Dict<V> {
             if let Some(n) = t.buckets[hash as usize & t.mask()].as_deref() {
                 prefetch(n);
                 if std::mem::size_of::<Node<V>>() > 64 {
-                    // The entry's second cache line (its value, when the node spans two).
+                    // A node larger than a line may span more (the keyspace's is 64 bytes,
+                    // one line in its allocator size class; a larger one gets its second).
                     prefetch_raw((n as *const Node<V>).cast::<u8>().wrapping_add(64));
                 }
             }

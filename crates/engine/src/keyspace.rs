@@ -581,9 +581,9 @@ impl Keyspace {
     }
 
     /// [`Keyspace::lock_deferred`] without waiting: `None` if another thread holds the shard.
-    /// The one way to take a shard out of ascending order while holding others (serving a
-    /// blocked `BLMOVE` whose destination lies in a shard the pushing command did not lock):
-    /// a lock that never waits cannot deadlock.
+    /// The way to take a shard out of ascending order while holding others (serving a
+    /// blocked `BLMOVE` whose destination lies in a shard the pushing command did not lock;
+    /// [`Keyspace::prefetch`] does the same): a lock that never waits cannot deadlock.
     #[inline]
     pub fn try_lock_deferred(&self, shard: usize) -> Option<MutexGuard<'_, Shard>> {
         self.shards[shard].try_lock()
@@ -598,19 +598,32 @@ impl Keyspace {
         /// Keys in flight at once: about as many cache misses as one core overlaps.
         const GROUP: usize = 16;
         for group in keys.chunks(GROUP) {
-            let mut held: [Option<(usize, u64, MutexGuard<'_, Shard>)>; GROUP] = std::array::from_fn(|_| None);
-            for (slot, &(db, key)) in held.iter_mut().zip(group) {
+            // The group's shards, each locked once, and its keys' (database, hash, shard slot).
+            let mut held: [Option<(usize, MutexGuard<'_, Shard>)>; GROUP] = std::array::from_fn(|_| None);
+            let mut hints = [(0usize, 0u64, 0usize); GROUP];
+            let mut n = 0;
+            for &(db, key) in group {
                 let hash = self.hash(key);
-                // (A second key of a shard already held is skipped: `try_lock` fails.)
-                if let Some(g) = self.shards[self.shard_of(hash)].try_lock() {
-                    if let Some(d) = g.dbs.get(db) {
-                        d.main.prefetch_bucket(hash);
-                        *slot = Some((db, hash, g));
+                let shard = self.shard_of(hash);
+                let slot = match held.iter().position(|h| h.as_ref().is_some_and(|(s, _)| *s == shard)) {
+                    Some(slot) => slot,
+                    None => {
+                        let Some(g) = self.shards[shard].try_lock() else { continue };
+                        let slot = held.iter().position(Option::is_none).expect("a slot per key of the group");
+                        held[slot] = Some((shard, g));
+                        slot
                     }
+                };
+                if let Some(d) = held[slot].as_ref().and_then(|(_, g)| g.dbs.get(db)) {
+                    d.main.prefetch_bucket(hash);
+                    hints[n] = (db, hash, slot);
+                    n += 1;
                 }
             }
-            for (db, hash, g) in held.iter().flatten() {
-                g.dbs[*db].main.prefetch_entry(*hash);
+            for &(db, hash, slot) in &hints[..n] {
+                if let Some((_, g)) = &held[slot] {
+                    g.dbs[db].main.prefetch_entry(hash);
+                }
             }
         }
     }

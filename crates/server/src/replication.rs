@@ -137,12 +137,17 @@ impl Machine for Applier {
 /// `INCR`, `LPUSH`, `HSET`, ...), which is what pipelines mostly hold; a `SELECT` inside a
 /// request only makes the later hints useless.
 fn prefetch_keys(shared: &Shared, reqs: &[Request]) {
-    let table = commands::table::table();
-    let mut keys: Vec<(usize, &[u8])> = Vec::with_capacity(reqs.iter().map(Request::len).sum());
-    for req in reqs {
+    /// Keys per call: a longer pipeline's later commands get no hint rather than push the
+    /// earlier ones' lines out of the cache before they run.
+    const MAX_KEYS: usize = 64;
+    let mut keys: Vec<(usize, &[u8])> = Vec::with_capacity(MAX_KEYS);
+    'requests: for req in reqs {
         for c in req.commands() {
+            if keys.len() == MAX_KEYS {
+                break 'requests;
+            }
             let mut args = c.argv();
-            let pos = args.next().and_then(|name| table.lookup(name)).and_then(|cmd| cmd.single_key);
+            let pos = args.next().and_then(commands::exec::lookup_remembered).and_then(|cmd| cmd.single_key);
             if let Some(key) = pos.filter(|&p| p > 0).and_then(|p| args.nth(p - 1)) {
                 keys.push((req.db() as usize, key));
             }
