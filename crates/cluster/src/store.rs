@@ -605,7 +605,8 @@ impl Prefetch {
     const WINDOW: usize = 32;
 
     fn before(&mut self, machine: &dyn Machine, parts: &[Request], i: usize) {
-        if i > 0 && i <= self.next {
+        // (After the call for `i - 1`, `next` is past it.)
+        if i > 0 {
             self.commands -= parts[i - 1].len();
         }
         let from = self.next;

@@ -9,7 +9,7 @@ use crate::host::Host;
 use crate::keys::key_positions;
 use crate::session::Session;
 use crate::stats::{LocalStats, Stats};
-use crate::table::{table, Command, LockMode};
+use crate::table::{Command, LockMode};
 use engine::{Env, Keyspace};
 use protocol::ReplyWriter;
 
@@ -82,35 +82,10 @@ fn reject(
     Outcome { command, status: Status::Rejected, dirty: false, blocked: None }
 }
 
-/// [`crate::table::Table::lookup`], remembering per thread the last name found as the client
-/// spelled it: a pipeline mostly repeats one command, and lower-casing, hashing and probing
-/// its name were 3% of a pipelined push's time. (The table never changes once built.)
-pub fn lookup_remembered(name: &[u8]) -> Option<&'static Command> {
-    /// Longer names are looked up every time.
-    const MAX: usize = 16;
-    type Last = ([u8; MAX], usize, Option<&'static Command>);
-    thread_local! {
-        static LAST: std::cell::Cell<Last> = const { std::cell::Cell::new(([0; MAX], usize::MAX, None)) };
-    }
-    LAST.with(|last| {
-        let (buf, len, cmd) = last.get();
-        if len == name.len() && buf[..len] == *name {
-            return cmd;
-        }
-        let cmd = table().lookup(name);
-        if cmd.is_some() && name.len() <= MAX {
-            let mut buf = [0; MAX];
-            buf[..name.len()].copy_from_slice(name);
-            last.set((buf, name.len(), cmd));
-        }
-        cmd
-    })
-}
-
 /// Resolves a request to its command (or subcommand) and checks arity, writing the error
 /// Redis writes when that fails.
 pub fn resolve(argv: &[&[u8]]) -> Result<&'static Command, (CmdError, Option<&'static Command>)> {
-    let Some(cmd) = lookup_remembered(argv[0]) else {
+    let Some(cmd) = crate::table::lookup(argv[0]) else {
         return Err((
             CmdError::UnknownCommand { name: argv[0].to_vec(), args: argv[1..].iter().map(|a| a.to_vec()).collect() },
             None,
@@ -600,44 +575,4 @@ pub(crate) fn run_queued(ctx: &mut Ctx, argv: &[&[u8]], cmd: &'static Command) {
         record_effect(ctx, db, now, argv);
     }
     ctx.rewrite = rewrite;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_remembered_name_resolves_as_the_table_does_whatever_came_before() {
-        // Same lengths, other cases, an unknown name, a long one and a container between
-        // repeats: each answer is the table's own.
-        // (`zremrangebyscore` is the longest name remembered, `georadiusbymember` one longer.)
-        let names: [&[u8]; 18] = [
-            b"SET",
-            b"SET",
-            b"GET",
-            b"set",
-            b"Get",
-            b"SETX",
-            b"SET",
-            b"zrangebyscore",
-            b"ZRANGEBYSCORE",
-            b"not_a_command_and_long",
-            b"CONFIG",
-            b"GET",
-            b"zremrangebyscore",
-            b"ZREMRANGEBYSCORE",
-            b"zremrangebyscore",
-            b"georadiusbymember",
-            b"GEORADIUSBYMEMBER",
-            b"georadiusbymember",
-        ];
-        let name = |c: Option<&Command>| c.map(|c| c.spec.name.clone());
-        for _ in 0..2 {
-            for n in names {
-                assert_eq!(name(lookup_remembered(n)), name(table().lookup(n)), "{:?}", String::from_utf8_lossy(n));
-            }
-        }
-        assert_eq!(name(lookup_remembered(b"get")).as_deref(), Some("get"));
-        assert_eq!(name(lookup_remembered(b"GETX")), None);
-    }
 }

@@ -140,16 +140,17 @@ fn prefetch_keys(shared: &Shared, reqs: &[Request]) {
     /// Keys per call: a longer pipeline's later commands get no hint rather than push the
     /// earlier ones' lines out of the cache before they run.
     const MAX_KEYS: usize = 64;
-    let mut keys: Vec<(usize, &[u8])> = Vec::with_capacity(MAX_KEYS);
+    let mut keys: smallvec::SmallVec<[(usize, &[u8]); MAX_KEYS]> = smallvec::SmallVec::new();
     'requests: for req in reqs {
+        let db = req.db() as usize;
         for c in req.commands() {
             if keys.len() == MAX_KEYS {
                 break 'requests;
             }
             let mut args = c.argv();
-            let pos = args.next().and_then(commands::exec::lookup_remembered).and_then(|cmd| cmd.single_key);
+            let pos = args.next().and_then(commands::table::lookup).and_then(|cmd| cmd.single_key);
             if let Some(key) = pos.filter(|&p| p > 0).and_then(|p| args.nth(p - 1)) {
-                keys.push((req.db() as usize, key));
+                keys.push((db, key));
             }
         }
     }

@@ -579,8 +579,8 @@ fn command_count(ctx: &mut Ctx, _argv: &[&[u8]]) -> CmdResult {
 fn find_by_name(name: &[u8]) -> Option<&'static Command> {
     let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
     match lower.split_once('|') {
-        Some((c, s)) => table().lookup(c.as_bytes())?.subcommand(s.as_bytes()),
-        None => table().lookup(lower.as_bytes()),
+        Some((c, s)) => crate::table::lookup(c.as_bytes())?.subcommand(s.as_bytes()),
+        None => crate::table::lookup(lower.as_bytes()),
     }
 }
 
