@@ -712,7 +712,7 @@ impl Cluster {
         let voters: Vec<String> = members.voter_ids().map(|v| v.to_string()).collect();
         let nodes: Vec<String> = members.nodes().map(|(id, n)| format!("{id}@{}", n.addr)).collect();
         format!(
-            "cluster_node_id:{}\r\ncluster_role:{role}\r\ncluster_leader:{}\r\ncluster_term:{}\r\ncluster_last_log_index:{}\r\ncluster_last_applied:{}\r\ncluster_snapshot_index:{}\r\ncluster_log_first_index:{}\r\ncluster_snapshots_installed:{}\r\ncluster_voters:{}\r\ncluster_members:{}\r\n",
+            "cluster_node_id:{}\r\ncluster_role:{role}\r\ncluster_leader:{}\r\ncluster_term:{}\r\ncluster_last_log_index:{}\r\ncluster_last_applied:{}\r\ncluster_snapshot_index:{}\r\ncluster_log_first_index:{}\r\ncluster_snapshots_installed:{}\r\ncluster_voters:{}\r\ncluster_membership_changing:{}\r\ncluster_members:{}\r\n",
             m.id,
             m.current_leader.map(|l| l.to_string()).unwrap_or_default(),
             m.current_term,
@@ -722,6 +722,9 @@ impl Cluster {
             m.purged.map(|l| l.index + 1).unwrap_or(0),
             self.installed.load(std::sync::atomic::Ordering::Relaxed),
             voters.join(","),
+            // A change between its two steps (joint consensus): `cluster_voters` lists the
+            // old and new voters together, and a majority of each must answer until it ends.
+            u8::from(members.get_joint_config().len() > 1),
             nodes.join(","),
         ) + &self.member_lines()
     }

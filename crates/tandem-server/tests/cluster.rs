@@ -416,6 +416,7 @@ fn the_log_is_compacted_into_snapshots_and_a_new_node_catches_up_from_one() {
             num(new, "cluster_snapshots_installed") >= 1
         });
         assert_eq!(nodes[leader].field("cluster_voters").split(',').count(), 3);
+        assert_eq!(nodes[leader].field("cluster_membership_changing"), "0");
         let mut c = nodes[3].client();
         for i in 0..400usize {
             assert_eq!(c.send(&["GET", &format!("k{i}")]), bulk(format!("v{i}")));
@@ -891,7 +892,11 @@ fn members_are_replaced_removed_and_rejoin_without_an_operator() {
 
         // A new node (no state) joins and is promoted: three voters again.
         nodes.push(spawn_node(5, &three, 3, &extra));
-        wait_until("node 5 to become a voter", Duration::from_secs(20), || voters(&nodes[leader]) == 3);
+        // (Until the change's second step, the two voters before it still make a quorum of
+        // their own, which the pause below would break: wait for its end.)
+        wait_until("node 5 to become a voter", Duration::from_secs(20), || {
+            voters(&nodes[leader]) == 3 && nodes[leader].field("cluster_membership_changing") == "0"
+        });
 
         // A voter cut off for longer than the timeout (paused) is removed; when it comes back
         // it finds itself removed and joins again, catching up, without disrupting the others.
