@@ -25,4 +25,4 @@ pub mod types;
 pub use membership::MemberStatus;
 pub use node::{Cluster, ClusterConfig, WriteError};
 pub use read::ReadError;
-pub use types::{CommandRef, Machine, Origin, Replies, Request, RequestBuilder};
+pub use types::{CommandRef, Fetch, Machine, Origin, Replies, Request, RequestBuilder};

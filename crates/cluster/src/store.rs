@@ -21,7 +21,7 @@ use openraft::{
 use tokio::sync::Mutex;
 
 use crate::disk;
-use crate::types::{Machine, NodeId, Request, Response, TypeConfig};
+use crate::types::{Fetch, Machine, NodeId, Request, Response, TypeConfig};
 
 #[derive(Default)]
 struct LogInner {
@@ -494,8 +494,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: Send,
     {
         let mut s = self.state.lock().await;
-        let mut out = Vec::new();
-        for entry in entries {
+        let entries: Vec<Entry<TypeConfig>> = entries.into_iter().collect();
+        // The requests of all the entries, in order: the hints run ahead across entries (a
+        // busy leader commits many at once, and at `-P 1` each holds only a few commands).
+        let all: Vec<&Request> = entries
+            .iter()
+            .flat_map(|e| match &e.payload {
+                EntryPayload::Normal(batch) => batch.parts.as_slice(),
+                _ => &[],
+            })
+            .collect();
+        let mut ahead = Prefetch::default();
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in &entries {
             s.last_applied = Some(entry.log_id);
             let id = entry.log_id;
             if matches!(entry.payload, EntryPayload::Blank)
@@ -509,7 +520,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let quiet = self.backlog.holds(id.index);
             self.growth.add(&entry.payload);
             // One response per entry, in order, blank and membership entries included.
-            out.push(match entry.payload {
+            out.push(match &entry.payload {
                 EntryPayload::Blank => Response::default(),
                 EntryPayload::Normal(batch) => {
                     // (A batch without commands says nothing of the time: its JSON form in the
@@ -519,15 +530,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                     // Only the node that proposed the entry has clients waiting for its replies.
                     let replies = entry.log_id.leader_id.node_id == self.me;
-                    let mut ahead = Prefetch::default();
-                    let apply = |(i, p)| {
-                        ahead.before(&*self.machine, &batch.parts, i);
+                    let apply = |p| {
+                        ahead.before(&*self.machine, &all);
                         self.machine.apply(batch.now_ms, p, replies, quiet)
                     };
-                    Response { parts: batch.parts.iter().enumerate().map(apply).collect() }
+                    Response { parts: batch.parts.iter().map(apply).collect() }
                 }
                 EntryPayload::Membership(m) => {
-                    s.membership = StoredMembership::new(Some(entry.log_id), m);
+                    s.membership = StoredMembership::new(Some(entry.log_id), m.clone());
                     Response::default()
                 }
             });
@@ -588,34 +598,61 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 }
 
-/// Keeps [`Machine::prefetch`] some commands ahead of the request being applied: a client's
-/// pipelined writes are one request, the single writes of many clients as many; a window of
-/// commands (counted in whole requests) lets the misses of the next ones overlap without
-/// handing over a whole entry, which may hold thousands. It starts afresh with each entry.
+/// Keeps [`Machine::prefetch`] ahead of the request being applied: each [`Fetch`] step of
+/// the next requests up to its own number of windows of commands (the slots three, the
+/// entries two, the chains one), so that each step's reads have arrived before the next step
+/// needs them. A client's pipelined writes are
+/// one request, the single writes of many clients as many; counting commands in whole
+/// requests keeps the hints near without handing over all the requests at once. It runs over
+/// the requests of one `apply` call (all its entries), applied one after another.
 #[derive(Default)]
 struct Prefetch {
-    /// Requests of the entry handed to the machine so far.
+    /// Requests applied so far (the next to apply).
+    applied: usize,
+    /// How far each step has gone, in [`Prefetch::STEPS`] order.
+    steps: [Ahead; 3],
+}
+
+/// How far one step of [`Prefetch`] has gone.
+#[derive(Default)]
+struct Ahead {
+    /// Requests handed to the machine so far.
     next: usize,
     /// Commands in those requests from the one being applied on.
     commands: usize,
 }
 
-impl Prefetch {
-    /// Commands to keep ahead.
-    const WINDOW: usize = 32;
-
-    fn before(&mut self, machine: &dyn Machine, parts: &[Request], i: usize) {
+impl Ahead {
+    /// Moves on over the requests from `i` (which is about to apply) until they hold `window`
+    /// commands, and returns the ones newly passed.
+    fn advance(&mut self, reqs: &[&Request], i: usize, window: usize) -> std::ops::Range<usize> {
         // (After the call for `i - 1`, `next` is past it.)
         if i > 0 {
-            self.commands -= parts[i - 1].len();
+            self.commands -= reqs[i - 1].len();
         }
         let from = self.next;
-        while self.next < parts.len() && (self.next <= i || self.commands < Self::WINDOW) {
-            self.commands += parts[self.next].len();
+        while self.next < reqs.len() && (self.next <= i || self.commands < window) {
+            self.commands += reqs[self.next].len();
             self.next += 1;
         }
-        if self.next > from {
-            machine.prefetch(&parts[from..self.next]);
+        from..self.next
+    }
+}
+
+impl Prefetch {
+    /// Commands a step keeps ahead of the one after it (and the last of the apply).
+    const WINDOW: usize = 16;
+    const STEPS: [Fetch; 3] = [Fetch::Slots, Fetch::Entries, Fetch::Chains];
+
+    /// Called just before the next of `reqs` applies.
+    fn before(&mut self, machine: &dyn Machine, reqs: &[&Request]) {
+        let i = self.applied;
+        self.applied += 1;
+        for (n, (ahead, what)) in self.steps.iter_mut().zip(Self::STEPS).enumerate() {
+            let new = ahead.advance(reqs, i, (Self::STEPS.len() - n) * Self::WINDOW);
+            if !new.is_empty() {
+                machine.prefetch(&reqs[new], what);
+            }
         }
     }
 }
@@ -654,16 +691,17 @@ mod tests {
         }
     }
 
-    /// Records which requests (by their first command's seed) it is asked to prefetch.
+    /// Records which requests (by their first command's seed) it is asked to prefetch, and
+    /// for which step.
     #[derive(Default)]
-    struct Hints(std::sync::Mutex<Vec<Vec<u64>>>);
+    struct Hints(std::sync::Mutex<Vec<(Fetch, u64)>>);
 
     impl Machine for Hints {
         fn apply(&self, _: i64, _: &Request, _: bool, _: bool) -> crate::types::Replies {
             crate::types::Replies::default()
         }
-        fn prefetch(&self, reqs: &[Request]) {
-            self.0.lock().unwrap().push(reqs.iter().map(|r| r.commands().next().unwrap().seed).collect());
+        fn prefetch(&self, reqs: &[&Request], what: Fetch) {
+            self.0.lock().unwrap().extend(reqs.iter().map(|r| (what, r.commands().next().unwrap().seed)));
         }
         fn begin_snapshot(&self, _: &std::path::Path) -> std::io::Result<crate::types::SnapshotJob> {
             Err(std::io::Error::other("no snapshots"))
@@ -680,9 +718,10 @@ mod tests {
     }
 
     #[test]
-    fn requests_are_prefetched_once_each_before_they_apply_and_a_window_ahead() {
-        // Requests of 1, 20, 1, 1, 16, 40 and 1 commands, the first command's seed naming it.
-        let sizes = [1usize, 20, 1, 1, 16, 40, 1];
+    fn requests_are_prefetched_once_each_step_before_they_apply_and_a_window_ahead() {
+        // Requests of 1, 20, 1, 1, 16, 40, 1, 30 and 1 commands, the first command's seed
+        // naming it.
+        let sizes = [1usize, 20, 1, 1, 16, 40, 1, 30, 1];
         let parts: Vec<Request> = sizes
             .iter()
             .enumerate()
@@ -694,21 +733,33 @@ mod tests {
                 b.finish()
             })
             .collect();
+        let parts: Vec<&Request> = parts.iter().collect();
         let machine = Hints::default();
         let mut ahead = Prefetch::default();
-        let mut seen = Vec::new();
+        // The requests handed over for each step so far, in `Prefetch::STEPS` order.
+        let mut seen: [Vec<u64>; 3] = Default::default();
         for i in 0..parts.len() {
-            ahead.before(&machine, &parts, i);
-            seen.extend(machine.0.lock().unwrap().drain(..).flatten());
-            assert!(seen.contains(&(i as u64)), "request {i} prefetched before it applies: {seen:?}");
-            // Handed over: this request and the next ones until they hold a window of
-            // commands (or the entry ends), and no more than that.
-            let next = seen.len();
+            ahead.before(&machine, &parts);
+            for (what, seed) in machine.0.lock().unwrap().drain(..) {
+                let step = Prefetch::STEPS.iter().position(|s| *s == what).unwrap();
+                if step > 0 {
+                    assert!(seen[step - 1].contains(&seed), "request {seed}: {what:?} after the step before");
+                }
+                seen[step].push(seed);
+            }
+            // Each step handed over this request and the next ones until they hold its
+            // windows of commands (or the entries end), and no more than that.
             let held = |to: usize| sizes[i..to].iter().sum::<usize>();
-            assert!(next == parts.len() || held(next) >= Prefetch::WINDOW, "{i}: {seen:?}");
-            assert!(next == i + 1 || held(next - 1) < Prefetch::WINDOW, "{i}: {seen:?}");
+            for (step, seen) in seen.iter().enumerate() {
+                let window = (3 - step) * Prefetch::WINDOW;
+                assert!(seen.contains(&(i as u64)), "request {i} prefetched before it applies: {seen:?}");
+                let next = seen.len();
+                assert!(next == parts.len() || held(next) >= window, "{i}: {seen:?}");
+                assert!(next == i + 1 || held(next - 1) < window, "{i}: {seen:?}");
+            }
         }
-        assert_eq!(seen, (0..parts.len() as u64).collect::<Vec<_>>(), "each once, in order");
+        let all: Vec<u64> = (0..parts.len() as u64).collect();
+        assert_eq!(seen, [all.clone(), all.clone(), all], "each once per step, in order");
     }
 
     fn blank(i: u64) -> Entry<TypeConfig> {

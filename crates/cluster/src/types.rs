@@ -443,6 +443,19 @@ pub type Raft = openraft::Raft<TypeConfig>;
 /// Writes a snapshot begun by [`Machine::begin_snapshot`]; blocking, run on any thread.
 pub type SnapshotJob = Box<dyn FnOnce() -> std::io::Result<()> + Send>;
 
+/// Which step of loading its keys a [`Machine::prefetch`] call is for: a hash table lookup
+/// reads a bucket slot, then the entry it points to, then perhaps the next one in its chain,
+/// and asking for one before the one before it has arrived waits for that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fetch {
+    /// The first read of each key's lookup (three windows of commands ahead of the apply).
+    Slots,
+    /// The second (two windows ahead).
+    Entries,
+    /// The third (one window ahead).
+    Chains,
+}
+
 /// What the cluster needs from the server: applying committed writes through the engine, and
 /// snapshots of the dataset as RDB images.
 pub trait Machine: Send + Sync + 'static {
@@ -455,9 +468,11 @@ pub trait Machine: Send + Sync + 'static {
     /// are not delivered (client-side caching invalidations are).
     fn apply(&self, now_ms: i64, req: &Request, replies: bool, quiet: bool) -> Replies;
 
-    /// Called with an entry's requests just before they are applied, in case the machine can
-    /// prepare for them (start loading their keys into the cache); a hint that changes nothing.
-    fn prefetch(&self, _reqs: &[Request]) {}
+    /// Called with requests of committed entries some time before they are applied, in case
+    /// the machine can prepare for them (start loading their keys into the cache); a hint that
+    /// changes nothing. Each request comes once for each [`Fetch`] step, in its order, each
+    /// nearer to its apply than the one before.
+    fn prefetch(&self, _reqs: &[&Request], _what: Fetch) {}
 
     /// Cuts a point-in-time image of the dataset now (no entry is being applied) to be
     /// written as an RDB file at `path` by the returned job, while applies go on.

@@ -486,6 +486,19 @@ pub struct Keyspace {
     limits: Arc<SharedLimits>,
 }
 
+/// What [`Keyspace::prefetch`] asks the CPU to load for each key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fetch {
+    /// The bucket slots a lookup reads first.
+    Slots,
+    /// The entries those slots point to. Reading a slot that has not arrived waits for it,
+    /// so this comes some work after [`Fetch::Slots`] of the same keys.
+    Entries,
+    /// The next entry of a chain whose first does not hold the key (reads the first, so
+    /// some work after [`Fetch::Entries`]).
+    Chains,
+}
+
 impl Keyspace {
     /// A keyspace of `databases` databases over `shards` shards (rounded up to a power of
     /// two), hashing keys with `seed`.
@@ -590,39 +603,30 @@ impl Keyspace {
     }
 
     /// Asks the CPU to start loading what looking up `keys` (database, key) will read, so
-    /// that a batch of commands about to run (a cluster node applying an entry of pipelined
-    /// writes) waits for memory once per group of keys instead of twice per key (see
-    /// [`Dict::prefetch_entry`]). Only a hint: shards another thread holds are skipped, and
-    /// it never waits for a lock (nor could it deadlock, whatever the caller holds).
-    pub fn prefetch(&self, keys: &[(usize, &[u8])]) {
-        /// Keys in flight at once: about as many cache misses as one core overlaps.
-        const GROUP: usize = 16;
-        for group in keys.chunks(GROUP) {
-            // The group's shards, each locked once, and its keys' (database, hash, shard slot).
-            let mut held: [Option<(usize, MutexGuard<'_, Shard>)>; GROUP] = std::array::from_fn(|_| None);
-            let mut hints = [(0usize, 0u64, 0usize); GROUP];
-            let mut n = 0;
-            for &(db, key) in group {
-                let hash = self.hash(key);
-                let shard = self.shard_of(hash);
-                let slot = match held.iter().position(|h| h.as_ref().is_some_and(|(s, _)| *s == shard)) {
-                    Some(slot) => slot,
-                    None => {
-                        let Some(g) = self.shards[shard].try_lock() else { continue };
-                        let slot = held.iter().position(Option::is_none).expect("a slot per key of the group");
-                        held[slot] = Some((shard, g));
-                        slot
-                    }
-                };
-                if let Some(d) = held[slot].as_ref().and_then(|(_, g)| g.dbs.get(db)) {
-                    d.main.prefetch_bucket(hash);
-                    hints[n] = (db, hash, slot);
-                    n += 1;
+    /// that commands about to run (a cluster node applying an entry of pipelined writes) do
+    /// not each wait for memory twice in turn on a large keyspace: a lookup reads the bucket
+    /// slot, then the entry it points to (and a third of the time the next one). A caller
+    /// asks for each [`Fetch`] step of a key in turn, with some work between steps so that
+    /// the lines one step reads have arrived by then (see [`Dict::prefetch_entry`]). Only a hint: shards another thread holds are skipped,
+    /// and it never waits for a lock (nor could it deadlock, whatever the caller holds).
+    pub fn prefetch(&self, keys: &[(usize, &[u8])], what: Fetch) {
+        // Consecutive keys of one shard (all of them with `keyspace-shards 1`) share a guard.
+        let mut held: Option<(usize, MutexGuard<'_, Shard>)> = None;
+        for &(db, key) in keys {
+            let hash = self.hash(key);
+            let shard = self.shard_of(hash);
+            if held.as_ref().is_none_or(|(s, _)| *s != shard) {
+                held = None;
+                match self.shards[shard].try_lock() {
+                    Some(g) => held = Some((shard, g)),
+                    None => continue,
                 }
             }
-            for &(db, hash, slot) in &hints[..n] {
-                if let Some((_, g)) = &held[slot] {
-                    g.dbs[db].main.prefetch_entry(hash);
+            if let Some(d) = held.as_ref().and_then(|(_, g)| g.dbs.get(db)) {
+                match what {
+                    Fetch::Slots => d.main.prefetch_bucket(hash),
+                    Fetch::Entries => d.main.prefetch_entry(hash),
+                    Fetch::Chains => d.main.prefetch_chain(hash, key),
                 }
             }
         }
@@ -730,15 +734,19 @@ mod tests {
             let h = ks.hash(k);
             ks.lock(ks.shard_of(h)).dbs[1].set(h, k, Value::Str(Str::from_bytes(k)), 0);
         }
-        // More keys than one group, a database that does not exist, and a shard this very
+        // Many keys, a database that does not exist, and a shard this very
         // thread holds (a lock that waited would never return).
         let mut batch: Vec<(usize, &[u8])> = keys.iter().map(|k| (1, k.as_slice())).collect();
         batch.push((7, b"key:1"));
         batch.push((0, b"absent"));
         let held = ks.lock(ks.shard_of(ks.hash(&keys[0])));
-        ks.prefetch(&batch);
+        for what in [Fetch::Slots, Fetch::Entries, Fetch::Chains] {
+            ks.prefetch(&batch, what);
+        }
         drop(held);
-        ks.prefetch(&batch);
+        for what in [Fetch::Slots, Fetch::Entries, Fetch::Chains] {
+            ks.prefetch(&batch, what);
+        }
         for k in &keys {
             let h = ks.hash(k);
             let shard = ks.lock(ks.shard_of(h));

@@ -32,7 +32,7 @@ pub mod watched;
 pub mod zset;
 
 pub use env::{Env, Rng};
-pub use keyspace::{Db, Entry, Keyspace, Shard};
+pub use keyspace::{Db, Entry, Fetch, Keyspace, Shard};
 pub use limits::Limits;
 pub use value::{Str, Value, ValueType};
 pub use {hash::Hash, list::List, set::Set, zset::ZSet};

@@ -79,9 +79,14 @@ impl Machine for Applier {
         Replies::new(out.buf, ends)
     }
 
-    fn prefetch(&self, reqs: &[Request]) {
+    fn prefetch(&self, reqs: &[&Request], what: cluster::Fetch) {
         if let Some(shared) = self.shared.upgrade() {
-            prefetch_keys(&shared, reqs);
+            let what = match what {
+                cluster::Fetch::Slots => engine::Fetch::Slots,
+                cluster::Fetch::Entries => engine::Fetch::Entries,
+                cluster::Fetch::Chains => engine::Fetch::Chains,
+            };
+            prefetch_keys(&shared, reqs, what);
         }
     }
 
@@ -130,16 +135,17 @@ impl Machine for Applier {
     }
 }
 
-/// Starts loading the keyspace entries the commands of an entry's requests will touch: a
-/// client's pipelined writes arrive as one request, the single writes of many clients as one
-/// entry, and applied one by one each command waited for two cache misses in turn on a large
-/// keyspace (see `Keyspace::prefetch`). Commands with one key at a fixed position only (`SET`,
-/// `INCR`, `LPUSH`, `HSET`, ...), which is what pipelines mostly hold; a `SELECT` inside a
-/// request only makes the later hints useless.
-fn prefetch_keys(shared: &Shared, reqs: &[Request]) {
+/// Starts loading (one step of) the keyspace entries the commands of an entry's requests will
+/// touch: a client's pipelined writes arrive as one request, the single writes of many clients
+/// as one entry, and applied one by one each command waited for two cache misses in turn on a
+/// large keyspace (see `Keyspace::prefetch`). Commands with one key at a fixed position only
+/// (`SET`, `INCR`, `LPUSH`, `HSET`, ...), which is what pipelines mostly hold; a `SELECT`
+/// inside a request only makes the later hints useless.
+fn prefetch_keys(shared: &Shared, reqs: &[&Request], what: engine::Fetch) {
     /// Keys per call: a longer pipeline's later commands get no hint rather than push the
-    /// earlier ones' lines out of the cache before they run.
-    const MAX_KEYS: usize = 64;
+    /// earlier ones' lines out of the cache before they run. (The cluster's slot step hands
+    /// over some 64 commands at an entry's start.)
+    const MAX_KEYS: usize = 96;
     let mut keys: smallvec::SmallVec<[(usize, &[u8]); MAX_KEYS]> = smallvec::SmallVec::new();
     'requests: for req in reqs {
         let db = req.db() as usize;
@@ -154,7 +160,7 @@ fn prefetch_keys(shared: &Shared, reqs: &[Request]) {
             }
         }
     }
-    shared.ks.prefetch(&keys);
+    shared.ks.prefetch(&keys, what);
 }
 
 impl Shared {
