@@ -600,8 +600,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
 /// Keeps [`Machine::prefetch`] ahead of the request being applied: each [`Fetch`] step of
 /// the next requests up to its own number of windows of commands (the slots three, the
-/// entries two, the chains one), so that each step's reads have arrived before the next step
-/// needs them. A client's pipelined writes are
+/// entries two, the chains one), so that each step's reads have mostly arrived before the
+/// next step needs them (not at the start of an apply, whose first requests get every step
+/// at once, nor inside a request longer than a window). A client's pipelined writes are
 /// one request, the single writes of many clients as many; counting commands in whole
 /// requests keeps the hints near without handing over all the requests at once. It runs over
 /// the requests of one `apply` call (all its entries), applied one after another.

@@ -471,7 +471,7 @@ pub trait Machine: Send + Sync + 'static {
     /// Called with requests of committed entries some time before they are applied, in case
     /// the machine can prepare for them (start loading their keys into the cache); a hint that
     /// changes nothing. Each request comes once for each [`Fetch`] step, in its order, each
-    /// nearer to its apply than the one before.
+    /// no further from its apply than the one before.
     fn prefetch(&self, _reqs: &[&Request], _what: Fetch) {}
 
     /// Cuts a point-in-time image of the dataset now (no entry is being applied) to be

@@ -540,8 +540,8 @@ impl<V> Dict<V> {
         })
     }
 
-    /// Asks the CPU to start loading the bucket slots a lookup of `hash` reads (first of the
-    /// two steps of [`Dict::prefetch_entry`]'s doc).
+    /// Asks the CPU to start loading the bucket slots a lookup of `hash` reads (the first
+    /// step; [`Dict::prefetch_entry`] and [`Dict::prefetch_chain`] follow).
     #[inline]
     pub fn prefetch_bucket(&self, hash: u64) {
         for t in self.live_tables() {

@@ -135,16 +135,16 @@ impl Machine for Applier {
     }
 }
 
-/// Starts loading (one step of) the keyspace entries the commands of an entry's requests will
+/// Starts loading (one step of) the keyspace entries the commands of committed requests will
 /// touch: a client's pipelined writes arrive as one request, the single writes of many clients
-/// as one entry, and applied one by one each command waited for two cache misses in turn on a
-/// large keyspace (see `Keyspace::prefetch`). Commands with one key at a fixed position only
+/// as many, and applied one by one each command waited for two or three cache misses in turn
+/// on a large keyspace (see `Keyspace::prefetch`). Commands with one key at a fixed position only
 /// (`SET`, `INCR`, `LPUSH`, `HSET`, ...), which is what pipelines mostly hold; a `SELECT`
 /// inside a request only makes the later hints useless.
 fn prefetch_keys(shared: &Shared, reqs: &[&Request], what: engine::Fetch) {
     /// Keys per call: a longer pipeline's later commands get no hint rather than push the
     /// earlier ones' lines out of the cache before they run. (The cluster's slot step hands
-    /// over some 64 commands at an entry's start.)
+    /// over 48 commands and the rest of the last request at the start of an apply.)
     const MAX_KEYS: usize = 96;
     let mut keys: smallvec::SmallVec<[(usize, &[u8]); MAX_KEYS]> = smallvec::SmallVec::new();
     'requests: for req in reqs {
