@@ -197,8 +197,9 @@ pub fn table() -> &'static Table {
 }
 
 /// [`Table::lookup`] in the process-wide [`table`], remembering per thread the last name found
-/// as the client spelled it: a pipeline mostly repeats one command, and lower-casing, hashing and probing
-/// its name were 3% of a pipelined push's time. (The table never changes once built.)
+/// as the client spelled it: a pipeline mostly repeats one command, and lower-casing, hashing
+/// and probing its name were 3% of a pipelined push's time. (The table never changes once
+/// built.)
 pub fn lookup(name: &[u8]) -> Option<&'static Command> {
     /// Longer names are looked up every time.
     const MAX: usize = 16;

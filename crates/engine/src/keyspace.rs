@@ -607,8 +607,9 @@ impl Keyspace {
     /// not each wait for memory twice in turn on a large keyspace: a lookup reads the bucket
     /// slot, then the entry it points to (and a third of the time the next one). A caller
     /// asks for each [`Fetch`] step of a key in turn, with some work between steps so that
-    /// the lines one step reads have arrived by then (see [`Dict::prefetch_entry`]). Only a hint: shards another thread holds are skipped,
-    /// and it never waits for a lock (nor could it deadlock, whatever the caller holds).
+    /// the lines one step reads have arrived by then (see [`Dict::prefetch_entry`]). Only a
+    /// hint: shards another thread holds are skipped, and it never waits for a lock (nor
+    /// could it deadlock, whatever the caller holds).
     pub fn prefetch(&self, keys: &[(usize, &[u8])], what: Fetch) {
         // Consecutive keys of one shard (all of them with `keyspace-shards 1`) share a guard.
         let mut held: Option<(usize, MutexGuard<'_, Shard>)> = None;
