@@ -763,6 +763,74 @@ mod tests {
         assert_eq!(seen, [all.clone(), all.clone(), all], "each once per step, in order");
     }
 
+    /// Records hints and applies in the order they happen, by request seed.
+    #[derive(Default)]
+    struct Order(std::sync::Mutex<Vec<(Option<Fetch>, u64)>>);
+
+    impl Machine for Order {
+        fn apply(&self, _: i64, req: &Request, _: bool, _: bool) -> crate::types::Replies {
+            self.0.lock().unwrap().push((None, req.commands().next().unwrap().seed));
+            crate::types::Replies::default()
+        }
+        fn prefetch(&self, reqs: &[&Request], what: Fetch) {
+            self.0.lock().unwrap().extend(reqs.iter().map(|r| (Some(what), r.commands().next().unwrap().seed)));
+        }
+        fn begin_snapshot(&self, _: &std::path::Path) -> std::io::Result<crate::types::SnapshotJob> {
+            Err(std::io::Error::other("no snapshots"))
+        }
+        fn install_snapshot(&self, _: &[u8]) -> Result<(), String> {
+            Ok(())
+        }
+        fn keys(&self) -> u64 {
+            0
+        }
+        fn used_memory(&self) -> u64 {
+            0
+        }
+    }
+
+    #[tokio::test]
+    async fn an_apply_hints_its_requests_across_entries_each_before_it_applies() {
+        let dir = std::env::temp_dir().join(format!("tandem-sm-hints-{}", std::process::id()));
+        let machine = Arc::new(Order::default());
+        let mut sm = StateMachine::new(machine.clone(), dir.clone(), 1).unwrap();
+        // Entries of one single-command request each (as `-P 1` clients make them), with a
+        // blank entry and an empty batch among them; request seeds count up across entries.
+        let normal = |index: u64, seeds: std::ops::Range<u64>| {
+            let parts = seeds
+                .map(|seed| {
+                    let mut b = Request::builder(0, 2, None);
+                    b.push(&[&b"SET"[..], b"k", b"v"], seed);
+                    b.finish()
+                })
+                .collect();
+            let batch = crate::types::Batch { now_ms: 1, parts };
+            Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(batch) }
+        };
+        let entries =
+            vec![normal(1, 0..1), blank(2), normal(3, 1..2), normal(4, 2..2), normal(5, 2..4), normal(6, 4..5)];
+        let out = sm.apply(entries).await.unwrap();
+        assert_eq!(out.len(), 6, "one response per entry");
+        assert_eq!(out.iter().map(|r| r.parts.len()).collect::<Vec<_>>(), [1, 0, 1, 0, 2, 1]);
+        let events = machine.0.lock().unwrap().clone();
+        let at = |e: (Option<Fetch>, u64)| {
+            events.iter().position(|x| *x == e).unwrap_or_else(|| panic!("{e:?}: {events:?}"))
+        };
+        for seed in 0..5 {
+            let applied = at((None, seed));
+            for what in Prefetch::STEPS {
+                assert!(at((Some(what), seed)) < applied, "request {seed} {what:?} before it applies: {events:?}");
+            }
+            assert_eq!(events.iter().filter(|e| e.1 == seed).count(), 4, "three hints and one apply: {events:?}");
+        }
+        // The later entries' requests were hinted before the first entry's applied: the window
+        // runs over the entries of the call, not afresh in each.
+        for seed in 1..5 {
+            assert!(at((Some(Fetch::Slots), seed)) < at((None, 0)), "{events:?}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     fn blank(i: u64) -> Entry<TypeConfig> {
         Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), i), payload: EntryPayload::Blank }
     }
